@@ -1,0 +1,38 @@
+"""User-facing errors and the exit codes every script shares (documented in README.md)."""
+
+from __future__ import annotations
+
+import enum
+import sys
+from collections.abc import Callable
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    UNEXPECTED = 1  # a bug: the traceback is printed
+    BAD_INPUT = 2  # arguments, stack config, names: nothing was changed
+    VERIFY_FAILED = 3  # the deployed state differs from the expected one
+    TOOLCHAIN = 4  # Pulumi CLI, plugin or virtualenv missing or failed to build
+    SERVER_UNREACHABLE = 5  # PostgreSQL does not answer, or refuses the admin login
+    STACK_LOCKED = 6  # another deploy holds the stack
+    MIGRATION_FAILED = 7  # an Alembic revision failed; the database stays at the previous one
+    DEPLOY_FAILED = 8  # pulumi up/preview/destroy failed for another reason
+
+
+class UserError(Exception):
+    """A problem the user can fix: printed as one sentence naming the problem and the fix."""
+
+    def __init__(self, message: str, exit_code: ExitCode = ExitCode.BAD_INPUT) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def run_main(main: Callable[[], int]) -> None:
+    try:
+        code = main()
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        code = error.exit_code
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)

@@ -1,0 +1,282 @@
+"""A throwaway PostgreSQL cluster for development, tests and CI: `scripts/localpg`.
+
+The cluster lives in `.state/localpg/` (ignored by git): its data directory, its log, a socket
+directory and the generated superuser password (mode 0600, like a `.pgpass` file). It listens on
+127.0.0.1 only, on a port that was free when it was created, and authenticates with SCRAM-SHA-256.
+
+PostgreSQL refuses to run as root, and sessions and CI here run as root: the server processes then
+run as the unprivileged `postgres` account (created if the machine lacks it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import pwd
+import secrets
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ops import paths
+from ops.errors import UserError, run_main
+
+STATE_DIR = paths.STATE_DIR / "localpg"
+DATA_DIR = STATE_DIR / "data"
+SOCKET_DIR = STATE_DIR / "run"
+LOG_FILE = STATE_DIR / "server.log"
+PASSWORD_FILE = STATE_DIR / "superuser.password"
+CONF_FILE_NAME = "localpg.conf"  # included from postgresql.conf, written by us
+SUPERUSER = "postgres"
+SERVER_ACCOUNT = "postgres"
+HOST = "127.0.0.1"
+SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
+INSTALL_HINT = (
+    "install PostgreSQL's server binaries (Debian/Ubuntu: `apt-get install postgresql`), "
+    "or put a directory holding initdb, pg_ctl and postgres on PATH"
+)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How a client reaches the embedded server as its superuser."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str = "postgres"
+
+    def exports(self) -> str:
+        values = {
+            "PGHOST": self.host,
+            "PGPORT": str(self.port),
+            "PGUSER": self.user,
+            "PGPASSWORD": self.password,
+            "PGDATABASE": self.database,
+        }
+        return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in values.items())
+
+
+def find_bin_dir() -> Path:
+    """The directory holding the server binaries: PATH first, then Debian's versioned layout."""
+    on_path = [shutil.which(name) for name in SERVER_BINARIES]
+    if all(on_path):
+        return Path(os.path.realpath(str(on_path[0]))).parent
+    versioned = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True
+    )
+    for candidate in versioned:
+        if all((Path(candidate) / name).exists() for name in SERVER_BINARIES):
+            return Path(candidate)
+    if os.environ.get("CI") == "true" and os.geteuid() == 0:
+        return install_server_binaries()
+    raise UserError(f"PostgreSQL server binaries not found: {INSTALL_HINT}.")
+
+
+def install_server_binaries() -> Path:
+    """Under CI as root, a missing server is installed from Debian's packages."""
+    print("localpg: installing PostgreSQL from Debian's packages (CI=true)", file=sys.stderr)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"], check=True, env=env
+    )
+    os.environ.pop("CI")  # search again, but never install twice
+    try:
+        return find_bin_dir()
+    finally:
+        os.environ["CI"] = "true"
+
+
+def server_account() -> pwd.struct_passwd | None:
+    """The account the server runs as: None when we are not root (then it runs as us)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(SERVER_ACCOUNT)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVER_ACCOUNT],
+            check=True,
+        )
+        return pwd.getpwnam(SERVER_ACCOUNT)
+
+
+def run_as_server(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    account = server_account()
+    user_kwargs: dict[str, object] = {}
+    if account is not None:
+        user_kwargs = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+    return subprocess.run(  # type: ignore[call-overload,no-any-return]
+        args, cwd=STATE_DIR, text=True, **user_kwargs, **kwargs
+    )
+
+
+def give_to_server(path: Path) -> None:
+    account = server_account()
+    if account is not None:
+        os.chown(path, account.pw_uid, account.pw_gid)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def write_server_conf(port: int) -> None:
+    # A throwaway cluster trades durability for speed: a crash of the machine loses it anyway.
+    settings = {
+        "listen_addresses": f"'{HOST}'",
+        "port": str(port),
+        "unix_socket_directories": f"'{SOCKET_DIR}'",
+        "password_encryption": "'scram-sha-256'",
+        "max_connections": "200",
+        "fsync": "off",
+        "synchronous_commit": "off",
+        "full_page_writes": "off",
+        "logging_collector": "off",
+    }
+    conf = DATA_DIR / CONF_FILE_NAME
+    conf.write_text("".join(f"{key} = {value}\n" for key, value in settings.items()))
+    give_to_server(conf)
+
+
+def configured_port() -> int:
+    for line in (DATA_DIR / CONF_FILE_NAME).read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "port":
+            return int(value.strip())
+    raise UserError(f"{DATA_DIR / CONF_FILE_NAME} names no port: remove {STATE_DIR} and start again.")
+
+
+def is_initialized() -> bool:
+    return (DATA_DIR / "PG_VERSION").exists() and PASSWORD_FILE.exists()
+
+
+def initialize(bin_dir: Path) -> None:
+    """initdb with a generated superuser password that never appears in a process's arguments."""
+    if STATE_DIR.exists() and not is_initialized():
+        shutil.rmtree(STATE_DIR)  # a half-made cluster from an interrupted run holds nothing
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    os.chmod(STATE_DIR, 0o755)
+    SOCKET_DIR.mkdir(exist_ok=True)
+    give_to_server(STATE_DIR)
+    give_to_server(SOCKET_DIR)
+    password = secrets.token_urlsafe(24)
+    pwfile = STATE_DIR / "initdb.pw"
+    pwfile.touch(mode=0o600)
+    pwfile.write_text(password + "\n")
+    give_to_server(pwfile)
+    try:
+        result = run_as_server(
+            [str(bin_dir / "initdb"), "-D", str(DATA_DIR), "-U", SUPERUSER, "--auth=scram-sha-256",
+             f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C", "--no-instructions"],
+            capture_output=True,
+        )
+    finally:
+        pwfile.unlink()
+    if result.returncode != 0:
+        raise UserError(f"initdb failed in {DATA_DIR}:\n{result.stderr.strip()}")
+    with open(DATA_DIR / "postgresql.conf", "a") as conf:
+        conf.write(f"\ninclude_if_exists = '{CONF_FILE_NAME}'\n")
+    write_server_conf(free_port())
+    PASSWORD_FILE.touch(mode=0o600)
+    PASSWORD_FILE.write_text(password)
+
+
+def is_running(bin_dir: Path) -> bool:
+    if not DATA_DIR.exists():
+        return False
+    return run_as_server([str(bin_dir / "pg_ctl"), "status", "-D", str(DATA_DIR)], capture_output=True).returncode == 0
+
+
+def start() -> Connection:
+    bin_dir = find_bin_dir()
+    if not is_initialized():
+        print(f"localpg: creating a cluster in {DATA_DIR}", file=sys.stderr)
+        initialize(bin_dir)
+    if not is_running(bin_dir):
+        if not port_is_free(configured_port()):
+            write_server_conf(free_port())  # someone else took our port since last time
+        result = run_as_server(
+            [str(bin_dir / "pg_ctl"), "start", "-D", str(DATA_DIR), "-l", str(LOG_FILE), "-w", "-t", "60"],
+            capture_output=True,
+        )
+        if result.returncode != 0:
+            tail = LOG_FILE.read_text()[-2000:] if LOG_FILE.exists() else result.stderr
+            raise UserError(f"the embedded PostgreSQL did not start; its log ends with:\n{tail}")
+    connection = current_connection()
+    print(f"localpg: running on {connection.host}:{connection.port}", file=sys.stderr)
+    return connection
+
+
+def stop() -> None:
+    bin_dir = find_bin_dir()
+    if is_running(bin_dir):
+        run_as_server([str(bin_dir / "pg_ctl"), "stop", "-D", str(DATA_DIR), "-m", "fast", "-w"], check=True)
+    print("localpg: stopped", file=sys.stderr)
+
+
+def current_connection() -> Connection:
+    if not is_initialized():
+        raise UserError("the embedded PostgreSQL has not been created yet: run `scripts/localpg start`.")
+    return Connection(host=HOST, port=configured_port(), user=SUPERUSER, password=PASSWORD_FILE.read_text())
+
+
+def wait_until_accepting(connection: Connection, timeout_s: float = 30.0) -> None:
+    """pg_ctl -w already waits; this also covers a server started by another process."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex((connection.host, connection.port)) == 0:
+                return
+        time.sleep(0.2)
+    raise UserError(f"nothing answers on {connection.host}:{connection.port}: run `scripts/localpg start`.")
+
+
+def status() -> int:
+    bin_dir = find_bin_dir()
+    if not is_initialized():
+        print("localpg: not created (run `scripts/localpg start`)")
+        return 3
+    if not is_running(bin_dir):
+        print(f"localpg: stopped (data in {DATA_DIR}; run `scripts/localpg start`)")
+        return 3
+    print(f"localpg: running on {HOST}:{configured_port()} (data in {DATA_DIR})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/localpg", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["start", "stop", "status", "env"])
+    args = parser.parse_args(argv)
+    if args.command == "start":
+        start()
+    elif args.command == "stop":
+        stop()
+    elif args.command == "status":
+        return status()
+    else:
+        print(current_connection().exports())
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,14 @@
+"""Where things live in a checkout. Every folder named here except the tracked ones is git-ignored."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR = Path(os.environ.get("HEADHUNTER_STATE_DIR", REPO_ROOT / ".state"))
+TOOLS_DIR = REPO_ROOT / ".tools"
+TOOLS_BIN = TOOLS_DIR / "bin"
+PULUMI_HOME = TOOLS_DIR / "pulumi-home"
+PULUMI_BACKEND_DIR = STATE_DIR / "pulumi"
+MIGRATIONS_DIR = REPO_ROOT / "migrations"

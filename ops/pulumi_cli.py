@@ -1,0 +1,17 @@
+"""`scripts/pulumi`: the pinned CLI run in the project's environment (see ops.toolchain.pulumi_env)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ops import toolchain
+
+
+def main() -> None:
+    cli = toolchain.cli_path()
+    os.execve(cli, [str(cli), *sys.argv[1:]], toolchain.pulumi_env())
+
+
+if __name__ == "__main__":
+    main()
