@@ -1,0 +1,31 @@
+"""Serialise the ACL changes on one database.
+
+GRANT and REVOKE on the same database, schema or default-ACL row rewrite the same catalog tuple;
+two at once fail with "tuple concurrently updated" (pulumi-postgresql#126, #831). The engine runs
+independent resources in parallel, so each grant of a database depends on the one before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import pulumi
+
+R = TypeVar("R", bound=pulumi.Resource)
+
+
+class AclChain:
+    def __init__(self, start: pulumi.Resource) -> None:
+        self._last = start
+
+    def add(self, parent: pulumi.Resource, declare: Callable[[pulumi.ResourceOptions], R]) -> R:
+        """Declare the next grant with options that order it after the previous one.
+
+        A grant replaced create-before-delete is revoked by the delete that follows the create
+        (pulumi-postgresql#233), hence delete_before_replace.
+        """
+        opts = pulumi.ResourceOptions(parent=parent, depends_on=[self._last], delete_before_replace=True)
+        resource = declare(opts)
+        self._last = resource
+        return resource

@@ -1,0 +1,87 @@
+"""One database with its owner and migrator roles, and PUBLIC shut out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_postgresql as postgresql
+
+from infra.acl_chain import AclChain
+from infra.generated_password import GeneratedPassword
+from infra.privileges import SCHEMA, DatabaseKey
+
+
+@dataclass(frozen=True)
+class OwnedDatabaseArgs:
+    key: DatabaseKey
+    """Which of the two databases this is: main or logs."""
+    name: str
+    """The database name, validated by infra.settings."""
+    owner_role: str
+    """NOLOGIN role that owns the database and, through pg_database_owner, its public schema."""
+    migrator_role: str
+    """LOGIN role, member of the owner, that runs this database's Alembic tree."""
+    protect: bool
+    """Refuse `pulumi destroy` and replacement (a rename) of the database, and keep it if removed."""
+    migrator_connection_limit: int = -1
+    migrator_statement_timeout_ms: int = 0
+
+
+class OwnedDatabase(pulumi.ComponentResource):
+    """A database owned by a NOLOGIN owner role, migrated by a LOGIN migrator acting as the owner."""
+
+    database_name: pulumi.Output[str]
+    owner_name: pulumi.Output[str]
+    migrator_name: pulumi.Output[str]
+    migrator_password: pulumi.Output[str]
+    acl_chain: AclChain
+
+    def __init__(self, name: str, args: OwnedDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("headhunter:db:OwnedDatabase", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        # Deleting a Role runs REASSIGN OWNED and DROP OWNED: an owner role goes with its database.
+        keep = pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect)
+
+        owner = postgresql.Role(f"{name}-owner", name=args.owner_role, login=False, inherit=True, opts=keep)
+        password = GeneratedPassword(f"{name}-migrator-password", opts=child)
+        migrator = postgresql.Role(
+            f"{name}-migrator",
+            name=args.migrator_role,
+            login=True,
+            inherit=True,  # the migrator acts with the owner's privileges, so new tables belong to the owner
+            roles=[owner.name],
+            password=password.scram_verifier,
+            connection_limit=args.migrator_connection_limit,
+            statement_timeout=args.migrator_statement_timeout_ms,
+            opts=child,
+        )
+        database = postgresql.Database(
+            f"{name}-database",
+            name=args.name,
+            owner=owner.name,
+            encoding="UTF8",
+            template="template0",
+            opts=pulumi.ResourceOptions.merge(keep, pulumi.ResourceOptions(depends_on=[migrator])),
+        )
+        # Every ACL change on this database goes through one chain: concurrent GRANTs on the same
+        # catalog row fail with "tuple concurrently updated" (pulumi-postgresql#126).
+        self.acl_chain = AclChain(start=database)
+        self.acl_chain.add(self, lambda opts: postgresql.Grant(
+            f"{name}-public-database-revoke",
+            database=database.name, role="public", object_type="database", privileges=[], opts=opts,
+        ))
+        self.acl_chain.add(self, lambda opts: postgresql.Grant(
+            f"{name}-public-schema-revoke",
+            database=database.name, schema=SCHEMA, role="public", object_type="schema", privileges=[], opts=opts,
+        ))
+
+        self.database_name = database.name
+        self.owner_name = owner.name
+        self.migrator_name = migrator.name
+        self.migrator_password = password.result
+        self.register_outputs({
+            "database_name": self.database_name,
+            "owner_name": self.owner_name,
+            "migrator_name": self.migrator_name,
+        })

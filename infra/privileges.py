@@ -1,0 +1,94 @@
+"""Who may do what, where: the one declarative privilege model of the project.
+
+The Pulumi program declares grants from it, the SQL rendering (tests of the migration trees, the
+benchmark's floor) applies it as plain statements, and the docs print it as a table. Nothing else
+restates it.
+
+The model per database:
+- an owner role (NOLOGIN) owns the database, and through PostgreSQL 15's `pg_database_owner` its
+  public schema; every table is created by it (the migrator acts as the owner), so
+- default privileges FOR ROLE <owner> hand each new table to the runtime roles with the verbs below;
+  adding a migration never needs a hand-made grant;
+- a migrator (LOGIN) is a member of the owner; migrations run as the migrator;
+- runtime login roles get CONNECT on their one database, USAGE on its public schema, and table verbs;
+- PUBLIC gets nothing: no CONNECT or TEMPORARY on the databases, nothing on the public schemas.
+
+Tables use identity columns, whose sequences need no privilege for an INSERT that takes the default
+(PostgreSQL does not check USAGE on an identity column's sequence), so no role is granted sequences.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class DatabaseKey(enum.StrEnum):
+    MAIN = "main"
+    LOGS = "logs"
+
+
+class RoleKind(enum.StrEnum):
+    OWNER = "owner"
+    MIGRATOR = "migrator"
+    RUNTIME = "runtime"
+
+
+SCHEMA = "public"
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a runtime role may do in its one database."""
+
+    role_key: str
+    database: DatabaseKey
+    purpose: str
+    database_privileges: frozenset[str]
+    schema_privileges: frozenset[str]
+    table_privileges: frozenset[str]
+
+
+def _access(role_key: str, database: DatabaseKey, purpose: str, table_privileges: set[str]) -> Access:
+    return Access(role_key, database, purpose, frozenset({"CONNECT"}), frozenset({"USAGE"}),
+                  frozenset(table_privileges))
+
+
+RUNTIME_ACCESS: tuple[Access, ...] = (
+    _access("app", DatabaseKey.MAIN, "the main application: reads and writes its tables, no DDL",
+            {"SELECT", "INSERT", "UPDATE", "DELETE"}),
+    # Append-only: INSERT alone. The writer must insert without RETURNING (RETURNING needs SELECT).
+    _access("logs_writer", DatabaseKey.LOGS, "the log worker: appends rows, reads nothing back", {"INSERT"}),
+    _access("logs_reader", DatabaseKey.LOGS, "the admin endpoints: read the logs", {"SELECT"}),
+)
+
+
+@dataclass(frozen=True)
+class RoleNames:
+    """Role names derived from the stack's prefix: `<prefix>_main_owner`, `<prefix>_app`, ..."""
+
+    prefix: str
+
+    def owner(self, database: DatabaseKey) -> str:
+        return f"{self.prefix}_{database}_owner"
+
+    def migrator(self, database: DatabaseKey) -> str:
+        return f"{self.prefix}_{database}_migrator"
+
+    def runtime(self, role_key: str) -> str:
+        return f"{self.prefix}_{role_key}"
+
+    def all_keys(self) -> tuple[str, ...]:
+        per_database = tuple(f"{db}_{kind}" for db in DatabaseKey for kind in (RoleKind.OWNER, RoleKind.MIGRATOR))
+        return per_database + tuple(access.role_key for access in RUNTIME_ACCESS)
+
+    def by_key(self, key: str) -> str:
+        return f"{self.prefix}_{key}"
+
+    def all_names(self) -> tuple[str, ...]:
+        return tuple(self.by_key(key) for key in self.all_keys())
+
+
+def read_only_access(role_name: str, database: DatabaseKey) -> Access:
+    """An extra reader (stack config `readOnlyRoles`): like logs_reader, on the database it names."""
+    return _access(role_name, database, "an extra read-only login", {"SELECT"})

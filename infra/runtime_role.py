@@ -1,0 +1,64 @@
+"""A runtime login role confined to one database, with its grants and default privileges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_postgresql as postgresql
+
+from infra.database import OwnedDatabase
+from infra.generated_password import GeneratedPassword
+from infra.privileges import SCHEMA, Access
+
+
+@dataclass(frozen=True)
+class RuntimeRoleArgs:
+    role_name: str
+    """The login role's name, validated by infra.settings."""
+    access: Access
+    """What the role may do in its database: from infra.privileges, the one privilege model."""
+    database: OwnedDatabase
+    """The only database the role may connect to."""
+    connection_limit: int = -1
+    statement_timeout_ms: int = 0
+
+
+class RuntimeRole(pulumi.ComponentResource):
+    """A LOGIN role with a generated password, CONNECT on one database and default table privileges."""
+
+    role_name: pulumi.Output[str]
+    password: pulumi.Output[str]
+
+    def __init__(self, name: str, args: RuntimeRoleArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("headhunter:db:RuntimeRole", name, None, opts)
+        database, access = args.database, args.access
+        password = GeneratedPassword(f"{name}-password", opts=pulumi.ResourceOptions(parent=self))
+        role = postgresql.Role(
+            f"{name}-role",
+            name=args.role_name,
+            login=True,
+            password=password.scram_verifier,
+            connection_limit=args.connection_limit,
+            statement_timeout=args.statement_timeout_ms,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        chain = database.acl_chain
+        chain.add(self, lambda opts: postgresql.Grant(
+            f"{name}-database-grant", database=database.database_name, role=role.name,
+            object_type="database", privileges=sorted(access.database_privileges), opts=opts,
+        ))
+        chain.add(self, lambda opts: postgresql.Grant(
+            f"{name}-schema-grant", database=database.database_name, schema=SCHEMA, role=role.name,
+            object_type="schema", privileges=sorted(access.schema_privileges), opts=opts,
+        ))
+        # FOR ROLE the owner: default privileges apply only to objects created by the role they name,
+        # and every table is created by the owner (the migrator acts as the owner).
+        chain.add(self, lambda opts: postgresql.DefaultPrivileges(
+            f"{name}-table-defaults", database=database.database_name, schema=SCHEMA, owner=database.owner_name,
+            role=role.name, object_type="table", privileges=sorted(access.table_privileges), opts=opts,
+        ))
+
+        self.role_name = role.name
+        self.password = password.result
+        self.register_outputs({"role_name": self.role_name})

@@ -1,0 +1,110 @@
+"""Run one tree from Python: what scripts/migrate, the post-provision step and the tests call.
+
+The password travels inside a SQLAlchemy URL object in `config.attributes`, never in a process
+argument or an environment variable; env.py does the rest (guard, lock, role, timeouts).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.pool import NullPool
+
+from migrations.shared.connect import connect_with_retry
+from migrations.shared.tree import TREES, Tree
+
+ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and as whom a tree runs."""
+
+    tree: Tree
+    url: URL
+    expected_database: str | None = None
+    script_location: Path | None = None
+    """A copy of the tree to run instead (the tests' failing revision, the benchmark's generated tables)."""
+
+
+@dataclass(frozen=True)
+class UpgradeResult:
+    before: str | None
+    after: str | None
+    applied: tuple[str, ...]
+    """Revisions this run applied, oldest first; empty when another run (or an earlier one) had."""
+
+
+def alembic_config(target: Target) -> Config:
+    config = Config(str(ALEMBIC_INI), ini_section=target.tree.key)
+    config.attributes["url"] = target.url
+    config.attributes["expected_database"] = target.expected_database
+    config.attributes["configure_logger"] = False  # embedders keep their own logging
+    if target.script_location is not None:
+        config.set_main_option("script_location", str(target.script_location))
+    return config
+
+
+def head_revision(target: Target) -> str:
+    script = ScriptDirectory.from_config(alembic_config(target))
+    heads = script.get_heads()
+    if len(heads) != 1:
+        raise RuntimeError(f"the {target.tree.key} tree has {len(heads)} heads ({', '.join(heads)}): merge them first.")
+    return heads[0]
+
+
+def current_revision(target: Target) -> str | None:
+    """The database's revision, read-only; None before the first upgrade."""
+    engine = create_engine(target.url.set(drivername="postgresql+psycopg"), poolclass=NullPool)
+    try:
+        with connect_with_retry(engine) as connection:
+            try:
+                return connection.execute(text(f"SELECT version_num FROM {target.tree.version_table}")).scalar()
+            except ProgrammingError:
+                return None
+    finally:
+        engine.dispose()
+
+
+def upgrade(target: Target, revision: str = "head") -> UpgradeResult:
+    before = current_revision(target)
+    config = alembic_config(target)
+    command.upgrade(config, revision)
+    applied = tuple(config.attributes.get("applied_revisions", ()))
+    return UpgradeResult(before, current_revision(target), applied)
+
+
+def downgrade(target: Target, revision: str) -> None:
+    command.downgrade(alembic_config(target), revision)
+
+
+def upgrade_sql(target: Target, revision: str = "head") -> str:
+    """The SQL an upgrade would run, for review; nothing is executed."""
+    config = alembic_config(target)
+    buffer = io.StringIO()
+    config.output_buffer = buffer
+    with _quiet_stdout():
+        command.upgrade(config, revision, sql=True)
+    return buffer.getvalue()
+
+
+def tree_named(key: str) -> Tree:
+    if key not in TREES:
+        raise KeyError(f"unknown migration tree {key!r}: use one of {', '.join(TREES)}")
+    return TREES[key]
+
+
+@contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    with redirect_stdout(io.StringIO()):
+        yield

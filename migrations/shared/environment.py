@@ -1,0 +1,150 @@
+"""The body of both env.py files: connect, check placement, lock, act as the owner, migrate.
+
+Order matters, and each step says why:
+1. connect, retrying only connection failures (a server restarting), never SQL errors;
+2. the placement guard, read-only, before any lock or change;
+3. the tree's advisory lock, on its own connection;
+4. lock_timeout and statement_timeout, set only now that the advisory lock is held, so they bound
+   the DDL and not our wait for another run (notifications-api#3966);
+5. SET ROLE to the database's owner, so every object the revisions create belongs to the owner and
+   the owner's default privileges hand it to the runtime roles;
+6. one transaction per revision: a failure stops at the last good revision.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from alembic.runtime.environment import EnvironmentContext
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import NullPool
+
+from migrations.shared.connect import connect_with_retry
+from migrations.shared.placement_guard import check_placement, offline_guard_sql
+from migrations.shared.run_lock import tree_run_lock
+from migrations.shared.tree import Tree
+
+LOCK_TIMEOUT = "5s"  # a revision waiting longer than this on a table lock gives up instead of queueing writers
+STATEMENT_TIMEOUT = "30min"  # a concurrent index build on a large log table takes minutes, not hours
+RUN_LOCK_WAIT_S = 600.0
+
+
+class MissingDatabaseURLError(RuntimeError):
+    pass
+
+
+def database_url(context: EnvironmentContext, tree: Tree) -> URL:
+    """The URL from the runner (config.attributes["url"]), the tree's environment variable, or the ini.
+
+    A URL without a password is fine: libpq then reads PGPASSWORD or ~/.pgpass, which keeps the
+    password out of process arguments.
+    """
+    config = context.config
+    url = config.attributes.get("url") or os.environ.get(tree.url_env_var) or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise MissingDatabaseURLError(
+            f"no database URL for the {tree.key} tree: set {tree.url_env_var} "
+            f"(for example postgresql+psycopg://<migrator>@<host>:5432/<database>)."
+        )
+    return make_url(url).set(drivername="postgresql+psycopg")
+
+
+def expected_database(context: EnvironmentContext, tree: Tree) -> str | None:
+    """The stack's configured name for the tree's database, when the runner knows it."""
+    x_args: Mapping[str, str] = context.get_x_argument(as_dictionary=True)
+    configured = context.config.attributes.get("expected_database")
+    return configured or x_args.get("expect_database") or os.environ.get(tree.expected_database_env_var)
+
+
+def run_online(context: EnvironmentContext, tree: Tree) -> None:
+    injected: Connection | None = context.config.attributes.get("connection")
+    if injected is not None:  # pytest-alembic and other embedders hand us their connection
+        _migrate(context, tree, injected, injected.engine)
+        return
+    engine = create_engine(database_url(context, tree), poolclass=NullPool)
+    try:
+        with connect_with_retry(engine) as connection:
+            _migrate(context, tree, connection, engine)
+    finally:
+        engine.dispose()
+
+
+def _migrate(context: EnvironmentContext, tree: Tree, connection: Connection, engine: Engine) -> None:
+    placement = check_placement(connection, tree, expected_database(context, tree))
+    # End the implicit transaction the guard's queries opened: left open, Alembic would treat it as
+    # the caller's and skip its own COMMIT, silently rolling the DDL back.
+    connection.commit()
+    with tree_run_lock(engine, tree, RUN_LOCK_WAIT_S):
+        owner = connection.dialect.identifier_preparer.quote(placement.owner)
+        connection.execute(text("SELECT set_config('lock_timeout', :value, false)"), {"value": LOCK_TIMEOUT})
+        connection.execute(text("SELECT set_config('statement_timeout', :value, false)"),
+                           {"value": STATEMENT_TIMEOUT})
+        connection.execute(text(f"SET ROLE {owner}"))
+        connection.commit()
+        applied: list[str] = context.config.attributes.setdefault("applied_revisions", [])
+        context.configure(connection=connection, on_version_apply=_record_into(applied), **_common_options(tree))
+        try:
+            with context.begin_transaction():
+                context.run_migrations()
+            _restrict_version_table(connection, tree)
+        finally:
+            if connection.in_transaction():
+                connection.rollback()
+            connection.execute(text("RESET ROLE"))
+            connection.commit()
+
+
+def _restrict_version_table(connection: Connection, tree: Tree) -> None:
+    """Only the owner may touch the version table.
+
+    Alembic creates it as the owner, so the owner's default privileges hand it to the runtime roles
+    like any table: an app that could UPDATE alembic_version could make the next deploy skip or
+    repeat revisions.
+    """
+    connection.execute(text(_RESTRICT_VERSION_TABLE.format(table=tree.version_table)))
+    connection.commit()
+
+
+_RESTRICT_VERSION_TABLE = """
+DO $restrict$ DECLARE grantee_name text; BEGIN
+  FOR grantee_name IN
+    SELECT DISTINCT CASE WHEN acl.grantee = 0 THEN 'public' ELSE quote_ident(pg_get_userbyid(acl.grantee)) END
+    FROM pg_class c, aclexplode(c.relacl) acl
+    WHERE c.oid = to_regclass('public.{table}') AND acl.grantee <> c.relowner
+  LOOP
+    EXECUTE format('REVOKE ALL ON TABLE public.{table} FROM %s', grantee_name);
+  END LOOP;
+END $restrict$
+"""
+
+
+def run_offline(context: EnvironmentContext, tree: Tree) -> None:
+    """`alembic upgrade --sql`: the script opens with the placement guard and acts as the owner."""
+    context.configure(dialect_name="postgresql", literal_binds=True, dialect_opts={"paramstyle": "named"},
+                      **_common_options(tree))
+    with context.begin_transaction():
+        context.execute(offline_guard_sql(tree, expected_database(context, tree)))
+        context.execute(
+            "DO $role$ BEGIN EXECUTE format('SET ROLE %I', (SELECT pg_get_userbyid(datdba) FROM pg_database "
+            "WHERE datname = current_database())); END $role$"
+        )
+        context.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+        context.run_migrations()
+        context.execute(_RESTRICT_VERSION_TABLE.format(table=tree.version_table))
+
+
+def _record_into(applied: list[str]) -> Callable[..., None]:
+    """Alembic's on_version_apply hook: the runner reports what this run applied, not what it found."""
+
+    def record(*, step: Any, **_: Any) -> None:
+        if step.is_upgrade:
+            applied.extend(step.up_revision_ids)
+
+    return record
+
+
+def _common_options(tree: Tree) -> dict[str, Any]:
+    return {"version_table": tree.version_table, "transaction_per_migration": True, "target_metadata": None}

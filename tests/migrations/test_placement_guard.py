@@ -1,0 +1,61 @@
+"""A tree pointed at the wrong database is refused with nothing changed, whoever connects."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.privileges import DatabaseKey
+from migrations import runner
+from migrations.shared.placement_guard import WrongDatabaseError
+from migrations.shared.tree import LOGS, MAIN, Tree
+from tests.migrations import catalog
+from tests.support.cluster import Deployment
+
+
+def superuser_target(deployment: Deployment, tree: Tree, database: DatabaseKey) -> runner.Target:
+    """Credentials that could create tables anywhere: only the guard stands in the way."""
+    return runner.Target(tree, deployment.server.url(deployment.databases[database]))
+
+
+@pytest.mark.parametrize(("tree", "wrong", "right"), [(LOGS, DatabaseKey.MAIN, "logs"), (MAIN, DatabaseKey.LOGS, "main")])
+def test_a_tree_on_the_other_database_is_refused_and_nothing_is_created(
+    fresh_deployment: Deployment, tree: Tree, wrong: DatabaseKey, right: str
+) -> None:
+    with fresh_deployment.server.connect(fresh_deployment.databases[wrong]) as connection:
+        before = catalog.tables(connection)
+    with pytest.raises(WrongDatabaseError) as refused:
+        runner.upgrade(superuser_target(fresh_deployment, tree, wrong))
+    assert f"the {right} migration tree belongs to the database owned by a role named '*_{right}_owner'" in str(
+        refused.value)
+    assert fresh_deployment.databases[wrong] in str(refused.value)
+    with fresh_deployment.server.connect(fresh_deployment.databases[wrong]) as connection:
+        assert catalog.tables(connection) == before == set()
+
+
+def test_the_configured_database_name_must_match(fresh_deployment: Deployment) -> None:
+    target = runner.Target(LOGS, fresh_deployment.migrator_url(DatabaseKey.LOGS), expected_database="headhunter_logs")
+    with pytest.raises(WrongDatabaseError, match="belongs to database 'headhunter_logs'"):
+        runner.upgrade(target)
+    assert runner.current_revision(target) is None
+
+
+def test_a_database_holding_the_other_trees_version_table_is_refused(fresh_deployment: Deployment) -> None:
+    logs = fresh_deployment.databases[DatabaseKey.LOGS]
+    with fresh_deployment.server.connect(logs) as connection:
+        connection.execute("CREATE TABLE alembic_version_main (version_num varchar(32) PRIMARY KEY)")
+    target = runner.Target(LOGS, fresh_deployment.migrator_url(DatabaseKey.LOGS), logs)
+    with pytest.raises(WrongDatabaseError, match="alembic_version_main"):
+        runner.upgrade(target)
+    with fresh_deployment.server.connect(logs) as connection:
+        assert catalog.tables(connection) == {"alembic_version_main"}
+
+
+def test_the_reviewers_sql_script_carries_the_guard(fresh_deployment: Deployment) -> None:
+    """`--sql` output run by hand in the wrong database stops at its first statement."""
+    script = runner.upgrade_sql(runner.Target(LOGS, fresh_deployment.migrator_url(DatabaseKey.LOGS)))
+    guard = script[: script.index("END $guard$") + len("END $guard$")]
+    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.MAIN]) as main:
+        with pytest.raises(Exception, match="the logs migration tree does not belong to database"):
+            main.execute(guard)
+    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
+        logs.execute(guard)  # the right database passes

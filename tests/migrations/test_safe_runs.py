@@ -1,0 +1,102 @@
+"""Runs that overlap, fail half-way or meet a restarting server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from infra.privileges import DatabaseKey
+from migrations import runner
+from ops.paths import REPO_ROOT
+from tests.migrations import catalog
+from tests.support.cluster import Deployment
+
+FAILING_REVISION = '''
+"""Half-way failure for the tests.
+
+Revision ID: logs_9999
+Revises: {down}
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "logs_9999"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))
+    op.execute("SELECT 1 / 0")
+
+
+def downgrade() -> None:
+    op.drop_table("half_done")
+'''
+
+
+def start_upgrade_process(deployment: Deployment, key: DatabaseKey) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.run_tree"], cwd=REPO_ROOT, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    request = {"tree": key.value, "url": deployment.migrator_url(key).render_as_string(hide_password=False),
+               "expected_database": deployment.databases[key]}
+    assert process.stdin is not None
+    process.stdin.write(json.dumps(request))
+    process.stdin.close()
+    return process
+
+
+def test_two_runs_at_once_apply_each_revision_exactly_once(fresh_deployment: Deployment) -> None:
+    processes = [start_upgrade_process(fresh_deployment, DatabaseKey.LOGS) for _ in range(2)]
+    outcomes = [(process.wait(timeout=120), process.stdout.read(), process.stderr.read())  # type: ignore[union-attr]
+                for process in processes]
+    assert [code for code, _, _ in outcomes] == [0, 0], outcomes
+    applied = [json.loads(stdout) for _, stdout, _ in outcomes]
+    assert sorted(applied, key=len) == [[], ["logs_0001", "logs_0002", "logs_0003"]]
+
+
+def test_a_revision_failing_half_way_leaves_the_previous_revision(
+    fresh_deployment: Deployment, logs_target: runner.Target, tmp_path: Path
+) -> None:
+    runner.upgrade(logs_target)
+    head = runner.head_revision(logs_target)
+    with fresh_deployment.connect_as(fresh_deployment.names.runtime("logs_writer"), DatabaseKey.LOGS) as writer:
+        writer.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'test', 'kept')")
+    tree_copy = tmp_path / "logs"
+    shutil.copytree(REPO_ROOT / "migrations" / "logs", tree_copy)
+    (tree_copy / "versions" / "logs_9999_fails.py").write_text(FAILING_REVISION.format(down=head))
+    failing = runner.Target(logs_target.tree, logs_target.url, logs_target.expected_database, tree_copy)
+
+    with pytest.raises(Exception, match="division by zero"):
+        runner.upgrade(failing)
+
+    assert runner.current_revision(logs_target) == head
+    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
+        assert "half_done" not in catalog.tables(logs)
+        assert logs.execute("SELECT message FROM system_logs").fetchall() == [("kept",)]
+
+
+def test_a_dead_server_is_retried_with_backoff_then_reported(
+    fresh_deployment: Deployment, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEADHUNTER_CONNECT_ATTEMPTS", "3")
+    nothing_listens = fresh_deployment.migrator_url(DatabaseKey.LOGS).set(port=1)
+    with pytest.raises(OperationalError, match="Connection refused|connection failed"):
+        runner.upgrade(runner.Target(runner.tree_named("logs"), nothing_listens))
+    assert capfd.readouterr().err.count("cannot connect yet") == 2
+
+
+def test_a_wrong_password_is_not_retried(fresh_deployment: Deployment, capfd: pytest.CaptureFixture[str]) -> None:
+    wrong_password = fresh_deployment.migrator_url(DatabaseKey.LOGS).set(password="not-the-password")
+    with pytest.raises(OperationalError, match="password authentication failed"):
+        runner.upgrade(runner.Target(runner.tree_named("logs"), wrong_password))
+    assert "cannot connect yet" not in capfd.readouterr().err

@@ -1,0 +1,86 @@
+"""Each tree on its own database: what head looks like, and the way down and back up."""
+
+from __future__ import annotations
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from infra.privileges import DatabaseKey
+from migrations import runner
+from migrations.shared.tree import TREES
+from tests.migrations import catalog
+from tests.migrations.conftest import target_for
+from tests.support.cluster import Deployment
+
+LOGS_TABLES = {"system_logs", "llm_logs", "alembic_version_logs"}
+MAIN_TABLES = {"user_invitations", "alembic_version_main"}
+REVIEW_INDEXES = {"idx_system_logs_level_created", "idx_system_logs_component_created", "idx_system_logs_errors"}
+
+
+def test_each_tree_has_a_single_head() -> None:
+    for tree in TREES.values():
+        script = ScriptDirectory.from_config(Config(str(runner.ALEMBIC_INI), ini_section=tree.key))
+        assert len(script.get_heads()) == 1, tree.key
+
+
+def test_from_empty_each_table_lands_in_its_own_database_only(migrated: Deployment) -> None:
+    with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as logs:
+        assert catalog.tables(logs) == LOGS_TABLES
+        assert REVIEW_INDEXES <= catalog.indexes(logs)
+        assert catalog.invalid_indexes(logs) == set()
+    with migrated.server.connect(migrated.databases[DatabaseKey.MAIN]) as main:
+        assert catalog.tables(main) == MAIN_TABLES
+        assert not any(index.startswith(("idx_system_logs", "idx_llm_logs")) for index in catalog.indexes(main))
+
+
+def test_the_errors_index_is_partial_and_the_level_index_descends(migrated: Deployment) -> None:
+    with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as logs:
+        definitions = dict(logs.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'system_logs'").fetchall())
+    assert "(level, created_at DESC)" in definitions["idx_system_logs_level_created"]
+    assert "(component, created_at DESC)" in definitions["idx_system_logs_component_created"]
+    assert "WHERE (error_type IS NOT NULL)" in definitions["idx_system_logs_errors"]
+
+
+def test_every_object_belongs_to_the_owner_not_the_migrator(migrated: Deployment) -> None:
+    for key in DatabaseKey:
+        with migrated.server.connect(migrated.databases[key]) as connection:
+            owners = set(catalog.table_owners(connection).values())
+        assert owners == {migrated.names.owner(key)}
+
+
+def test_a_second_upgrade_applies_nothing(migrated: Deployment) -> None:
+    for key in DatabaseKey:
+        result = runner.upgrade(target_for(migrated, key))
+        assert result.applied == ()
+        assert result.after == runner.head_revision(target_for(migrated, key))
+
+
+def test_downgrade_to_base_and_upgrade_to_head(migrated: Deployment) -> None:
+    for key in DatabaseKey:
+        target = target_for(migrated, key)
+        runner.downgrade(target, "base")
+        with migrated.server.connect(migrated.databases[key]) as connection:
+            assert catalog.tables(connection) == {target.tree.version_table}
+        assert runner.current_revision(target) is None
+        result = runner.upgrade(target)
+        assert result.after == runner.head_revision(target)
+    with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as logs:
+        assert catalog.tables(logs) == LOGS_TABLES
+        assert catalog.invalid_indexes(logs) == set()
+
+
+def test_upgrade_sql_is_printed_for_review_and_changes_nothing(logs_target: runner.Target) -> None:
+    script = runner.upgrade_sql(logs_target)
+    assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_system_logs_errors" in script
+    assert script.index("$guard$") < script.index("CREATE TABLE system_logs")
+    assert runner.current_revision(logs_target) is None
+
+
+def test_only_the_owner_may_touch_the_version_table(migrated: Deployment) -> None:
+    """Default privileges would hand alembic_version to the runtime roles: env.py takes it back."""
+    with migrated.server.connect(migrated.databases[DatabaseKey.MAIN]) as main:
+        grantees = main.execute(
+            "SELECT DISTINCT pg_get_userbyid(acl.grantee) FROM pg_class c, aclexplode(c.relacl) acl "
+            "WHERE c.relname = 'alembic_version_main'").fetchall()
+    assert {row[0] for row in grantees} <= {migrated.names.owner(DatabaseKey.MAIN)}
