@@ -19,6 +19,11 @@ class AclChain:
     def __init__(self, start: pulumi.Resource) -> None:
         self._last = start
 
+    @property
+    def last(self) -> pulumi.Resource:
+        """The latest grant: whatever needs every grant of the database in place depends on it."""
+        return self._last
+
     def add(self, parent: pulumi.Resource, declare: Callable[[pulumi.ResourceOptions], R]) -> R:
         """Declare the next grant with options that order it after the previous one.
 

@@ -29,10 +29,13 @@ class RuntimeRole(pulumi.ComponentResource):
 
     role_name: pulumi.Output[str]
     password: pulumi.Output[str]
+    access: Access
+    database: OwnedDatabase
 
     def __init__(self, name: str, args: RuntimeRoleArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("headhunter:db:RuntimeRole", name, None, opts)
         database, access = args.database, args.access
+        self.access, self.database = access, database
         password = GeneratedPassword(f"{name}-password", opts=pulumi.ResourceOptions(parent=self))
         role = postgresql.Role(
             f"{name}-role",

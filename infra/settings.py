@@ -26,6 +26,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ServerSettings:
+    embedded: bool
+    """True for the dev stack: host, port and admin password are those of scripts/localpg's server."""
     host: str
     port: int
     sslmode: str
@@ -66,10 +68,21 @@ class Settings:
 def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
     """Validate the flattened stack configuration; raise ConfigError naming the key and the fix."""
     reader = _Reader(stack, raw)
-    reader.required("adminPassword", secret=True)
+    embedded = reader.boolean("embeddedServer", False)
+    if embedded:
+        for key in ("host", "port", "adminPassword"):
+            if key in raw:
+                raise reader.error(key, "is set while embeddedServer is true",
+                                   "remove one: the embedded server brings its own address and password")
+        host, port = embedded_server_address()
+    else:
+        reader.required("adminPassword", secret=True)
+        host = reader.required("host")
+        port = reader.integer("port", 5432, minimum=1, maximum=65535)
     server = ServerSettings(
-        host=reader.required("host"),
-        port=reader.integer("port", 5432, minimum=1, maximum=65535),
+        embedded=embedded,
+        host=host,
+        port=port,
         sslmode=reader.choice("sslmode", "require", SSL_MODES),
         admin_user=reader.required("adminUser"),
         admin_is_superuser=reader.boolean("adminIsSuperuser", True),
@@ -106,6 +119,19 @@ def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
         statement_timeouts_ms=reader.per_role_integers("statementTimeoutsMs", role_keys, minimum=0),
         read_only_roles=read_only_roles,
     )
+
+
+def embedded_server_address() -> tuple[str, int]:
+    from ops import localpg
+
+    connection = localpg.current_connection()
+    return connection.host, connection.port
+
+
+def embedded_server_password() -> str:
+    from ops import localpg
+
+    return localpg.current_connection().password
 
 
 def _check_role_names_unique(reader: _Reader, names: RoleNames, extra: tuple[ReadOnlyRole, ...]) -> None:
@@ -214,7 +240,7 @@ def raw_config_from_pulumi() -> dict[str, str]:
 
     config = pulumi.Config(NAMESPACE)
     raw: dict[str, str] = {}
-    for key in ("host", "port", "sslmode", "adminUser", "adminIsSuperuser", "minServerVersion", "mainDatabase",
+    for key in ("embeddedServer", "host", "port", "sslmode", "adminUser", "adminIsSuperuser", "minServerVersion", "mainDatabase",
                 "logsDatabase", "rolePrefix", "production", "allowDatabaseDeletion", "connectionLimits",
                 "statementTimeoutsMs", "readOnlyRoles"):
         value = config.get(key)

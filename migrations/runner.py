@@ -7,6 +7,7 @@ argument or an environment variable; env.py does the rest (guard, lock, role, ti
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
@@ -24,6 +25,10 @@ from migrations.shared.connect import connect_with_retry
 from migrations.shared.tree import TREES, Tree
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+# Alembic's `context` is a process-wide proxy: two runs at once in one process would run in each
+# other's environment (the engine calls the post-provision step from several threads). Runs in one
+# process take turns; runs in different processes are serialised by each tree's advisory lock.
+_ALEMBIC_IN_USE = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -55,11 +60,13 @@ def alembic_config(target: Target) -> Config:
     return config
 
 
-def head_revision(target: Target) -> str:
-    script = ScriptDirectory.from_config(alembic_config(target))
-    heads = script.get_heads()
+def head_revision(tree: Tree, script_location: Path | None = None) -> str:
+    config = Config(str(ALEMBIC_INI), ini_section=tree.key)
+    if script_location is not None:
+        config.set_main_option("script_location", str(script_location))
+    heads = ScriptDirectory.from_config(config).get_heads()
     if len(heads) != 1:
-        raise RuntimeError(f"the {target.tree.key} tree has {len(heads)} heads ({', '.join(heads)}): merge them first.")
+        raise RuntimeError(f"the {tree.key} tree has {len(heads)} heads ({', '.join(heads)}): merge them first.")
     return heads[0]
 
 
@@ -79,13 +86,15 @@ def current_revision(target: Target) -> str | None:
 def upgrade(target: Target, revision: str = "head") -> UpgradeResult:
     before = current_revision(target)
     config = alembic_config(target)
-    command.upgrade(config, revision)
+    with _ALEMBIC_IN_USE:
+        command.upgrade(config, revision)
     applied = tuple(config.attributes.get("applied_revisions", ()))
     return UpgradeResult(before, current_revision(target), applied)
 
 
 def downgrade(target: Target, revision: str) -> None:
-    command.downgrade(alembic_config(target), revision)
+    with _ALEMBIC_IN_USE:
+        command.downgrade(alembic_config(target), revision)
 
 
 def upgrade_sql(target: Target, revision: str = "head") -> str:
@@ -93,7 +102,7 @@ def upgrade_sql(target: Target, revision: str = "head") -> str:
     config = alembic_config(target)
     buffer = io.StringIO()
     config.output_buffer = buffer
-    with _quiet_stdout():
+    with _ALEMBIC_IN_USE, _quiet_stdout():
         command.upgrade(config, revision, sql=True)
     return buffer.getvalue()
 

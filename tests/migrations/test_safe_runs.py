@@ -68,7 +68,7 @@ def test_a_revision_failing_half_way_leaves_the_previous_revision(
     fresh_deployment: Deployment, logs_target: runner.Target, tmp_path: Path
 ) -> None:
     runner.upgrade(logs_target)
-    head = runner.head_revision(logs_target)
+    head = runner.head_revision(logs_target.tree)
     with fresh_deployment.connect_as(fresh_deployment.names.runtime("logs_writer"), DatabaseKey.LOGS) as writer:
         writer.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'test', 'kept')")
     tree_copy = tmp_path / "logs"

@@ -1,0 +1,99 @@
+"""The post-provision step: upgrade a tree to head as its migrator, inside `pulumi up`.
+
+A Python dynamic provider, so it runs in the engine with no plugin to download. The resource
+depends on the database's last grant (default privileges included): tables are created only once
+the owner's default privileges exist, so they reach the runtime roles. It is updated whenever the
+tree's head changes, its `applied` output lists what the `up` applied, an error fails the `up`
+with the database's message, and deleting it (destroy) never downgrades: the data stays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+from sqlalchemy.engine import URL
+
+from migrations import runner
+from migrations.shared.tree import Tree
+
+# Inputs whose change means the tree must be run again (the password is not one: rotating it
+# changes nothing in the schema).
+RERUN_WHEN_CHANGED = ("tree", "head", "host", "port", "database", "user", "script_location")
+
+
+class MigrationFailedError(Exception):
+    pass
+
+
+def _upgrade(props: dict[str, Any]) -> dict[str, Any]:
+    url = URL.create("postgresql+psycopg", username=props["user"], password=props["password"], host=props["host"],
+                     port=int(props["port"]), database=props["database"], query={"sslmode": props["sslmode"]})
+    script_location = Path(props["script_location"]) if props.get("script_location") else None
+    target = runner.Target(runner.tree_named(props["tree"]), url, props["database"], script_location)
+    try:
+        result = runner.upgrade(target)
+    except Exception as error:  # the database's own message is what the operator needs
+        at = runner.current_revision(target) or "base"
+        raise MigrationFailedError(
+            f"the {props['tree']} tree failed on database {props['database']!r}; the database stays at "
+            f"revision {at}: {error}"
+        ) from None
+    outputs = {key: value for key, value in props.items() if key != "password"}
+    return {**outputs, "revision": result.after, "applied": list(result.applied)}
+
+
+class _MigrationProvider(ResourceProvider):
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult(id_=f"{props['tree']}@{props['database']}", outs=_upgrade(props))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = [key for key in RERUN_WHEN_CHANGED if olds.get(key) != news.get(key)]
+        return DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs=_upgrade(news))
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        """Destroying the stack forgets the step; it never downgrades a database."""
+
+
+@dataclass(frozen=True)
+class MigrationRunArgs:
+    tree: Tree
+    """The Alembic tree to run: main or logs."""
+    host: pulumi.Input[str]
+    port: pulumi.Input[int]
+    sslmode: str
+    database: pulumi.Input[str]
+    """The database the tree belongs to; the placement guard checks it before anything runs."""
+    migrator: pulumi.Input[str]
+    migrator_password: pulumi.Input[str]
+    script_location: Path | None = None
+    """Run a copy of the tree instead (tests, benchmarks); None for the tree in migrations/."""
+
+
+class MigrationRun(pulumi.dynamic.Resource):
+    """The tree at head on its database. `revision` is the head reached, `applied` what this run applied."""
+
+    revision: pulumi.Output[str]
+    applied: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: MigrationRunArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        props = {
+            "tree": args.tree.key,
+            "head": runner.head_revision(args.tree, args.script_location),
+            "script_location": str(args.script_location) if args.script_location else None,
+            "host": args.host,
+            "port": args.port,
+            "sslmode": args.sslmode,
+            "database": args.database,
+            "user": args.migrator,
+            "password": pulumi.Output.secret(args.migrator_password),
+            "revision": None,
+            "applied": None,
+        }
+        super().__init__(_MigrationProvider(), name, props, opts)

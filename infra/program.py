@@ -1,0 +1,148 @@
+"""The stack: both databases, their roles and grants, then both migration trees, and the outputs.
+
+`infra/__main__.py` calls `define_stack()` under `pulumi up`; the project's scripts run the same
+function as an Automation API inline program.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_postgresql as postgresql
+
+from infra.database import OwnedDatabase, OwnedDatabaseArgs
+from infra.migration_step import MigrationRun, MigrationRunArgs
+from infra.privileges import RUNTIME_ACCESS, DatabaseKey, read_only_access
+from infra.runtime_role import RuntimeRole, RuntimeRoleArgs
+from infra.settings import NAMESPACE, Settings, embedded_server_password, parse_settings, raw_config_from_pulumi
+from migrations.shared.tree import TREES
+
+
+def define_stack() -> None:
+    settings = parse_settings(pulumi.get_stack(), raw_config_from_pulumi())
+    if settings.protect_databases:
+        pulumi.runtime.register_resource_transform(_protect_everything)
+    provider = server_provider(settings)
+    databases = {key: owned_database(settings, key, provider) for key in DatabaseKey}
+    logins = runtime_roles(settings, databases, provider)
+    migrations = {
+        key: MigrationRun(
+            f"{key}-migrations",
+            MigrationRunArgs(
+                tree=TREES[key.value], host=settings.server.host, port=settings.server.port,
+                sslmode=settings.server.sslmode, database=database.database_name,
+                migrator=database.migrator_name, migrator_password=database.migrator_password,
+            ),
+            # After every grant of the database, default privileges included: tables the tree
+            # creates must find them in place.
+            opts=pulumi.ResourceOptions(depends_on=[database.acl_chain.last, *logins]),
+        )
+        for key, database in databases.items()
+    }
+    export_outputs(settings, databases, logins, migrations)
+
+
+def server_provider(settings: Settings) -> postgresql.Provider:
+    server = settings.server
+    return postgresql.Provider(
+        "server",
+        host=server.host,
+        port=server.port,
+        username=server.admin_user,
+        password=admin_password(settings),
+        sslmode=server.sslmode,
+        superuser=server.admin_is_superuser,
+        expected_version=server.min_version,
+        database="postgres",
+        connect_timeout=15,
+    )
+
+
+def admin_password(settings: Settings) -> pulumi.Output[str]:
+    if settings.server.embedded:
+        return pulumi.Output.secret(embedded_server_password())
+    return pulumi.Config(NAMESPACE).require_secret("adminPassword")
+
+
+def owned_database(settings: Settings, key: DatabaseKey, provider: postgresql.Provider) -> OwnedDatabase:
+    names = settings.role_names
+    migrator_key = f"{key}_migrator"
+    return OwnedDatabase(
+        key.value,
+        OwnedDatabaseArgs(
+            key=key,
+            name=settings.database_names[key],
+            owner_role=names.owner(key),
+            migrator_role=names.migrator(key),
+            protect=settings.protect_databases,
+            migrator_connection_limit=settings.connection_limits.get(migrator_key, -1),
+            migrator_statement_timeout_ms=settings.statement_timeouts_ms.get(migrator_key, 0),
+        ),
+        opts=pulumi.ResourceOptions(providers=[provider]),
+    )
+
+
+def runtime_roles(
+    settings: Settings, databases: dict[DatabaseKey, OwnedDatabase], provider: postgresql.Provider
+) -> list[RuntimeRole]:
+    grantees = [(settings.role_names.runtime(access.role_key), access) for access in RUNTIME_ACCESS]
+    grantees += [(extra.name, read_only_access(extra.name, extra.database)) for extra in settings.read_only_roles]
+    return [
+        RuntimeRole(
+            role_name,
+            RuntimeRoleArgs(
+                role_name=role_name,
+                access=access,
+                database=databases[access.database],
+                connection_limit=settings.connection_limits.get(access.role_key, -1),
+                statement_timeout_ms=settings.statement_timeouts_ms.get(access.role_key, 0),
+            ),
+            opts=pulumi.ResourceOptions(providers=[provider]),
+        )
+        for role_name, access in grantees
+    ]
+
+
+def export_outputs(
+    settings: Settings,
+    databases: dict[DatabaseKey, OwnedDatabase],
+    logins: list[RuntimeRole],
+    migrations: dict[DatabaseKey, MigrationRun],
+) -> None:
+    """What the CD stage and the verification suite read: names, address, per-role URLs (secret)."""
+    server = settings.server
+    pulumi.export("host", server.host)
+    pulumi.export("port", server.port)
+    pulumi.export("sslmode", server.sslmode)
+    pulumi.export("databases", {key.value: database.database_name for key, database in databases.items()})
+    pulumi.export("owner_roles", {key.value: database.owner_name for key, database in databases.items()})
+    pulumi.export("migrator_roles", {key.value: database.migrator_name for key, database in databases.items()})
+    pulumi.export("runtime_roles", {login.access.role_key: login.role_name for login in logins})
+    pulumi.export("migration_revisions", {key.value: run.revision for key, run in migrations.items()})
+    urls: dict[str, pulumi.Output[str]] = {}
+    for key, database in databases.items():
+        urls[f"{key}_migrator"] = connection_url(settings, database.migrator_name, database.migrator_password,
+                                                 database.database_name)
+    for login in logins:
+        urls[login.access.role_key] = connection_url(settings, login.role_name, login.password,
+                                                     login.database.database_name)
+    pulumi.export("connection_urls", pulumi.Output.secret(urls))
+
+
+def connection_url(
+    settings: Settings, user: pulumi.Output[str], password: pulumi.Output[str], database: pulumi.Output[str]
+) -> pulumi.Output[str]:
+    server = settings.server
+    return pulumi.Output.secret(pulumi.Output.format(
+        "postgresql://{0}:{1}@{2}:{3}/{4}?sslmode={5}", user, password, server.host, server.port, database,
+        server.sslmode,
+    ))
+
+
+def _protect_everything(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult:
+    """In a protected stack nothing is deleted by destroy or a rename: not a grant, not a password.
+
+    Protecting only the databases would let destroy revoke every grant and drop the runtime roles
+    before it reached the protected database and stopped.
+    """
+    return pulumi.ResourceTransformResult(props=args.props, opts=pulumi.ResourceOptions.merge(
+        args.opts, pulumi.ResourceOptions(protect=True)))

@@ -1,0 +1,149 @@
+"""Drive a stack with the Automation API: the engine behind scripts/up, scripts/deploy and the tests.
+
+The program runs inline (in this process), which needs no Python language host plugin; the engine
+is the pinned CLI. Before the engine starts, `preflight` checks what would otherwise fail half-way:
+the stack's config, the passphrase, the server and the provider plugin.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from pulumi import automation as auto
+
+from infra.settings import NAMESPACE, ConfigError, Settings, embedded_server_password, parse_settings
+from ops import paths, toolchain
+from ops.errors import ExitCode, UserError
+
+PROJECT_NAME = "headhunter-db"
+DEV_STACK = "dev"
+# The dev stack's secrets are generated passwords of a throwaway server on loopback: a fixed,
+# published passphrase protects nothing there and keeps the Quick start to two commands.
+DEV_PASSPHRASE = "headhunter-dev-only"
+
+Program = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class StackTarget:
+    name: str
+    program: Program
+    work_dir: Path = paths.REPO_ROOT
+    project_name: str = PROJECT_NAME
+
+
+def stack_env(stack_name: str) -> dict[str, str]:
+    env = toolchain.pulumi_env()
+    has_passphrase = "PULUMI_CONFIG_PASSPHRASE" in env or "PULUMI_CONFIG_PASSPHRASE_FILE" in env
+    if not has_passphrase:
+        if stack_name != DEV_STACK:
+            raise UserError(
+                f"stack {stack_name!r} needs its secrets passphrase: set PULUMI_CONFIG_PASSPHRASE or "
+                "PULUMI_CONFIG_PASSPHRASE_FILE (only the dev stack has a built-in one).", ExitCode.BAD_INPUT)
+        env["PULUMI_CONFIG_PASSPHRASE"] = DEV_PASSPHRASE
+    return env
+
+
+def open_stack(target: StackTarget) -> auto.Stack:
+    env = stack_env(target.name)
+    backend = env["PULUMI_BACKEND_URL"]
+    if backend.startswith("file://"):
+        Path(backend.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+    cli = toolchain.cli_path()
+    command = auto.PulumiCommand(root=str(cli.parent.parent), skip_version_check=True)
+    options = auto.LocalWorkspaceOptions(work_dir=str(target.work_dir), pulumi_home=env["PULUMI_HOME"],
+                                         env_vars=env, pulumi_command=command)
+    try:
+        return auto.create_or_select_stack(stack_name=target.name, project_name=target.project_name,
+                                           program=target.program, opts=options)
+    except auto.CommandError as error:
+        raise translate(error, target.name) from None
+
+
+def translate(error: auto.CommandError, stack_name: str) -> UserError:
+    """An engine failure as one line naming the problem and the fix, with the exit code a pipeline reads."""
+    text = str(error)
+    if "currently locked" in text:
+        return UserError(
+            f"stack {stack_name!r} is locked by another deploy: wait for it to finish; if it was killed, "
+            f"clear the lock with `scripts/pulumi cancel --stack {stack_name} --yes`.", ExitCode.STACK_LOCKED)
+    if "incorrect passphrase" in text or "passphrase must be set" in text:
+        return UserError(
+            f"the secrets passphrase of stack {stack_name!r} is wrong: set PULUMI_CONFIG_PASSPHRASE to the one "
+            "the stack was created with.", ExitCode.BAD_INPUT)
+    if "MigrationFailedError" in text or "migration tree failed" in text or "tree failed on database" in text:
+        return UserError(f"a migration failed, so the deploy stopped:\n{_engine_error_lines(text)}",
+                         ExitCode.MIGRATION_FAILED)
+    return UserError(f"the Pulumi engine failed on stack {stack_name!r}:\n{_engine_error_lines(text)}",
+                     ExitCode.DEPLOY_FAILED)
+
+
+def _engine_error_lines(text: str) -> str:
+    lines = [line for line in text.splitlines() if "error" in line.lower() or "Error" in line]
+    return "\n".join(lines[-12:]) or text[-2000:]
+
+
+def flat_config(stack: auto.Stack) -> dict[str, str]:
+    """The stack's `headhunter-db:*` values as plain strings, the way infra.settings reads them."""
+    prefix = f"{NAMESPACE}:"
+    return {key.removeprefix(prefix): value.value for key, value in stack.get_all_config().items()
+            if key.startswith(prefix)}
+
+
+def preflight(stack: auto.Stack) -> Settings:
+    """Everything that can be checked before the engine changes anything."""
+    try:
+        settings = parse_settings(stack.name, flat_config(stack))
+    except ConfigError as error:
+        raise UserError(str(error), ExitCode.BAD_INPUT) from None
+    check_server(settings, admin_password_for_preflight(stack, settings))
+    cli = toolchain.cli_path()
+    if not toolchain.has_postgresql_plugin(cli):
+        raise UserError(toolchain.missing_postgresql_plugin_message(), ExitCode.TOOLCHAIN)
+    return settings
+
+
+def admin_password_for_preflight(stack: auto.Stack, settings: Settings) -> str:
+    if settings.server.embedded:
+        return embedded_server_password()
+    return stack.get_config(f"{NAMESPACE}:adminPassword").value
+
+
+def check_server(settings: Settings, admin_password: str) -> None:
+    server = settings.server
+    where = f"{server.host}:{server.port} as {server.admin_user}"
+    fix = ("start it with `scripts/localpg start`" if server.embedded else
+           f"check {NAMESPACE}:host, port, adminUser and adminPassword in Pulumi.{settings.stack}.yaml")
+    try:
+        with psycopg.connect(host=server.host, port=server.port, user=server.admin_user, password=admin_password,
+                             dbname="postgres", sslmode=server.sslmode, connect_timeout=10) as connection:
+            version = connection.info.server_version
+    except psycopg.OperationalError as error:
+        reason = str(error).strip().splitlines()[-1]
+        raise UserError(f"cannot reach PostgreSQL at {where} ({reason}): {fix}.", ExitCode.SERVER_UNREACHABLE) from None
+    if version // 10000 < int(server.min_version.split(".")[0]):
+        raise UserError(
+            f"the server at {server.host}:{server.port} runs PostgreSQL {version // 10000}, older than "
+            f"{NAMESPACE}:minServerVersion {server.min_version}: upgrade the server or lower that key.",
+            ExitCode.BAD_INPUT)
+
+
+def outputs(stack: auto.Stack) -> Mapping[str, Any]:
+    return {key: value.value for key, value in stack.outputs().items()}
+
+
+def printer() -> Callable[[str], None]:
+    def emit(line: str) -> None:
+        print(line, end="" if line.endswith("\n") else "\n", flush=True)
+
+    return emit
+
+
+def engine_options() -> dict[str, Any]:
+    """Options of every up, preview, refresh and destroy the scripts run."""
+    return {"color": "never", "on_output": printer(), "suppress_progress": os.environ.get("CI") == "true"}

@@ -1,0 +1,107 @@
+"""The post-provision migration step under the real Pulumi engine, against the embedded server.
+
+The program here holds only the two MigrationRun resources, on databases provisioned from the
+privilege model as plain SQL: it exercises the engine, the dynamic provider and Alembic together,
+independently of the postgresql provider plugin.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from infra.migration_step import MigrationRun, MigrationRunArgs
+from infra.privileges import DatabaseKey
+from migrations import runner
+from migrations.shared.tree import TREES
+from ops import stack as stack_driver
+from ops.errors import ExitCode, UserError
+from ops.paths import REPO_ROOT
+from tests.migrations import catalog
+from tests.migrations.test_safe_runs import FAILING_REVISION
+from tests.support.cluster import Deployment
+
+pytestmark = pytest.mark.engine
+
+
+def migrations_program(deployment: Deployment, logs_tree: Path | None = None) -> stack_driver.Program:
+    def program() -> None:
+        for key in DatabaseKey:
+            migrator = deployment.names.migrator(key)
+            MigrationRun(f"{key}-migrations", MigrationRunArgs(
+                tree=TREES[key.value], host=deployment.server.connection.host,
+                port=deployment.server.connection.port, sslmode="disable", database=deployment.databases[key],
+                migrator=migrator, migrator_password=deployment.passwords[migrator],
+                script_location=logs_tree if key is DatabaseKey.LOGS else None,
+            ))
+    return program
+
+
+@pytest.fixture
+def engine_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A project folder and a file backend of the test's own; the passphrase a non-dev stack needs."""
+    (tmp_path / "Pulumi.yaml").write_text("name: migration-step-test\nruntime: python\n")
+    monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{tmp_path / 'state'}")
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-only")
+    yield tmp_path
+
+
+def open_test_stack(workspace: Path, program: stack_driver.Program) -> pulumi.automation.Stack:
+    return stack_driver.open_stack(stack_driver.StackTarget("test", program, workspace, "migration-step-test"))
+
+
+def test_up_migrates_both_trees_and_a_second_up_changes_nothing(
+    fresh_deployment: Deployment, engine_workspace: Path
+) -> None:
+    stack = open_test_stack(engine_workspace, migrations_program(fresh_deployment))
+    result = stack.up(color="never")
+    assert result.summary.result == "succeeded"
+    logs_step = next(r for r in stack.export_stack().deployment["resources"] if r["urn"].endswith("logs-migrations"))
+    assert logs_step["outputs"]["applied"] == ["logs_0001", "logs_0002", "logs_0003"]
+    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
+        assert {"system_logs", "llm_logs"} <= catalog.tables(logs)
+    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.MAIN]) as main:
+        assert "user_invitations" in catalog.tables(main)
+
+    preview = stack.preview(color="never", expect_no_changes=True)
+    assert preview.change_summary.get("same") == 3  # the stack and both steps
+
+
+def test_a_failing_revision_fails_the_up_and_leaves_the_previous_revision(
+    fresh_deployment: Deployment, engine_workspace: Path, tmp_path: Path
+) -> None:
+    stack = open_test_stack(engine_workspace, migrations_program(fresh_deployment))
+    stack.up(color="never")
+    logs_tree = tmp_path / "logs-tree"
+    shutil.copytree(REPO_ROOT / "migrations" / "logs", logs_tree)
+    head = runner.head_revision(TREES["logs"])
+    (logs_tree / "versions" / "logs_9999_fails.py").write_text(FAILING_REVISION.format(down=head))
+
+    failing = open_test_stack(engine_workspace, migrations_program(fresh_deployment, logs_tree))
+    with pytest.raises(pulumi.automation.CommandError) as failed:
+        failing.up(color="never")
+    error = stack_driver.translate(failed.value, "test")
+
+    assert error.exit_code == ExitCode.MIGRATION_FAILED
+    assert "division by zero" in str(error) and f"stays at revision {head}" in str(error)
+    target = runner.Target(TREES["logs"], fresh_deployment.migrator_url(DatabaseKey.LOGS))
+    assert runner.current_revision(target) == head
+
+
+def test_destroy_forgets_the_step_but_never_downgrades(fresh_deployment: Deployment, engine_workspace: Path) -> None:
+    stack = open_test_stack(engine_workspace, migrations_program(fresh_deployment))
+    stack.up(color="never")
+    stack.destroy(color="never")
+    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
+        assert {"system_logs", "llm_logs"} <= catalog.tables(logs)
+
+
+def test_a_second_deploy_of_a_locked_stack_is_told_the_lock(engine_workspace: Path) -> None:
+    error = stack_driver.translate(
+        pulumi.automation.CommandError(pulumi.automation.CommandResult(
+            stdout="", stderr="error: the stack is currently locked by 1 lock(s)", code=255)), "dev")
+    assert isinstance(error, UserError) and error.exit_code == ExitCode.STACK_LOCKED
