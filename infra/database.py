@@ -67,21 +67,38 @@ class OwnedDatabase(pulumi.ComponentResource):
         # Every ACL change on this database goes through one chain: concurrent GRANTs on the same
         # catalog row fail with "tuple concurrently updated" (pulumi-postgresql#126).
         self.acl_chain = AclChain(start=database)
-        self.acl_chain.add(self, lambda opts: postgresql.Grant(
-            f"{name}-public-database-revoke",
-            database=database.name, role="public", object_type="database", privileges=[], opts=opts,
-        ))
-        self.acl_chain.add(self, lambda opts: postgresql.Grant(
-            f"{name}-public-schema-revoke",
-            database=database.name, schema=SCHEMA, role="public", object_type="schema", privileges=[], opts=opts,
-        ))
+        self.acl_chain.add(
+            self,
+            lambda opts: postgresql.Grant(
+                f"{name}-public-database-revoke",
+                database=database.name,
+                role="public",
+                object_type="database",
+                privileges=[],
+                opts=opts,
+            ),
+        )
+        self.acl_chain.add(
+            self,
+            lambda opts: postgresql.Grant(
+                f"{name}-public-schema-revoke",
+                database=database.name,
+                schema=SCHEMA,
+                role="public",
+                object_type="schema",
+                privileges=[],
+                opts=opts,
+            ),
+        )
 
         self.database_name = database.name
         self.owner_name = owner.name
         self.migrator_name = migrator.name
         self.migrator_password = password.result
-        self.register_outputs({
-            "database_name": self.database_name,
-            "owner_name": self.owner_name,
-            "migrator_name": self.migrator_name,
-        })
+        self.register_outputs(
+            {
+                "database_name": self.database_name,
+                "owner_name": self.owner_name,
+                "migrator_name": self.migrator_name,
+            }
+        )

@@ -18,10 +18,7 @@ def identifier_problem(name: str) -> str | None:
     if not name:
         return "it is empty"
     if len(name.encode()) > MAX_IDENTIFIER_BYTES:
-        return (
-            f"it is {len(name.encode())} bytes long and PostgreSQL would truncate it to "
-            f"{MAX_IDENTIFIER_BYTES}"
-        )
+        return f"it is {len(name.encode())} bytes long and PostgreSQL would truncate it to {MAX_IDENTIFIER_BYTES}"
     if not _UNQUOTED.fullmatch(name):
         return "it would need quoting: use only lower case letters, digits and underscores, not starting with a digit"
     return None

@@ -30,8 +30,15 @@ class MigrationFailedError(Exception):
 
 
 def _upgrade(props: dict[str, Any]) -> dict[str, Any]:
-    url = URL.create("postgresql+psycopg", username=props["user"], password=props["password"], host=props["host"],
-                     port=int(props["port"]), database=props["database"], query={"sslmode": props["sslmode"]})
+    url = URL.create(
+        "postgresql+psycopg",
+        username=props["user"],
+        password=props["password"],
+        host=props["host"],
+        port=int(props["port"]),
+        database=props["database"],
+        query={"sslmode": props["sslmode"]},
+    )
     script_location = Path(props["script_location"]) if props.get("script_location") else None
     target = runner.Target(runner.tree_named(props["tree"]), url, props["database"], script_location)
     try:

@@ -47,24 +47,55 @@ def provisioning_statements(
         cluster(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(owner)))
         cluster(login(migrator))
         cluster(sql.SQL("GRANT {} TO {}").format(sql.Identifier(owner), sql.Identifier(migrator)))
-        cluster(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
-            sql.Identifier(database_names[database]), sql.Identifier(owner)))
+        cluster(
+            sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
+                sql.Identifier(database_names[database]), sql.Identifier(owner)
+            )
+        )
         cluster(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database_names[database])))
-        statements.append(Statement(database_names[database], sql.Composed([
-            sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(SCHEMA))])))
+        statements.append(
+            Statement(
+                database_names[database],
+                sql.Composed([sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(SCHEMA))]),
+            )
+        )
 
     grantees = [(names.runtime(access.role_key), access) for access in RUNTIME_ACCESS] + list(extra_access)
     for role, access in grantees:
         database_name = database_names[access.database]
         cluster(login(role))
-        cluster(sql.SQL("GRANT {} ON DATABASE {} TO {}").format(
-            _privileges(access.database_privileges), sql.Identifier(database_name), sql.Identifier(role)))
-        statements.append(Statement(database_name, sql.Composed([sql.SQL("GRANT {} ON SCHEMA {} TO {}").format(
-            _privileges(access.schema_privileges), sql.Identifier(SCHEMA), sql.Identifier(role))])))
-        statements.append(Statement(database_name, sql.Composed([sql.SQL(
-            "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT {} ON TABLES TO {}").format(
-            sql.Identifier(names.owner(access.database)), sql.Identifier(SCHEMA),
-            _privileges(access.table_privileges), sql.Identifier(role))])))
+        cluster(
+            sql.SQL("GRANT {} ON DATABASE {} TO {}").format(
+                _privileges(access.database_privileges), sql.Identifier(database_name), sql.Identifier(role)
+            )
+        )
+        statements.append(
+            Statement(
+                database_name,
+                sql.Composed(
+                    [
+                        sql.SQL("GRANT {} ON SCHEMA {} TO {}").format(
+                            _privileges(access.schema_privileges), sql.Identifier(SCHEMA), sql.Identifier(role)
+                        )
+                    ]
+                ),
+            )
+        )
+        statements.append(
+            Statement(
+                database_name,
+                sql.Composed(
+                    [
+                        sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT {} ON TABLES TO {}").format(
+                            sql.Identifier(names.owner(access.database)),
+                            sql.Identifier(SCHEMA),
+                            _privileges(access.table_privileges),
+                            sql.Identifier(role),
+                        )
+                    ]
+                ),
+            )
+        )
     return statements
 
 

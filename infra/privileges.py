@@ -50,13 +50,18 @@ class Access:
 
 
 def _access(role_key: str, database: DatabaseKey, purpose: str, table_privileges: set[str]) -> Access:
-    return Access(role_key, database, purpose, frozenset({"CONNECT"}), frozenset({"USAGE"}),
-                  frozenset(table_privileges))
+    return Access(
+        role_key, database, purpose, frozenset({"CONNECT"}), frozenset({"USAGE"}), frozenset(table_privileges)
+    )
 
 
 RUNTIME_ACCESS: tuple[Access, ...] = (
-    _access("app", DatabaseKey.MAIN, "the main application: reads and writes its tables, no DDL",
-            {"SELECT", "INSERT", "UPDATE", "DELETE"}),
+    _access(
+        "app",
+        DatabaseKey.MAIN,
+        "the main application: reads and writes its tables, no DDL",
+        {"SELECT", "INSERT", "UPDATE", "DELETE"},
+    ),
     # Append-only: INSERT alone. The writer must insert without RETURNING (RETURNING needs SELECT).
     _access("logs_writer", DatabaseKey.LOGS, "the log worker: appends rows, reads nothing back", {"INSERT"}),
     _access("logs_reader", DatabaseKey.LOGS, "the admin endpoints: read the logs", {"SELECT"}),

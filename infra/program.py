@@ -28,9 +28,13 @@ def define_stack() -> None:
         key: MigrationRun(
             f"{key}-migrations",
             MigrationRunArgs(
-                tree=TREES[key.value], host=settings.server.host, port=settings.server.port,
-                sslmode=settings.server.sslmode, database=database.database_name,
-                migrator=database.migrator_name, migrator_password=database.migrator_password,
+                tree=TREES[key.value],
+                host=settings.server.host,
+                port=settings.server.port,
+                sslmode=settings.server.sslmode,
+                database=database.database_name,
+                migrator=database.migrator_name,
+                migrator_password=database.migrator_password,
             ),
             # After every grant of the database, default privileges included: tables the tree
             # creates must find them in place.
@@ -120,11 +124,13 @@ def export_outputs(
     pulumi.export("migration_revisions", {key.value: run.revision for key, run in migrations.items()})
     urls: dict[str, pulumi.Output[str]] = {}
     for key, database in databases.items():
-        urls[f"{key}_migrator"] = connection_url(settings, database.migrator_name, database.migrator_password,
-                                                 database.database_name)
+        urls[f"{key}_migrator"] = connection_url(
+            settings, database.migrator_name, database.migrator_password, database.database_name
+        )
     for login in logins:
-        urls[login.access.role_key] = connection_url(settings, login.role_name, login.password,
-                                                     login.database.database_name)
+        urls[login.access.role_key] = connection_url(
+            settings, login.role_name, login.password, login.database.database_name
+        )
     pulumi.export("connection_urls", pulumi.Output.secret(urls))
 
 
@@ -132,10 +138,17 @@ def connection_url(
     settings: Settings, user: pulumi.Output[str], password: pulumi.Output[str], database: pulumi.Output[str]
 ) -> pulumi.Output[str]:
     server = settings.server
-    return pulumi.Output.secret(pulumi.Output.format(
-        "postgresql://{0}:{1}@{2}:{3}/{4}?sslmode={5}", user, password, server.host, server.port, database,
-        server.sslmode,
-    ))
+    return pulumi.Output.secret(
+        pulumi.Output.format(
+            "postgresql://{0}:{1}@{2}:{3}/{4}?sslmode={5}",
+            user,
+            password,
+            server.host,
+            server.port,
+            database,
+            server.sslmode,
+        )
+    )
 
 
 def _protect_everything(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult:
@@ -144,5 +157,6 @@ def _protect_everything(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTr
     Protecting only the databases would let destroy revoke every grant and drop the runtime roles
     before it reached the protected database and stopped.
     """
-    return pulumi.ResourceTransformResult(props=args.props, opts=pulumi.ResourceOptions.merge(
-        args.opts, pulumi.ResourceOptions(protect=True)))
+    return pulumi.ResourceTransformResult(
+        props=args.props, opts=pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(protect=True))
+    )

@@ -47,20 +47,44 @@ class RuntimeRole(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         chain = database.acl_chain
-        chain.add(self, lambda opts: postgresql.Grant(
-            f"{name}-database-grant", database=database.database_name, role=role.name,
-            object_type="database", privileges=sorted(access.database_privileges), opts=opts,
-        ))
-        chain.add(self, lambda opts: postgresql.Grant(
-            f"{name}-schema-grant", database=database.database_name, schema=SCHEMA, role=role.name,
-            object_type="schema", privileges=sorted(access.schema_privileges), opts=opts,
-        ))
+        chain.add(
+            self,
+            lambda opts: postgresql.Grant(
+                f"{name}-database-grant",
+                database=database.database_name,
+                role=role.name,
+                object_type="database",
+                privileges=sorted(access.database_privileges),
+                opts=opts,
+            ),
+        )
+        chain.add(
+            self,
+            lambda opts: postgresql.Grant(
+                f"{name}-schema-grant",
+                database=database.database_name,
+                schema=SCHEMA,
+                role=role.name,
+                object_type="schema",
+                privileges=sorted(access.schema_privileges),
+                opts=opts,
+            ),
+        )
         # FOR ROLE the owner: default privileges apply only to objects created by the role they name,
         # and every table is created by the owner (the migrator acts as the owner).
-        chain.add(self, lambda opts: postgresql.DefaultPrivileges(
-            f"{name}-table-defaults", database=database.database_name, schema=SCHEMA, owner=database.owner_name,
-            role=role.name, object_type="table", privileges=sorted(access.table_privileges), opts=opts,
-        ))
+        chain.add(
+            self,
+            lambda opts: postgresql.DefaultPrivileges(
+                f"{name}-table-defaults",
+                database=database.database_name,
+                schema=SCHEMA,
+                owner=database.owner_name,
+                role=role.name,
+                object_type="table",
+                privileges=sorted(access.table_privileges),
+                opts=opts,
+            ),
+        )
 
         self.role_name = role.name
         self.password = password.result

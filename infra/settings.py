@@ -72,8 +72,11 @@ def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
     if embedded:
         for key in ("host", "port", "adminPassword"):
             if key in raw:
-                raise reader.error(key, "is set while embeddedServer is true",
-                                   "remove one: the embedded server brings its own address and password")
+                raise reader.error(
+                    key,
+                    "is set while embeddedServer is true",
+                    "remove one: the embedded server brings its own address and password",
+                )
         host, port = embedded_server_address()
     else:
         reader.required("adminPassword", secret=True)
@@ -94,7 +97,8 @@ def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
     }
     if database_names[DatabaseKey.MAIN] == database_names[DatabaseKey.LOGS]:
         raise reader.error(
-            "logsDatabase", f"is {database_names[DatabaseKey.LOGS]!r}, the same as mainDatabase",
+            "logsDatabase",
+            f"is {database_names[DatabaseKey.LOGS]!r}, the same as mainDatabase",
             "give the logs database its own name: keeping the two apart is the point of this stack",
         )
     role_names = RoleNames(prefix=reader.identifier("rolePrefix"))
@@ -102,7 +106,8 @@ def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
     allow_deletion = reader.boolean("allowDatabaseDeletion", False)
     if production and allow_deletion:
         raise reader.error(
-            "allowDatabaseDeletion", "is true on a stack marked production",
+            "allowDatabaseDeletion",
+            "is true on a stack marked production",
             "remove it: production databases are always protected against destroy and rename",
         )
     read_only_roles = reader.read_only_roles("readOnlyRoles")
@@ -137,13 +142,19 @@ def embedded_server_password() -> str:
 def _check_role_names_unique(reader: _Reader, names: RoleNames, extra: tuple[ReadOnlyRole, ...]) -> None:
     for derived in names.all_names():
         if problem := identifier_problem(derived):
-            raise reader.error("rolePrefix", f"makes the role name {derived!r}, and {problem}",
-                               "choose a shorter prefix of lower case letters, digits and underscores")
+            raise reader.error(
+                "rolePrefix",
+                f"makes the role name {derived!r}, and {problem}",
+                "choose a shorter prefix of lower case letters, digits and underscores",
+            )
     seen = set(names.all_names())
     for role in extra:
         if role.name in seen:
-            raise reader.error("readOnlyRoles", f"names the role {role.name!r} twice or reuses a role of this stack",
-                               "give every read-only role a name of its own")
+            raise reader.error(
+                "readOnlyRoles",
+                f"names the role {role.name!r} twice or reuses a role of this stack",
+                "give every read-only role a name of its own",
+            )
         seen.add(role.name)
 
 
@@ -228,8 +239,7 @@ class _Reader:
             if problem := identifier_problem(str(entry["name"])):
                 raise self.error(key, f"names the role {entry['name']!r}, and {problem}", "choose another name")
             if entry["database"] not in (DatabaseKey.MAIN.value, DatabaseKey.LOGS.value):
-                raise self.error(key, f"gives {entry['name']} the database {entry['database']!r}",
-                                 "use main or logs")
+                raise self.error(key, f"gives {entry['name']} the database {entry['database']!r}", "use main or logs")
             roles.append(ReadOnlyRole(name=str(entry["name"]), database=DatabaseKey(entry["database"])))
         return tuple(roles)
 
@@ -240,9 +250,23 @@ def raw_config_from_pulumi() -> dict[str, str]:
 
     config = pulumi.Config(NAMESPACE)
     raw: dict[str, str] = {}
-    for key in ("embeddedServer", "host", "port", "sslmode", "adminUser", "adminIsSuperuser", "minServerVersion", "mainDatabase",
-                "logsDatabase", "rolePrefix", "production", "allowDatabaseDeletion", "connectionLimits",
-                "statementTimeoutsMs", "readOnlyRoles"):
+    for key in (
+        "embeddedServer",
+        "host",
+        "port",
+        "sslmode",
+        "adminUser",
+        "adminIsSuperuser",
+        "minServerVersion",
+        "mainDatabase",
+        "logsDatabase",
+        "rolePrefix",
+        "production",
+        "allowDatabaseDeletion",
+        "connectionLimits",
+        "statementTimeoutsMs",
+        "readOnlyRoles",
+    ):
         value = config.get(key)
         if value is not None:
             raw[key] = value

@@ -5,13 +5,16 @@ directory and the generated superuser password (mode 0600, like a `.pgpass` file
 127.0.0.1 only, on a port that was free when it was created, and authenticates with SCRAM-SHA-256.
 
 PostgreSQL refuses to run as root, and sessions and CI here run as root: the server processes then
-run as the unprivileged `postgres` account (created if the machine lacks it).
+run as the unprivileged `postgres` account (created if the machine lacks it). When that account
+cannot reach the checkout (a clone under /root, say), the cluster's files go to a folder of its own
+under /var/tmp, and `.state/localpg/cluster` points there.
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import os
 import pwd
 import secrets
@@ -28,10 +31,9 @@ from ops import paths
 from ops.errors import UserError, run_main
 
 STATE_DIR = paths.STATE_DIR / "localpg"
-DATA_DIR = STATE_DIR / "data"
-SOCKET_DIR = STATE_DIR / "run"
-LOG_FILE = STATE_DIR / "server.log"
+CLUSTER_LINK = STATE_DIR / "cluster"  # the server's own files: data/, run/, server.log
 PASSWORD_FILE = STATE_DIR / "superuser.password"
+OUTSIDE_CLUSTERS = Path("/var/tmp/headhunter-localpg")  # noqa: S108 (a fixed, root-made folder)
 CONF_FILE_NAME = "localpg.conf"  # included from postgresql.conf, written by us
 SUPERUSER = "postgres"
 SERVER_ACCOUNT = "postgres"
@@ -41,6 +43,23 @@ INSTALL_HINT = (
     "install PostgreSQL's server binaries (Debian/Ubuntu: `apt-get install postgresql`), "
     "or put a directory holding initdb, pg_ctl and postgres on PATH"
 )
+
+
+def cluster_dir() -> Path:
+    """The server's folder, resolved: the server account may not be able to pass through the link."""
+    return CLUSTER_LINK.resolve()
+
+
+def data_dir() -> Path:
+    return cluster_dir() / "data"
+
+
+def socket_dir() -> Path:
+    return cluster_dir() / "run"
+
+
+def log_file() -> Path:
+    return cluster_dir() / "server.log"
 
 
 @dataclass(frozen=True)
@@ -69,9 +88,7 @@ def find_bin_dir() -> Path:
     on_path = [shutil.which(name) for name in SERVER_BINARIES]
     if all(on_path):
         return Path(os.path.realpath(str(on_path[0]))).parent
-    versioned = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True
-    )
+    versioned = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True)
     for candidate in versioned:
         if all((Path(candidate) / name).exists() for name in SERVER_BINARIES):
             return Path(candidate)
@@ -85,9 +102,7 @@ def install_server_binaries() -> Path:
     print("localpg: installing PostgreSQL from Debian's packages (CI=true)", file=sys.stderr)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"], check=True, env=env
-    )
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"], check=True, env=env)
     os.environ.pop("CI")  # search again, but never install twice
     try:
         return find_bin_dir()
@@ -115,7 +130,7 @@ def run_as_server(args: list[str], **kwargs: object) -> subprocess.CompletedProc
     if account is not None:
         user_kwargs = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
     return subprocess.run(  # type: ignore[call-overload,no-any-return]
-        args, cwd=STATE_DIR, text=True, **user_kwargs, **kwargs
+        args, cwd="/", text=True, **user_kwargs, **kwargs
     )
 
 
@@ -145,7 +160,7 @@ def write_server_conf(port: int) -> None:
     settings = {
         "listen_addresses": f"'{HOST}'",
         "port": str(port),
-        "unix_socket_directories": f"'{SOCKET_DIR}'",
+        "unix_socket_directories": f"'{socket_dir()}'",
         "password_encryption": "'scram-sha-256'",
         "max_connections": "200",
         "fsync": "off",
@@ -153,74 +168,109 @@ def write_server_conf(port: int) -> None:
         "full_page_writes": "off",
         "logging_collector": "off",
     }
-    conf = DATA_DIR / CONF_FILE_NAME
+    conf = data_dir() / CONF_FILE_NAME
     conf.write_text("".join(f"{key} = {value}\n" for key, value in settings.items()))
     give_to_server(conf)
 
 
 def configured_port() -> int:
-    for line in (DATA_DIR / CONF_FILE_NAME).read_text().splitlines():
+    for line in (data_dir() / CONF_FILE_NAME).read_text().splitlines():
         key, _, value = line.partition("=")
         if key.strip() == "port":
             return int(value.strip())
-    raise UserError(f"{DATA_DIR / CONF_FILE_NAME} names no port: remove {STATE_DIR} and start again.")
+    raise UserError(f"{data_dir() / CONF_FILE_NAME} names no port: remove {STATE_DIR} and start again.")
 
 
 def is_initialized() -> bool:
-    return (DATA_DIR / "PG_VERSION").exists() and PASSWORD_FILE.exists()
+    return (data_dir() / "PG_VERSION").exists() and PASSWORD_FILE.exists()
+
+
+def make_cluster_dir() -> None:
+    """The server's folder: inside the state folder when the server account can reach it."""
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    os.chmod(STATE_DIR, 0o755)  # the server follows the cluster link through it; the password file is 0600
+    inside = STATE_DIR.parent / "localpg-cluster"
+    inside.mkdir(exist_ok=True)
+    give_to_server(inside)
+    reachable = run_as_server(["test", "-w", str(inside)], capture_output=True).returncode == 0
+    if reachable:
+        cluster = inside
+    else:
+        inside.rmdir()
+        cluster = OUTSIDE_CLUSTERS / hashlib.sha256(str(STATE_DIR).encode()).hexdigest()[:16]
+        cluster.mkdir(parents=True, exist_ok=True)
+        OUTSIDE_CLUSTERS.chmod(0o755)
+        give_to_server(cluster)
+    CLUSTER_LINK.symlink_to(cluster)
 
 
 def initialize(bin_dir: Path) -> None:
     """initdb with a generated superuser password that never appears in a process's arguments."""
     if STATE_DIR.exists() and not is_initialized():
-        shutil.rmtree(STATE_DIR)  # a half-made cluster from an interrupted run holds nothing
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
-    os.chmod(STATE_DIR, 0o755)
-    SOCKET_DIR.mkdir(exist_ok=True)
-    give_to_server(STATE_DIR)
-    give_to_server(SOCKET_DIR)
+        remove_cluster()  # a half-made cluster from an interrupted run holds nothing
+    make_cluster_dir()
+    socket_dir().mkdir(exist_ok=True)
+    give_to_server(socket_dir())
     password = secrets.token_urlsafe(24)
-    pwfile = STATE_DIR / "initdb.pw"
+    pwfile = cluster_dir() / "initdb.pw"
     pwfile.touch(mode=0o600)
     pwfile.write_text(password + "\n")
     give_to_server(pwfile)
     try:
         result = run_as_server(
-            [str(bin_dir / "initdb"), "-D", str(DATA_DIR), "-U", SUPERUSER, "--auth=scram-sha-256",
-             f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C", "--no-instructions"],
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data_dir()),
+                "-U",
+                SUPERUSER,
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-instructions",
+            ],
             capture_output=True,
         )
     finally:
         pwfile.unlink()
     if result.returncode != 0:
-        raise UserError(f"initdb failed in {DATA_DIR}:\n{result.stderr.strip()}")
-    with open(DATA_DIR / "postgresql.conf", "a") as conf:
+        raise UserError(f"initdb failed in {data_dir()}:\n{result.stderr.strip()}")
+    with open(data_dir() / "postgresql.conf", "a") as conf:
         conf.write(f"\ninclude_if_exists = '{CONF_FILE_NAME}'\n")
     write_server_conf(free_port())
     PASSWORD_FILE.touch(mode=0o600)
     PASSWORD_FILE.write_text(password)
 
 
+def remove_cluster() -> None:
+    if CLUSTER_LINK.is_symlink():
+        shutil.rmtree(CLUSTER_LINK.resolve(), ignore_errors=True)
+    shutil.rmtree(STATE_DIR, ignore_errors=True)
+    shutil.rmtree(STATE_DIR.parent / "localpg-cluster", ignore_errors=True)
+
+
 def is_running(bin_dir: Path) -> bool:
-    if not DATA_DIR.exists():
+    if not data_dir().exists():
         return False
-    return run_as_server([str(bin_dir / "pg_ctl"), "status", "-D", str(DATA_DIR)], capture_output=True).returncode == 0
+    status = run_as_server([str(bin_dir / "pg_ctl"), "status", "-D", str(data_dir())], capture_output=True)
+    return status.returncode == 0
 
 
 def start() -> Connection:
     bin_dir = find_bin_dir()
     if not is_initialized():
-        print(f"localpg: creating a cluster in {DATA_DIR}", file=sys.stderr)
+        print(f"localpg: creating a cluster in {data_dir()}", file=sys.stderr)
         initialize(bin_dir)
     if not is_running(bin_dir):
         if not port_is_free(configured_port()):
             write_server_conf(free_port())  # someone else took our port since last time
         result = run_as_server(
-            [str(bin_dir / "pg_ctl"), "start", "-D", str(DATA_DIR), "-l", str(LOG_FILE), "-w", "-t", "60"],
+            [str(bin_dir / "pg_ctl"), "start", "-D", str(data_dir()), "-l", str(log_file()), "-w", "-t", "60"],
             capture_output=True,
         )
         if result.returncode != 0:
-            tail = LOG_FILE.read_text()[-2000:] if LOG_FILE.exists() else result.stderr
+            tail = log_file().read_text()[-2000:] if log_file().exists() else result.stderr
             raise UserError(f"the embedded PostgreSQL did not start; its log ends with:\n{tail}")
     connection = current_connection()
     print(f"localpg: running on {connection.host}:{connection.port}", file=sys.stderr)
@@ -230,7 +280,7 @@ def start() -> Connection:
 def stop() -> None:
     bin_dir = find_bin_dir()
     if is_running(bin_dir):
-        run_as_server([str(bin_dir / "pg_ctl"), "stop", "-D", str(DATA_DIR), "-m", "fast", "-w"], check=True)
+        run_as_server([str(bin_dir / "pg_ctl"), "stop", "-D", str(data_dir()), "-m", "fast", "-w"], check=True)
     print("localpg: stopped", file=sys.stderr)
 
 
@@ -257,15 +307,19 @@ def status() -> int:
         print("localpg: not created (run `scripts/localpg start`)")
         return 3
     if not is_running(bin_dir):
-        print(f"localpg: stopped (data in {DATA_DIR}; run `scripts/localpg start`)")
+        print(f"localpg: stopped (data in {data_dir()}; run `scripts/localpg start`)")
         return 3
-    print(f"localpg: running on {HOST}:{configured_port()} (data in {DATA_DIR})")
+    print(f"localpg: running on {HOST}:{configured_port()} (data in {data_dir()})")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/localpg", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["start", "stop", "status", "env"])
+    parser.add_argument(
+        "command",
+        choices=["start", "stop", "status", "env", "reset"],
+        help="reset stops the server and deletes the cluster, data and password",
+    )
     args = parser.parse_args(argv)
     if args.command == "start":
         start()
@@ -273,6 +327,11 @@ def main(argv: list[str] | None = None) -> int:
         stop()
     elif args.command == "status":
         return status()
+    elif args.command == "reset":
+        if is_initialized():
+            stop()
+        remove_cluster()
+        print("localpg: cluster deleted", file=sys.stderr)
     else:
         print(current_connection().exports())
     return 0

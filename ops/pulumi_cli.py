@@ -10,7 +10,8 @@ from ops import toolchain
 
 def main() -> None:
     cli = toolchain.cli_path()
-    os.execve(cli, [str(cli), *sys.argv[1:]], toolchain.pulumi_env())
+    # Replaces this process with the CLI, as the shell's `exec` would.
+    os.execve(cli, [str(cli), *sys.argv[1:]], toolchain.pulumi_env())  # noqa: S606
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ PROJECT_NAME = "headhunter-db"
 DEV_STACK = "dev"
 # The dev stack's secrets are generated passwords of a throwaway server on loopback: a fixed,
 # published passphrase protects nothing there and keeps the Quick start to two commands.
-DEV_PASSPHRASE = "headhunter-dev-only"
+DEV_PASSPHRASE = "headhunter-dev-only"  # noqa: S105 (published on purpose, dev stack only)
 
 Program = Callable[[], None]
 
@@ -44,7 +44,9 @@ def stack_env(stack_name: str) -> dict[str, str]:
         if stack_name != DEV_STACK:
             raise UserError(
                 f"stack {stack_name!r} needs its secrets passphrase: set PULUMI_CONFIG_PASSPHRASE or "
-                "PULUMI_CONFIG_PASSPHRASE_FILE (only the dev stack has a built-in one).", ExitCode.BAD_INPUT)
+                "PULUMI_CONFIG_PASSPHRASE_FILE (only the dev stack has a built-in one).",
+                ExitCode.BAD_INPUT,
+            )
         env["PULUMI_CONFIG_PASSPHRASE"] = DEV_PASSPHRASE
     return env
 
@@ -56,11 +58,13 @@ def open_stack(target: StackTarget) -> auto.Stack:
         Path(backend.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
     cli = toolchain.cli_path()
     command = auto.PulumiCommand(root=str(cli.parent.parent), skip_version_check=True)
-    options = auto.LocalWorkspaceOptions(work_dir=str(target.work_dir), pulumi_home=env["PULUMI_HOME"],
-                                         env_vars=env, pulumi_command=command)
+    options = auto.LocalWorkspaceOptions(
+        work_dir=str(target.work_dir), pulumi_home=env["PULUMI_HOME"], env_vars=env, pulumi_command=command
+    )
     try:
-        return auto.create_or_select_stack(stack_name=target.name, project_name=target.project_name,
-                                           program=target.program, opts=options)
+        return auto.create_or_select_stack(
+            stack_name=target.name, project_name=target.project_name, program=target.program, opts=options
+        )
     except auto.CommandError as error:
         raise translate(error, target.name) from None
 
@@ -71,16 +75,22 @@ def translate(error: auto.CommandError, stack_name: str) -> UserError:
     if "currently locked" in text:
         return UserError(
             f"stack {stack_name!r} is locked by another deploy: wait for it to finish; if it was killed, "
-            f"clear the lock with `scripts/pulumi cancel --stack {stack_name} --yes`.", ExitCode.STACK_LOCKED)
+            f"clear the lock with `scripts/pulumi cancel --stack {stack_name} --yes`.",
+            ExitCode.STACK_LOCKED,
+        )
     if "incorrect passphrase" in text or "passphrase must be set" in text:
         return UserError(
             f"the secrets passphrase of stack {stack_name!r} is wrong: set PULUMI_CONFIG_PASSPHRASE to the one "
-            "the stack was created with.", ExitCode.BAD_INPUT)
+            "the stack was created with.",
+            ExitCode.BAD_INPUT,
+        )
     if "MigrationFailedError" in text or "migration tree failed" in text or "tree failed on database" in text:
-        return UserError(f"a migration failed, so the deploy stopped:\n{_engine_error_lines(text)}",
-                         ExitCode.MIGRATION_FAILED)
-    return UserError(f"the Pulumi engine failed on stack {stack_name!r}:\n{_engine_error_lines(text)}",
-                     ExitCode.DEPLOY_FAILED)
+        return UserError(
+            f"a migration failed, so the deploy stopped:\n{_engine_error_lines(text)}", ExitCode.MIGRATION_FAILED
+        )
+    return UserError(
+        f"the Pulumi engine failed on stack {stack_name!r}:\n{_engine_error_lines(text)}", ExitCode.DEPLOY_FAILED
+    )
 
 
 def _engine_error_lines(text: str) -> str:
@@ -91,8 +101,9 @@ def _engine_error_lines(text: str) -> str:
 def flat_config(stack: auto.Stack) -> dict[str, str]:
     """The stack's `headhunter-db:*` values as plain strings, the way infra.settings reads them."""
     prefix = f"{NAMESPACE}:"
-    return {key.removeprefix(prefix): value.value for key, value in stack.get_all_config().items()
-            if key.startswith(prefix)}
+    return {
+        key.removeprefix(prefix): value.value for key, value in stack.get_all_config().items() if key.startswith(prefix)
+    }
 
 
 def preflight(stack: auto.Stack) -> Settings:
@@ -117,11 +128,21 @@ def admin_password_for_preflight(stack: auto.Stack, settings: Settings) -> str:
 def check_server(settings: Settings, admin_password: str) -> None:
     server = settings.server
     where = f"{server.host}:{server.port} as {server.admin_user}"
-    fix = ("start it with `scripts/localpg start`" if server.embedded else
-           f"check {NAMESPACE}:host, port, adminUser and adminPassword in Pulumi.{settings.stack}.yaml")
+    fix = (
+        "start it with `scripts/localpg start`"
+        if server.embedded
+        else f"check {NAMESPACE}:host, port, adminUser and adminPassword in Pulumi.{settings.stack}.yaml"
+    )
     try:
-        with psycopg.connect(host=server.host, port=server.port, user=server.admin_user, password=admin_password,
-                             dbname="postgres", sslmode=server.sslmode, connect_timeout=10) as connection:
+        with psycopg.connect(
+            host=server.host,
+            port=server.port,
+            user=server.admin_user,
+            password=admin_password,
+            dbname="postgres",
+            sslmode=server.sslmode,
+            connect_timeout=10,
+        ) as connection:
             version = connection.info.server_version
     except psycopg.OperationalError as error:
         reason = str(error).strip().splitlines()[-1]
@@ -130,7 +151,8 @@ def check_server(settings: Settings, admin_password: str) -> None:
         raise UserError(
             f"the server at {server.host}:{server.port} runs PostgreSQL {version // 10000}, older than "
             f"{NAMESPACE}:minServerVersion {server.min_version}: upgrade the server or lower that key.",
-            ExitCode.BAD_INPUT)
+            ExitCode.BAD_INPUT,
+        )
 
 
 def outputs(stack: auto.Stack) -> Mapping[str, Any]:

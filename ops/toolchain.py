@@ -119,8 +119,9 @@ def run_go(args: list[str], component: str) -> str:
     log.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, GOFLAGS="-mod=mod", GOTOOLCHAIN="local")
     with progress(component), open(log, "w") as out:
-        result = subprocess.run([go_binary(), *args], cwd=CLI_TOOL_MODULE, stdout=subprocess.PIPE, stderr=out,
-                                text=True, env=env)
+        result = subprocess.run(
+            [go_binary(), *args], cwd=CLI_TOOL_MODULE, stdout=subprocess.PIPE, stderr=out, text=True, env=env
+        )
     if result.returncode != 0:
         tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
         raise UserError(
@@ -139,11 +140,14 @@ def ensure_cli() -> Path:
         return cli
     built = paths.TOOLS_BIN / "pulumi"
     ldflags = f"-s -w -X {VERSION_PACKAGE}=v{version}"
-    run_go(["build", "-trimpath", "-ldflags", ldflags, "-o", str(built), "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"],
-           f"pulumi CLI v{version}")
+    run_go(
+        ["build", "-trimpath", "-ldflags", ldflags, "-o", str(built), "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"],
+        f"pulumi CLI v{version}",
+    )
     if cli_version(built) != version:
-        raise UserError(f"the built {built} does not report v{version}: remove .tools/ and bootstrap again.",
-                        ExitCode.TOOLCHAIN)
+        raise UserError(
+            f"the built {built} does not report v{version}: remove .tools/ and bootstrap again.", ExitCode.TOOLCHAIN
+        )
     return built
 
 
@@ -166,8 +170,10 @@ def installed_plugins(cli: Path) -> list[dict[str, object]]:
 
 def has_postgresql_plugin(cli: Path) -> bool:
     wanted = pinned_postgresql_plugin_version()
-    return any(p.get("name") == "postgresql" and str(p.get("version", "")).lstrip("v") == wanted
-               for p in installed_plugins(cli))
+    return any(
+        p.get("name") == "postgresql" and str(p.get("version", "")).lstrip("v") == wanted
+        for p in installed_plugins(cli)
+    )
 
 
 def ensure_postgresql_plugin(cli: Path) -> bool:
@@ -177,8 +183,11 @@ def ensure_postgresql_plugin(cli: Path) -> bool:
     binary = os.environ.get("PULUMI_POSTGRESQL_PLUGIN_BINARY")
     if binary:
         version = pinned_postgresql_plugin_version()
-        subprocess.run([str(cli), "plugin", "install", "resource", "postgresql", version, "--file", binary],
-                       check=True, env=pulumi_env())
+        subprocess.run(
+            [str(cli), "plugin", "install", "resource", "postgresql", version, "--file", binary],
+            check=True,
+            env=pulumi_env(),
+        )
         return has_postgresql_plugin(cli)
     return False
 

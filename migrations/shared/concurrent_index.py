@@ -44,10 +44,16 @@ def _drop_if_invalid(name: str) -> None:
             f"'index {name} is INVALID: DROP INDEX CONCURRENTLY {name}, then run again'; END IF; END $drop$"
         )
         return
-    invalid = op.get_bind().execute(
-        text("SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-             "WHERE c.relname = :name AND c.relnamespace = 'public'::regnamespace"),
-        {"name": name},
-    ).scalar()
+    invalid = (
+        op.get_bind()
+        .execute(
+            text(
+                "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE c.relname = :name AND c.relnamespace = 'public'::regnamespace"
+            ),
+            {"name": name},
+        )
+        .scalar()
+    )
     if invalid:
         op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")

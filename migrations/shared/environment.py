@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationInfo
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
@@ -80,8 +81,7 @@ def _migrate(context: EnvironmentContext, tree: Tree, connection: Connection, en
     with tree_run_lock(engine, tree, RUN_LOCK_WAIT_S):
         owner = connection.dialect.identifier_preparer.quote(placement.owner)
         connection.execute(text("SELECT set_config('lock_timeout', :value, false)"), {"value": LOCK_TIMEOUT})
-        connection.execute(text("SELECT set_config('statement_timeout', :value, false)"),
-                           {"value": STATEMENT_TIMEOUT})
+        connection.execute(text("SELECT set_config('statement_timeout', :value, false)"), {"value": STATEMENT_TIMEOUT})
         connection.execute(text(f"SET ROLE {owner}"))
         connection.commit()
         applied: list[str] = context.config.attributes.setdefault("applied_revisions", [])
@@ -123,8 +123,9 @@ END $restrict$
 
 def run_offline(context: EnvironmentContext, tree: Tree) -> None:
     """`alembic upgrade --sql`: the script opens with the placement guard and acts as the owner."""
-    context.configure(dialect_name="postgresql", literal_binds=True, dialect_opts={"paramstyle": "named"},
-                      **_common_options(tree))
+    context.configure(
+        dialect_name="postgresql", literal_binds=True, dialect_opts={"paramstyle": "named"}, **_common_options(tree)
+    )
     with context.begin_transaction():
         context.execute(offline_guard_sql(tree, expected_database(context, tree)))
         context.execute(
@@ -139,7 +140,7 @@ def run_offline(context: EnvironmentContext, tree: Tree) -> None:
 def _record_into(applied: list[str]) -> Callable[..., None]:
     """Alembic's on_version_apply hook: the runner reports what this run applied, not what it found."""
 
-    def record(*, step: Any, **_: Any) -> None:
+    def record(*, step: MigrationInfo, **_: object) -> None:
         if step.is_upgrade:
             applied.extend(step.up_revision_ids)
 

@@ -29,9 +29,9 @@ def check_placement(connection: Connection, tree: Tree, expected_database: str |
 
     Runs read-only catalog queries only; the caller ends the implicit transaction they open.
     """
-    row = connection.execute(text(
-        "SELECT current_database(), pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()"
-    )).one()
+    row = connection.execute(
+        text("SELECT current_database(), pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()")
+    ).one()
     placement = Placement(database=row[0], owner=row[1])
     where = f"database {placement.database!r} (owned by {placement.owner!r})"
     if expected_database is not None and placement.database != expected_database:
@@ -55,7 +55,8 @@ def check_placement(connection: Connection, tree: Tree, expected_database: str |
 
 
 def _has_table(connection: Connection, name: str) -> bool:
-    return connection.execute(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": f"public.{name}"}).scalar_one()
+    found = connection.execute(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": f"public.{name}"})
+    return bool(found.scalar_one())
 
 
 def offline_guard_sql(tree: Tree, expected_database: str | None) -> str:

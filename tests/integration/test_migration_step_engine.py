@@ -32,12 +32,20 @@ def migrations_program(deployment: Deployment, logs_tree: Path | None = None) ->
     def program() -> None:
         for key in DatabaseKey:
             migrator = deployment.names.migrator(key)
-            MigrationRun(f"{key}-migrations", MigrationRunArgs(
-                tree=TREES[key.value], host=deployment.server.connection.host,
-                port=deployment.server.connection.port, sslmode="disable", database=deployment.databases[key],
-                migrator=migrator, migrator_password=deployment.passwords[migrator],
-                script_location=logs_tree if key is DatabaseKey.LOGS else None,
-            ))
+            MigrationRun(
+                f"{key}-migrations",
+                MigrationRunArgs(
+                    tree=TREES[key.value],
+                    host=deployment.server.connection.host,
+                    port=deployment.server.connection.port,
+                    sslmode="disable",
+                    database=deployment.databases[key],
+                    migrator=migrator,
+                    migrator_password=deployment.passwords[migrator],
+                    script_location=logs_tree if key is DatabaseKey.LOGS else None,
+                ),
+            )
+
     return program
 
 
@@ -60,7 +68,8 @@ def test_up_migrates_both_trees_and_a_second_up_changes_nothing(
     stack = open_test_stack(engine_workspace, migrations_program(fresh_deployment))
     result = stack.up(color="never")
     assert result.summary.result == "succeeded"
-    logs_step = next(r for r in stack.export_stack().deployment["resources"] if r["urn"].endswith("logs-migrations"))
+    deployment = stack.export_stack().deployment or {}
+    logs_step = next(r for r in deployment["resources"] if r["urn"].endswith("logs-migrations"))
     assert logs_step["outputs"]["applied"] == ["logs_0001", "logs_0002", "logs_0003"]
     with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
         assert {"system_logs", "llm_logs"} <= catalog.tables(logs)
@@ -68,7 +77,7 @@ def test_up_migrates_both_trees_and_a_second_up_changes_nothing(
         assert "user_invitations" in catalog.tables(main)
 
     preview = stack.preview(color="never", expect_no_changes=True)
-    assert preview.change_summary.get("same") == 3  # the stack and both steps
+    assert dict(preview.change_summary) == {"same": 3}  # the stack and both steps
 
 
 def test_a_failing_revision_fails_the_up_and_leaves_the_previous_revision(
@@ -102,6 +111,11 @@ def test_destroy_forgets_the_step_but_never_downgrades(fresh_deployment: Deploym
 
 def test_a_second_deploy_of_a_locked_stack_is_told_the_lock(engine_workspace: Path) -> None:
     error = stack_driver.translate(
-        pulumi.automation.CommandError(pulumi.automation.CommandResult(
-            stdout="", stderr="error: the stack is currently locked by 1 lock(s)", code=255)), "dev")
+        pulumi.automation.CommandError(
+            pulumi.automation.CommandResult(
+                stdout="", stderr="error: the stack is currently locked by 1 lock(s)", code=255
+            )
+        ),
+        "dev",
+    )
     assert isinstance(error, UserError) and error.exit_code == ExitCode.STACK_LOCKED

@@ -23,7 +23,5 @@ def invalid_indexes(connection: psycopg.Connection) -> set[str]:
 
 
 def table_owners(connection: psycopg.Connection) -> dict[str, str]:
-    rows = connection.execute(
-        "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'"
-    ).fetchall()
+    rows = connection.execute("SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'").fetchall()
     return {row[0]: row[1] for row in rows}

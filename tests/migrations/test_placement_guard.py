@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from infra.privileges import DatabaseKey
@@ -17,7 +18,9 @@ def superuser_target(deployment: Deployment, tree: Tree, database: DatabaseKey) 
     return runner.Target(tree, deployment.server.url(deployment.databases[database]))
 
 
-@pytest.mark.parametrize(("tree", "wrong", "right"), [(LOGS, DatabaseKey.MAIN, "logs"), (MAIN, DatabaseKey.LOGS, "main")])
+@pytest.mark.parametrize(
+    ("tree", "wrong", "right"), [(LOGS, DatabaseKey.MAIN, "logs"), (MAIN, DatabaseKey.LOGS, "main")]
+)
 def test_a_tree_on_the_other_database_is_refused_and_nothing_is_created(
     fresh_deployment: Deployment, tree: Tree, wrong: DatabaseKey, right: str
 ) -> None:
@@ -26,7 +29,8 @@ def test_a_tree_on_the_other_database_is_refused_and_nothing_is_created(
     with pytest.raises(WrongDatabaseError) as refused:
         runner.upgrade(superuser_target(fresh_deployment, tree, wrong))
     assert f"the {right} migration tree belongs to the database owned by a role named '*_{right}_owner'" in str(
-        refused.value)
+        refused.value
+    )
     assert fresh_deployment.databases[wrong] in str(refused.value)
     with fresh_deployment.server.connect(fresh_deployment.databases[wrong]) as connection:
         assert catalog.tables(connection) == before == set()
@@ -54,8 +58,10 @@ def test_the_reviewers_sql_script_carries_the_guard(fresh_deployment: Deployment
     """`--sql` output run by hand in the wrong database stops at its first statement."""
     script = runner.upgrade_sql(runner.Target(LOGS, fresh_deployment.migrator_url(DatabaseKey.LOGS)))
     guard = script[: script.index("END $guard$") + len("END $guard$")]
-    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.MAIN]) as main:
-        with pytest.raises(Exception, match="the logs migration tree does not belong to database"):
-            main.execute(guard)
+    with (
+        fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.MAIN]) as main,
+        pytest.raises(psycopg.errors.RaiseException, match="the logs migration tree does not belong to database"),
+    ):
+        main.execute(guard)
     with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
         logs.execute(guard)  # the right database passes

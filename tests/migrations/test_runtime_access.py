@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from infra.privileges import DatabaseKey
-from tests.support.cluster import Deployment
+from tests.support.cluster import Deployment, scalar
 
 INSERT_LOG = "INSERT INTO system_logs (level, component, message, metadata) VALUES ('ERROR', 'worker', 'boom', '{}')"
 INSERT_LLM_LOG = (
@@ -35,14 +35,17 @@ def test_the_logs_writer_appends_to_both_log_tables(migrated: Deployment) -> Non
         assert reader.execute("SELECT total_tokens FROM llm_logs").fetchall() == [(150,)]
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE system_logs SET message = 'rewritten'",
-    "DELETE FROM system_logs",
-    "TRUNCATE system_logs",
-    "SELECT * FROM system_logs",
-    "UPDATE llm_logs SET cost_usd = 0",
-    "DELETE FROM llm_logs",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE system_logs SET message = 'rewritten'",
+        "DELETE FROM system_logs",
+        "TRUNCATE system_logs",
+        "SELECT * FROM system_logs",
+        "UPDATE llm_logs SET cost_usd = 0",
+        "DELETE FROM llm_logs",
+    ],
+)
 def test_the_logs_writer_cannot_change_or_read_what_was_written(migrated: Deployment, statement: str) -> None:
     with writer(migrated) as connection:
         connection.execute(INSERT_LOG)
@@ -58,43 +61,52 @@ def test_insert_returning_needs_select_so_the_writer_inserts_without_it(migrated
 
 def test_identity_columns_need_no_sequence_privilege(migrated: Deployment) -> None:
     with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as admin:
-        sequence_grants = admin.execute(
-            "SELECT count(*) FROM pg_class c, aclexplode(c.relacl) acl WHERE c.relkind = 'S' "
-            "AND acl.grantee <> c.relowner").fetchone()[0]
+        sequence_grants = scalar(
+            admin,
+            "SELECT count(*) FROM pg_class c, aclexplode(c.relacl) acl "
+            "WHERE c.relkind = 'S' AND acl.grantee <> c.relowner",
+        )
     assert sequence_grants == 0
     with writer(migrated) as connection:
         connection.execute(INSERT_LOG)
         connection.execute(INSERT_LOG)
     with migrated.connect_as(migrated.names.runtime("logs_reader"), DatabaseKey.LOGS) as reader:
-        assert reader.execute("SELECT array_agg(id ORDER BY id) FROM system_logs").fetchone()[0] == [1, 2]
+        assert scalar(reader, "SELECT array_agg(id ORDER BY id) FROM system_logs") == [1, 2]
 
 
 def test_the_logs_reader_cannot_write(migrated: Deployment) -> None:
-    with migrated.connect_as(migrated.names.runtime("logs_reader"), DatabaseKey.LOGS) as reader:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            reader.execute(INSERT_LOG)
+    with (
+        migrated.connect_as(migrated.names.runtime("logs_reader"), DatabaseKey.LOGS) as reader,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        reader.execute(INSERT_LOG)
 
 
 def test_the_app_writes_user_invitations_but_cannot_change_the_schema(migrated: Deployment) -> None:
     token_hash = hashlib.sha256(b"invitation token").digest()
     with migrated.connect_as(migrated.names.runtime("app"), DatabaseKey.MAIN) as app:
-        invitation_id = app.execute(
+        invitation_id = scalar(
+            app,
             "INSERT INTO user_invitations (email, token_hash, role, expires_at) "
             "VALUES ('Ada@example.com', %s, 'recruiter', now() + interval '7 days') RETURNING id",
-            (token_hash,)).fetchone()[0]
+            (token_hash,),
+        )
         app.execute("UPDATE user_invitations SET accepted_at = now() WHERE id = %s", (invitation_id,))
-        assert app.execute("SELECT count(*) FROM user_invitations WHERE accepted_at IS NOT NULL").fetchone()[0] == 1
+        assert scalar(app, "SELECT count(*) FROM user_invitations WHERE accepted_at IS NOT NULL") == 1
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             app.execute("CREATE TABLE system_logs (id int)")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             app.execute("DROP TABLE user_invitations")
 
 
-@pytest.mark.parametrize(("role_key", "database"), [
-    ("app", DatabaseKey.LOGS),
-    ("logs_writer", DatabaseKey.MAIN),
-    ("logs_reader", DatabaseKey.MAIN),
-])
+@pytest.mark.parametrize(
+    ("role_key", "database"),
+    [
+        ("app", DatabaseKey.LOGS),
+        ("logs_writer", DatabaseKey.MAIN),
+        ("logs_reader", DatabaseKey.MAIN),
+    ],
+)
 def test_no_runtime_role_can_connect_to_the_other_database(
     migrated: Deployment, role_key: str, database: DatabaseKey
 ) -> None:
@@ -107,5 +119,6 @@ def test_public_cannot_connect_or_create_temporary_tables(migrated: Deployment) 
         rows = admin.execute(
             "SELECT datname, has_database_privilege('public', datname, 'CONNECT'), "
             "has_database_privilege('public', datname, 'TEMPORARY') FROM pg_database WHERE datname = ANY(%s)",
-            (list(migrated.databases.values()),)).fetchall()
+            (list(migrated.databases.values()),),
+        ).fetchall()
     assert rows and all(not connect and not temporary for _, connect, temporary in rows)

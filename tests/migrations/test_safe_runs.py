@@ -44,11 +44,18 @@ def downgrade() -> None:
 
 def start_upgrade_process(deployment: Deployment, key: DatabaseKey) -> subprocess.Popen[str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.run_tree"], cwd=REPO_ROOT, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "tests.support.run_tree"],
+        cwd=REPO_ROOT,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    request = {"tree": key.value, "url": deployment.migrator_url(key).render_as_string(hide_password=False),
-               "expected_database": deployment.databases[key]}
+    request = {
+        "tree": key.value,
+        "url": deployment.migrator_url(key).render_as_string(hide_password=False),
+        "expected_database": deployment.databases[key],
+    }
     assert process.stdin is not None
     process.stdin.write(json.dumps(request))
     process.stdin.close()
@@ -57,8 +64,10 @@ def start_upgrade_process(deployment: Deployment, key: DatabaseKey) -> subproces
 
 def test_two_runs_at_once_apply_each_revision_exactly_once(fresh_deployment: Deployment) -> None:
     processes = [start_upgrade_process(fresh_deployment, DatabaseKey.LOGS) for _ in range(2)]
-    outcomes = [(process.wait(timeout=120), process.stdout.read(), process.stderr.read())  # type: ignore[union-attr]
-                for process in processes]
+    outcomes = [
+        (process.wait(timeout=120), process.stdout.read(), process.stderr.read())  # type: ignore[union-attr]
+        for process in processes
+    ]
     assert [code for code, _, _ in outcomes] == [0, 0], outcomes
     applied = [json.loads(stdout) for _, stdout, _ in outcomes]
     assert sorted(applied, key=len) == [[], ["logs_0001", "logs_0002", "logs_0003"]]
@@ -90,7 +99,7 @@ def test_a_dead_server_is_retried_with_backoff_then_reported(
 ) -> None:
     monkeypatch.setenv("HEADHUNTER_CONNECT_ATTEMPTS", "3")
     nothing_listens = fresh_deployment.migrator_url(DatabaseKey.LOGS).set(port=1)
-    with pytest.raises(OperationalError, match="Connection refused|connection failed"):
+    with pytest.raises(OperationalError, match=r"Connection refused|connection failed"):
         runner.upgrade(runner.Target(runner.tree_named("logs"), nothing_listens))
     assert capfd.readouterr().err.count("cannot connect yet") == 2
 

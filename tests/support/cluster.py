@@ -16,22 +16,36 @@ from infra.privileges import RUNTIME_ACCESS, DatabaseKey, RoleNames
 from ops import localpg
 
 
+def scalar(connection: psycopg.Connection, query: str, params: tuple[object, ...] | None = None) -> object:
+    """The single value a query returns."""
+    row = connection.execute(query, params).fetchone()
+    assert row is not None, query
+    return row[0]
+
+
 @dataclass(frozen=True)
 class Server:
     connection: localpg.Connection
 
-    def connect(self, database: str = "postgres", user: str | None = None, password: str | None = None,
-                autocommit: bool = True) -> psycopg.Connection:
+    def connect(
+        self, database: str = "postgres", user: str | None = None, password: str | None = None, autocommit: bool = True
+    ) -> psycopg.Connection:
         return psycopg.connect(
-            host=self.connection.host, port=self.connection.port, dbname=database,
+            host=self.connection.host,
+            port=self.connection.port,
+            dbname=database,
             user=user or self.connection.user,
             password=password if user is not None else self.connection.password,
-            autocommit=autocommit, connect_timeout=10,
+            autocommit=autocommit,
+            connect_timeout=10,
         )
 
     def url(self, database: str, user: str | None = None, password: str | None = None) -> URL:
         return URL.create(
-            "postgresql+psycopg", host=self.connection.host, port=self.connection.port, database=database,
+            "postgresql+psycopg",
+            host=self.connection.host,
+            port=self.connection.port,
+            database=database,
             username=user or self.connection.user,
             password=password if user is not None else self.connection.password,
         )

@@ -26,11 +26,11 @@ depends_on: str | Sequence[str] | None = None
 INDEXES = (
     ConcurrentIndex("idx_system_logs_level_created", "system_logs", "(level, created_at DESC)"),
     ConcurrentIndex("idx_system_logs_component_created", "system_logs", "(component, created_at DESC)"),
-    ConcurrentIndex("idx_system_logs_errors", "system_logs",
-                    "(error_type, created_at) WHERE error_type IS NOT NULL"),
+    ConcurrentIndex("idx_system_logs_errors", "system_logs", "(error_type, created_at) WHERE error_type IS NOT NULL"),
     ConcurrentIndex("idx_system_logs_request_id", "system_logs", "(request_id) WHERE request_id IS NOT NULL"),
-    ConcurrentIndex("idx_llm_logs_created_model_cost", "llm_logs",
-                    "(created_at) INCLUDE (model, cost_usd, total_tokens)"),
+    ConcurrentIndex(
+        "idx_llm_logs_created_model_cost", "llm_logs", "(created_at) INCLUDE (model, cost_usd, total_tokens)"
+    ),
     ConcurrentIndex("idx_llm_logs_model_created", "llm_logs", "(model, created_at DESC)"),
     ConcurrentIndex("idx_llm_logs_failures", "llm_logs", "(created_at DESC) WHERE status <> 'success'"),
     ConcurrentIndex("idx_llm_logs_request_id", "llm_logs", "(request_id) WHERE request_id IS NOT NULL"),

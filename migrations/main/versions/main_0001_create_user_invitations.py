@@ -43,12 +43,17 @@ def upgrade() -> None:
     )
     # One open invitation per address, whatever its case.
     op.create_index(
-        "uq_user_invitations_open_email", "user_invitations", [sa.text("lower(email)")], unique=True,
+        "uq_user_invitations_open_email",
+        "user_invitations",
+        [sa.text("lower(email)")],
+        unique=True,
         postgresql_where=sa.text("accepted_at IS NULL AND revoked_at IS NULL"),
     )
     # The expiry sweep reads only open invitations.
     op.create_index(
-        "idx_user_invitations_open_expiry", "user_invitations", ["expires_at"],
+        "idx_user_invitations_open_expiry",
+        "user_invitations",
+        ["expires_at"],
         postgresql_where=sa.text("accepted_at IS NULL AND revoked_at IS NULL"),
     )
 

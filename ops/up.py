@@ -1,0 +1,51 @@
+"""`scripts/up [STACK]`: preflight, `pulumi up` (roles, grants, then both migration trees), summary."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from pulumi import automation as auto
+
+from infra.program import define_stack
+from ops import role_check
+from ops import stack as stack_driver
+from ops.errors import ExitCode, UserError, run_main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) > 1 or (args and args[0].startswith("-")):
+        raise UserError("usage: scripts/up [STACK]   (default: dev)")
+    stack_name = args[0] if args else stack_driver.DEV_STACK
+    stack = stack_driver.open_stack(stack_driver.StackTarget(stack_name, define_stack))
+    stack_driver.preflight(stack)
+    try:
+        result = stack.up(**stack_driver.engine_options())
+    except auto.CommandError as error:
+        raise stack_driver.translate(error, stack_name) from None
+    outputs = stack_driver.outputs(stack)
+    print_summary(stack_name, result.summary.resource_changes or {}, outputs)
+    failures = [(check, error) for check, error in role_check.run_checks(outputs["connection_urls"]) if error]
+    if failures:
+        details = "\n".join(f"  {check.description}: {error}" for check, error in failures)
+        raise UserError(f"the deploy finished but the runtime roles do not work as they should:\n{details}",
+                        ExitCode.VERIFY_FAILED)
+    return ExitCode.OK
+
+
+def print_summary(stack_name: str, changes: Mapping[str, int], outputs: Mapping[str, Any]) -> None:
+    changed = {op: count for op, count in changes.items() if op != "same"}
+    print(f"\nstack {stack_name}: " + (", ".join(f"{n} {op}" for op, n in changed.items()) or "no changes"))
+    print(f"server     {outputs['host']}:{outputs['port']}")
+    for key, database in outputs["databases"].items():
+        print(f"database   {database} ({key}) at revision {outputs['migration_revisions'][key]}")
+    for key, role in outputs["runtime_roles"].items():
+        print(f"login role {role} ({key})")
+    for check in role_check.CHECKS:
+        print(f"checked    {check.description}")
+
+
+if __name__ == "__main__":
+    run_main(main)

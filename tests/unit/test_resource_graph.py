@@ -1,0 +1,141 @@
+"""The resource graph under Pulumi mocks: every role, grant and default privilege, and nothing more.
+
+The expected sets are written out here by hand, not derived from infra.privileges: a privilege
+added to the model (or to the program) by mistake fails these tests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pulumi
+import pytest
+
+RECORDED: list[pulumi.runtime.MockResourceArgs] = []
+STACK_CONFIG = {
+    "headhunter-db:host": "db.internal",
+    "headhunter-db:port": "5432",
+    "headhunter-db:sslmode": "require",
+    "headhunter-db:adminUser": "admin",
+    "headhunter-db:adminPassword": "mock-admin-password",
+    "headhunter-db:mainDatabase": "hh_db",
+    "headhunter-db:logsDatabase": "hh_logs",
+    "headhunter-db:rolePrefix": "hh",
+    "headhunter-db:allowDatabaseDeletion": "true",
+    "headhunter-db:readOnlyRoles": json.dumps([{"name": "hh_analyst", "database": "logs"}]),
+}
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        RECORDED.append(args)
+        outputs = dict(args.inputs)
+        if args.typ == "pulumi-python:dynamic:Resource":
+            outputs.update(result="generated", scram_verifier="SCRAM-SHA-256$mock", revision="head", applied=[])
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+@pytest.fixture(scope="module")
+def graph() -> Iterator[list[pulumi.runtime.MockResourceArgs]]:
+    pulumi.runtime.set_mocks(RecordingMocks(), project="headhunter-db", stack="unit", preview=False)
+    pulumi.runtime.set_all_config(STACK_CONFIG, ["headhunter-db:adminPassword"])
+    from infra.program import define_stack
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def declare() -> None:
+        define_stack()
+
+    declare()
+    yield list(RECORDED)
+    RECORDED.clear()
+
+
+def of_type(graph: list[pulumi.runtime.MockResourceArgs], typ: str) -> list[dict[str, Any]]:
+    return [resource.inputs for resource in graph if resource.typ == typ]
+
+
+def test_roles_and_their_attributes(graph: list[pulumi.runtime.MockResourceArgs]) -> None:
+    roles = {
+        r["name"]: (r.get("login", False), tuple(r.get("roles", ())))
+        for r in of_type(graph, "postgresql:index/role:Role")
+    }
+    assert roles == {
+        "hh_main_owner": (False, ()),
+        "hh_logs_owner": (False, ()),
+        "hh_main_migrator": (True, ("hh_main_owner",)),
+        "hh_logs_migrator": (True, ("hh_logs_owner",)),
+        "hh_app": (True, ()),
+        "hh_logs_writer": (True, ()),
+        "hh_logs_reader": (True, ()),
+        "hh_analyst": (True, ()),
+    }
+    for role in of_type(graph, "postgresql:index/role:Role"):
+        for attribute in ("superuser", "createDatabase", "createRole", "replication", "bypassRowLevelSecurity"):
+            assert not role.get(attribute), (role["name"], attribute)
+
+
+def test_login_roles_get_a_scram_verifier_never_a_plain_password(graph: list[pulumi.runtime.MockResourceArgs]) -> None:
+    for role in of_type(graph, "postgresql:index/role:Role"):
+        if role.get("login"):
+            password = role["password"]
+            assert isinstance(password, dict), "the verifier must stay a secret"
+            assert password["value"].startswith("SCRAM-SHA-256$"), role["name"]
+
+
+def test_databases_belong_to_their_owner_roles(graph: list[pulumi.runtime.MockResourceArgs]) -> None:
+    databases = {d["name"]: d["owner"] for d in of_type(graph, "postgresql:index/database:Database")}
+    assert databases == {"hh_db": "hh_main_owner", "hh_logs": "hh_logs_owner"}
+
+
+def test_grants_are_exactly_these(graph: list[pulumi.runtime.MockResourceArgs]) -> None:
+    grants = {
+        (g["role"], g["database"], g["objectType"], g.get("schema"), tuple(g["privileges"]))
+        for g in of_type(graph, "postgresql:index/grant:Grant")
+    }
+    assert grants == {
+        ("public", "hh_db", "database", None, ()),
+        ("public", "hh_logs", "database", None, ()),
+        ("public", "hh_db", "schema", "public", ()),
+        ("public", "hh_logs", "schema", "public", ()),
+        ("hh_app", "hh_db", "database", None, ("CONNECT",)),
+        ("hh_app", "hh_db", "schema", "public", ("USAGE",)),
+        ("hh_logs_writer", "hh_logs", "database", None, ("CONNECT",)),
+        ("hh_logs_writer", "hh_logs", "schema", "public", ("USAGE",)),
+        ("hh_logs_reader", "hh_logs", "database", None, ("CONNECT",)),
+        ("hh_logs_reader", "hh_logs", "schema", "public", ("USAGE",)),
+        ("hh_analyst", "hh_logs", "database", None, ("CONNECT",)),
+        ("hh_analyst", "hh_logs", "schema", "public", ("USAGE",)),
+    }
+
+
+def test_default_privileges_are_exactly_these(graph: list[pulumi.runtime.MockResourceArgs]) -> None:
+    defaults = {
+        (d["role"], d["owner"], d["database"], d["schema"], d["objectType"], tuple(d["privileges"]))
+        for d in of_type(graph, "postgresql:index/defaultPrivileges:DefaultPrivileges")
+    }
+    assert defaults == {
+        ("hh_app", "hh_main_owner", "hh_db", "public", "table", ("DELETE", "INSERT", "SELECT", "UPDATE")),
+        ("hh_logs_writer", "hh_logs_owner", "hh_logs", "public", "table", ("INSERT",)),
+        ("hh_logs_reader", "hh_logs_owner", "hh_logs", "public", "table", ("SELECT",)),
+        ("hh_analyst", "hh_logs_owner", "hh_logs", "public", "table", ("SELECT",)),
+    }
+
+
+def test_each_tree_runs_on_its_own_database_as_its_own_migrator(
+    graph: list[pulumi.runtime.MockResourceArgs],
+) -> None:
+    runs = {
+        (r["tree"], r["database"], r["user"]) for r in of_type(graph, "pulumi-python:dynamic:Resource") if "tree" in r
+    }
+    assert runs == {("main", "hh_db", "hh_main_migrator"), ("logs", "hh_logs", "hh_logs_migrator")}
+
+
+def test_the_provider_is_told_whether_the_admin_is_a_superuser(graph: list[pulumi.runtime.MockResourceArgs]) -> None:
+    (provider,) = of_type(graph, "pulumi:providers:postgresql")
+    assert provider["host"] == "db.internal" and provider["sslmode"] == "require"
+    assert json.loads(provider["superuser"]) is True

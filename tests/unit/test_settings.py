@@ -1,0 +1,73 @@
+"""Stack configuration: bad input is refused with the key and the fix, before any resource."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.privileges import DatabaseKey
+from infra.settings import ConfigError, parse_settings
+
+VALID = {
+    "host": "db.internal",
+    "adminUser": "admin",
+    "adminPassword": "<secret: set>",
+    "mainDatabase": "headhunter_db",
+    "logsDatabase": "headhunter_logs",
+    "rolePrefix": "headhunter",
+}
+
+
+def parse(**changes: str | None) -> object:
+    raw = {**VALID, **changes}
+    return parse_settings("staging", {key: value for key, value in raw.items() if value is not None})
+
+
+def test_a_valid_stack_parses_into_typed_settings() -> None:
+    settings = parse(
+        connectionLimits=json.dumps({"app": 20}), readOnlyRoles=json.dumps([{"name": "bi_reader", "database": "main"}])
+    )
+    assert settings.database_names[DatabaseKey.LOGS] == "headhunter_logs"  # type: ignore[attr-defined]
+    assert settings.server.port == 5432 and settings.server.sslmode == "require"  # type: ignore[attr-defined]
+    assert settings.connection_limits == {"app": 20}  # type: ignore[attr-defined]
+    assert settings.protect_databases  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"host": None}, "Pulumi.staging.yaml: headhunter-db:host is missing: set it with `pulumi config set"),
+        ({"adminPassword": None}, "`pulumi config set --secret headhunter-db:adminPassword"),
+        ({"mainDatabase": "a" * 64}, "is 64 bytes long and PostgreSQL would truncate it to 63"),
+        (
+            {"logsDatabase": "headhunter logs"},
+            "headhunter-db:logsDatabase is 'headhunter logs', and it would need quoting",
+        ),
+        ({"logsDatabase": 'logs"db'}, "it would need quoting"),
+        ({"logsDatabase": "headhunter_db"}, "the same as mainDatabase"),
+        ({"rolePrefix": "p" * 50}, "makes the role name"),
+        ({"sslmode": "on"}, "headhunter-db:sslmode is 'on', an unknown value: use one of disable, allow"),
+        ({"port": "five"}, "headhunter-db:port is 'five', not a whole number"),
+        (
+            {"production": "true", "allowDatabaseDeletion": "true"},
+            "allowDatabaseDeletion is true on a stack marked production",
+        ),
+        (
+            {"readOnlyRoles": json.dumps([{"name": "headhunter_app", "database": "main"}])},
+            "names the role 'headhunter_app' twice",
+        ),
+        ({"readOnlyRoles": json.dumps([{"name": "bi", "database": "analytics"}])}, "use main or logs"),
+        ({"connectionLimits": json.dumps({"nobody": 3})}, "names the unknown role 'nobody'"),
+        ({"connectionLimits": "{not json"}, "is not valid structured config"),
+    ],
+)
+def test_bad_config_names_the_key_and_the_fix(changes: dict[str, str | None], message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse(**changes)
+    assert message in str(refused.value)
+
+
+def test_an_embedded_stack_must_not_also_name_a_host() -> None:
+    with pytest.raises(ConfigError, match="host is set while embeddedServer is true"):
+        parse(embeddedServer="true")
