@@ -97,3 +97,67 @@ class RoleNames:
 def read_only_access(role_name: str, database: DatabaseKey) -> Access:
     """An extra reader (stack config `readOnlyRoles`): like logs_reader, on the database it names."""
     return _access(role_name, database, "an extra read-only login", {"SELECT"})
+
+
+# The expected effective privileges, as PostgreSQL's has_*_privilege functions report them (role
+# membership included): the verification suite compares every cell, and the docs print them.
+DATABASE_PRIVILEGES = ("CONNECT", "CREATE", "TEMPORARY")
+TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+SEQUENCE_PRIVILEGES = ("USAGE", "SELECT", "UPDATE")
+PUBLIC = "public"
+
+
+@dataclass(frozen=True)
+class Grantee:
+    """A role of the stack (or PUBLIC) with what it is for."""
+
+    name: str
+    kind: RoleKind | None  # None for PUBLIC
+    database: DatabaseKey | None
+    access: Access | None = None
+
+    @property
+    def login(self) -> bool:
+        return self.kind in (RoleKind.MIGRATOR, RoleKind.RUNTIME)
+
+
+def grantees(names: RoleNames, extra: tuple[tuple[str, Access], ...] = ()) -> tuple[Grantee, ...]:
+    """Every role of the stack, then PUBLIC."""
+    roles = [Grantee(names.owner(db), RoleKind.OWNER, db) for db in DatabaseKey]
+    roles += [Grantee(names.migrator(db), RoleKind.MIGRATOR, db) for db in DatabaseKey]
+    roles += [Grantee(names.runtime(a.role_key), RoleKind.RUNTIME, a.database, a) for a in RUNTIME_ACCESS]
+    roles += [Grantee(name, RoleKind.RUNTIME, access.database, access) for name, access in extra]
+    return (*roles, Grantee(PUBLIC, None, None))
+
+
+def expected_memberships(names: RoleNames) -> dict[str, frozenset[str]]:
+    """Role -> the roles it is a member of. Only migrators are members of anything."""
+    return {names.migrator(db): frozenset({names.owner(db)}) for db in DatabaseKey}
+
+
+def expected_database_privileges(grantee: Grantee, database: DatabaseKey) -> frozenset[str]:
+    if grantee.database != database:
+        return frozenset()
+    if grantee.kind in (RoleKind.OWNER, RoleKind.MIGRATOR):
+        return frozenset(DATABASE_PRIVILEGES)  # the owner's, inherited by its migrator
+    assert grantee.access is not None
+    return grantee.access.database_privileges
+
+
+def expected_table_privileges(
+    grantee: Grantee, database: DatabaseKey, table: str, is_version_table: bool
+) -> frozenset[str]:
+    if grantee.database != database:
+        return frozenset()
+    if grantee.kind in (RoleKind.OWNER, RoleKind.MIGRATOR):
+        return frozenset(TABLE_PRIVILEGES)
+    if is_version_table or grantee.access is None:
+        return frozenset()  # only the owner touches the version table (see migrations/shared/environment.py)
+    return grantee.access.table_privileges
+
+
+def expected_sequence_privileges(grantee: Grantee, database: DatabaseKey) -> frozenset[str]:
+    """Identity sequences: only the owner (and its migrator); inserts need none."""
+    if grantee.database == database and grantee.kind in (RoleKind.OWNER, RoleKind.MIGRATOR):
+        return frozenset(SEQUENCE_PRIVILEGES)
+    return frozenset()

@@ -26,12 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     except auto.CommandError as error:
         raise stack_driver.translate(error, stack_name) from None
     outputs = stack_driver.outputs(stack)
-    print_summary(stack_name, result.summary.resource_changes or {}, outputs)
+    changes = {str(op): count for op, count in (result.summary.resource_changes or {}).items()}
+    print_summary(stack_name, changes, outputs)
     failures = [(check, error) for check, error in role_check.run_checks(outputs["connection_urls"]) if error]
     if failures:
         details = "\n".join(f"  {check.description}: {error}" for check, error in failures)
-        raise UserError(f"the deploy finished but the runtime roles do not work as they should:\n{details}",
-                        ExitCode.VERIFY_FAILED)
+        raise UserError(
+            f"the deploy finished but the runtime roles do not work as they should:\n{details}", ExitCode.VERIFY_FAILED
+        )
     return ExitCode.OK
 
 

@@ -1,0 +1,65 @@
+"""`scripts/migrate STACK [main|logs|all] [upgrade|current|history] [--sql]`: the trees outside `pulumi up`.
+
+For the CD pipeline and for DBAs. The migrator's credentials and the database names come from the
+stack's outputs, so the tree runs exactly where and as whom the post-provision step would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from alembic import command
+from sqlalchemy.engine import make_url
+
+from infra.program import define_stack
+from migrations import runner
+from migrations.shared.tree import TREES
+from ops import stack as stack_driver
+from ops.errors import ExitCode, UserError, run_main
+
+
+def targets(stack_name: str, which: str) -> list[runner.Target]:
+    stack = stack_driver.open_stack(stack_driver.StackTarget(stack_name, define_stack))
+    outputs = stack_driver.outputs(stack)
+    if "connection_urls" not in outputs:
+        raise UserError(f"stack {stack_name!r} has not been deployed yet: run `scripts/up {stack_name}` first.")
+    keys = list(TREES) if which == "all" else [which]
+    return [
+        runner.Target(
+            TREES[key],
+            make_url(outputs["connection_urls"][f"{key}_migrator"]).set(drivername="postgresql+psycopg"),
+            outputs["databases"][key],
+        )
+        for key in keys
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/migrate", description=__doc__.splitlines()[0])
+    parser.add_argument("stack")
+    parser.add_argument("tree", nargs="?", default="all", choices=["main", "logs", "all"])
+    parser.add_argument("action", nargs="?", default="upgrade", choices=["upgrade", "current", "history"])
+    parser.add_argument("--sql", action="store_true", help="print the upgrade's SQL for review; run nothing")
+    args = parser.parse_args(argv)
+    for target in targets(args.stack, args.tree):
+        label = f"{target.tree.key} ({target.expected_database})"
+        if args.sql:
+            print(f"-- {label}\n{runner.upgrade_sql(target)}")
+        elif args.action == "current":
+            print(f"{label}: {runner.current_revision(target) or 'base'} (head {runner.head_revision(target.tree)})")
+        elif args.action == "history":
+            print(f"{label}:")
+            command.history(runner.alembic_config(target), indicate_current=True)
+        else:
+            try:
+                result = runner.upgrade(target)
+            except Exception as error:
+                raise UserError(f"the {label} tree failed: {error}", ExitCode.MIGRATION_FAILED) from None
+            applied = ", ".join(result.applied) or "nothing to apply"
+            print(f"{label}: at {result.after} ({applied})")
+    return ExitCode.OK
+
+
+if __name__ == "__main__":
+    run_main(lambda: main(sys.argv[1:]))
