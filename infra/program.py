@@ -121,6 +121,9 @@ def export_outputs(
     pulumi.export("owner_roles", {key.value: database.owner_name for key, database in databases.items()})
     pulumi.export("migrator_roles", {key.value: database.migrator_name for key, database in databases.items()})
     pulumi.export("runtime_roles", {login.access.role_key: login.role_name for login in logins})
+    pulumi.export("role_prefix", settings.role_names.prefix)
+    pulumi.export("read_only_roles", [{"name": r.name, "database": r.database.value} for r in settings.read_only_roles])
+    pulumi.export("connection_limits", dict(settings.connection_limits))
     pulumi.export("migration_revisions", {key.value: run.revision for key, run in migrations.items()})
     urls: dict[str, pulumi.Output[str]] = {}
     for key, database in databases.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
+from infra import placement
 from infra.privileges import DatabaseKey
 from migrations import runner
 from migrations.shared.tree import TREES
@@ -86,3 +87,11 @@ def test_only_the_owner_may_touch_the_version_table(migrated: Deployment) -> Non
             "WHERE c.relname = 'alembic_version_main'"
         ).fetchall()
     assert {row[0] for row in grantees} <= {migrated.names.owner(DatabaseKey.MAIN)}
+
+
+def test_the_expected_placement_is_exactly_what_the_trees_create(migrated: Deployment) -> None:
+    """infra/placement.py (what scripts/verify expects) and the trees cannot drift apart."""
+    for key in DatabaseKey:
+        with migrated.server.connect(migrated.databases[key]) as connection:
+            assert catalog.tables(connection) == placement.all_tables(key)
+            assert catalog.indexes(connection) == placement.INDEXES[key]

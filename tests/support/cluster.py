@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL
 from infra.plain_sql import provisioning_statements
 from infra.privileges import RUNTIME_ACCESS, DatabaseKey, RoleNames
 from ops import localpg
+from ops.deployment import DeployedStack
 
 
 def scalar(connection: psycopg.Connection, query: str, params: tuple[object, ...] | None = None) -> object:
@@ -63,6 +64,31 @@ class Deployment:
     def connect_as(self, role: str, database: DatabaseKey | str, autocommit: bool = True) -> psycopg.Connection:
         name = self.databases[database] if isinstance(database, DatabaseKey) else database
         return self.server.connect(name, user=role, password=self.passwords[role], autocommit=autocommit)
+
+    def described(self) -> DeployedStack:
+        """This deployment as scripts/verify reads a deployed stack (its outputs)."""
+        urls = {f"{key}_migrator": self.migrator_url(key) for key in DatabaseKey}
+        urls |= {
+            a.role_key: self.server.url(
+                self.databases[a.database],
+                self.names.runtime(a.role_key),
+                self.passwords[self.names.runtime(a.role_key)],
+            )
+            for a in RUNTIME_ACCESS
+        }
+        return DeployedStack(
+            stack="test",
+            host=self.server.connection.host,
+            port=self.server.connection.port,
+            sslmode="disable",
+            role_prefix=self.names.prefix,
+            databases={key.value: name for key, name in self.databases.items()},
+            read_only_roles=[],
+            connection_limits={},
+            connection_urls={
+                key: url.set(drivername="postgresql").render_as_string(hide_password=False) for key, url in urls.items()
+            },
+        )
 
     def migrator_url(self, database: DatabaseKey) -> URL:
         migrator = self.names.migrator(database)

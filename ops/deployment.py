@@ -1,0 +1,74 @@
+"""What the verification suite needs to know about a deployed stack, taken from its outputs.
+
+It travels to the suite's process as JSON in the HEADHUNTER_DEPLOYMENT environment variable, never
+as a file or an argument: it holds the login roles' connection URLs, with their passwords.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from infra.privileges import Access, DatabaseKey, RoleNames, read_only_access
+
+ENV_VAR = "HEADHUNTER_DEPLOYMENT"
+REPORT_ENV_VAR = "HEADHUNTER_VERIFY_JSON"  # where the suite writes its JSON report
+
+
+@dataclass(frozen=True)
+class DeployedStack:
+    stack: str
+    host: str
+    port: int
+    sslmode: str
+    role_prefix: str
+    databases: dict[str, str]
+    read_only_roles: list[dict[str, str]]
+    connection_limits: dict[str, int]
+    connection_urls: dict[str, str] = field(repr=False)
+    """Per login role key (app, logs_writer, main_migrator, ...): a libpq URL with the password."""
+
+    @property
+    def names(self) -> RoleNames:
+        return RoleNames(self.role_prefix)
+
+    def database(self, key: DatabaseKey) -> str:
+        return self.databases[key.value]
+
+    def extra_access(self) -> tuple[tuple[str, Access], ...]:
+        return tuple(
+            (role["name"], read_only_access(role["name"], DatabaseKey(role["database"])))
+            for role in self.read_only_roles
+        )
+
+    def migrator_url(self, key: DatabaseKey) -> str:
+        return self.connection_urls[f"{key}_migrator"]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> DeployedStack:
+        return cls(**json.loads(text))
+
+    @classmethod
+    def from_stack_outputs(cls, stack: str, outputs: Mapping[str, Any]) -> DeployedStack:
+        return cls(
+            stack=stack,
+            host=outputs["host"],
+            port=int(outputs["port"]),
+            sslmode=outputs["sslmode"],
+            role_prefix=outputs["role_prefix"],
+            databases=dict(outputs["databases"]),
+            read_only_roles=list(outputs.get("read_only_roles", [])),
+            connection_limits=dict(outputs.get("connection_limits", {})),
+            connection_urls=dict(outputs["connection_urls"]),
+        )
+
+
+def from_environment() -> DeployedStack | None:
+    text = os.environ.get(ENV_VAR)
+    return DeployedStack.from_json(text) if text else None

@@ -1,0 +1,78 @@
+"""`scripts/verify STACK`: check a deployed stack against the model; report, JUnit XML and JSON.
+
+Runs the pytest-testinfra suite in tests/infra with the stack's description in its environment.
+Exits 0 when everything is as expected, 3 when anything differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+from infra.program import define_stack
+from ops import paths
+from ops import stack as stack_driver
+from ops.deployment import ENV_VAR, REPORT_ENV_VAR, DeployedStack
+from ops.errors import ExitCode, UserError, run_main
+
+
+def describe(stack_name: str) -> DeployedStack:
+    stack = stack_driver.open_stack(stack_driver.StackTarget(stack_name, define_stack))
+    outputs = stack_driver.outputs(stack)
+    if "connection_urls" not in outputs:
+        raise UserError(f"stack {stack_name!r} has not been deployed yet: run `scripts/up {stack_name}` first.")
+    return DeployedStack.from_stack_outputs(stack_name, outputs)
+
+
+def verify(deployed: DeployedStack, hosts: str) -> int:
+    reports = paths.REPO_ROOT / "reports"
+    reports.mkdir(exist_ok=True)
+    env = dict(
+        os.environ, **{ENV_VAR: deployed.to_json(), REPORT_ENV_VAR: str(reports / f"verify-{deployed.stack}.json")}
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests/infra",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--no-header",
+        "--tb=no",
+        "-o",
+        "addopts=",
+        f"--hosts={hosts}",
+        f"--junit-xml={reports / f'verify-{deployed.stack}.xml'}",
+    ]
+    result = subprocess.run(command, cwd=paths.REPO_ROOT, env=env)
+    if result.returncode == 0:
+        return ExitCode.OK
+    if result.returncode == 1:
+        return ExitCode.VERIFY_FAILED
+    raise UserError(f"the verification suite could not run (pytest exit {result.returncode}).", ExitCode.UNEXPECTED)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/verify", description=__doc__.splitlines()[0])
+    parser.add_argument("stack", nargs="?", help="the stack to verify (its outputs name what to check)")
+    parser.add_argument("--hosts", default="local://", help="testinfra hosts, e.g. ssh://admin@db-host")
+    parser.add_argument(
+        "--description-stdin",
+        action="store_true",
+        help="read the stack's description as JSON on stdin instead of from its outputs",
+    )
+    args = parser.parse_args(argv)
+    if args.description_stdin:
+        deployed = DeployedStack.from_json(sys.stdin.read())
+    elif args.stack:
+        deployed = describe(args.stack)
+    else:
+        raise UserError("usage: scripts/verify STACK [--hosts URLS]")
+    return verify(deployed, args.hosts)
+
+
+if __name__ == "__main__":
+    run_main(lambda: main(sys.argv[1:]))

@@ -1,0 +1,91 @@
+"""The post-deploy verification suite: run it with `scripts/verify STACK`, not on its own.
+
+It reads the deployed stack's description (names, address, login URLs) from HEADHUNTER_DEPLOYMENT,
+checks it with pytest-testinfra hosts (local:// unless --hosts names others) and by querying
+PostgreSQL's catalogs as each database's migrator, and reports every difference with its fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from infra.privileges import DatabaseKey, Grantee, grantees
+from ops.deployment import REPORT_ENV_VAR, DeployedStack, from_environment
+
+_RESULTS: list[dict[str, str]] = []
+
+
+def deployed() -> DeployedStack:
+    stack = from_environment()
+    if stack is None:
+        raise pytest.UsageError("tests/infra verifies a deployed stack: run it with `scripts/verify STACK`.")
+    return stack
+
+
+@pytest.fixture(scope="session")
+def stack() -> DeployedStack:
+    return deployed()
+
+
+@pytest.fixture(scope="session")
+def catalogs(stack: DeployedStack) -> Iterator[dict[DatabaseKey, psycopg.Connection]]:
+    """One read-only connection per database, as its migrator (who may connect and read catalogs)."""
+    connections = {key: psycopg.connect(stack.migrator_url(key), autocommit=True) for key in DatabaseKey}
+    try:
+        yield connections
+    finally:
+        for connection in connections.values():
+            connection.close()
+
+
+def stack_grantees(stack: DeployedStack) -> tuple[Grantee, ...]:
+    return grantees(stack.names, stack.extra_access())
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "grantee" in metafunc.fixturenames:
+        every = stack_grantees(deployed())
+        roles = every if "public_too" in metafunc.fixturenames else tuple(g for g in every if g.kind is not None)
+        metafunc.parametrize("grantee", roles, ids=[g.name for g in roles])
+    if "database" in metafunc.fixturenames:
+        metafunc.parametrize("database", list(DatabaseKey), ids=[key.value for key in DatabaseKey])
+
+
+@pytest.fixture
+def public_too() -> bool:
+    """Requesting this fixture adds PUBLIC to the grantees a test is parametrized over."""
+    return True
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """One entry per check: its outcome, and for a failure the first line of what differs."""
+    if report.when == "call" or (report.failed and report.when == "setup"):
+        difference = ""
+        if report.failed:
+            crash = getattr(report.longrepr, "reprcrash", None)
+            difference = (crash.message if crash is not None else str(report.longrepr)).splitlines()[0]
+            difference = difference.removeprefix("AssertionError: ")
+        _RESULTS.append(
+            {"check": report.nodeid.split("::", 1)[-1], "outcome": report.outcome, "difference": difference}
+        )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    failed = [result for result in _RESULTS if result["outcome"] == "failed"]
+    write = terminalreporter.write_line
+    write("")
+    write(f"verified {len(_RESULTS)} checks: {len(_RESULTS) - len(failed)} as expected, {len(failed)} differ")
+    for result in _RESULTS:
+        if result["outcome"] == "failed":
+            write(f"  DIFFERS  {result['check']}: {result['difference']}")
+        else:
+            write(f"  ok       {result['check']}")
+    path = os.environ.get(REPORT_ENV_VAR)
+    if path:
+        with open(path, "w") as report:
+            json.dump({"checks": _RESULTS, "differences": len(failed)}, report, indent=2)

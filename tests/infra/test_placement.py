@@ -1,0 +1,58 @@
+"""Each table and index in its own database and nowhere else; both trees at head; no invalid index."""
+
+from __future__ import annotations
+
+import psycopg
+
+from infra import placement
+from infra.privileges import DatabaseKey
+from migrations import runner
+from migrations.shared.tree import TREES
+from ops.deployment import DeployedStack
+
+
+def names(connection: psycopg.Connection, query: str) -> set[str]:
+    return {row[0] for row in connection.execute(query).fetchall()}
+
+
+def test_tables(catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, database: DatabaseKey) -> None:
+    actual = names(catalogs[database], "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    expected = placement.all_tables(database)
+    misplaced, missing = sorted(actual - expected), sorted(expected - actual)
+    assert not misplaced, (
+        f"tables that do not belong in {stack.database(database)}: {misplaced}; move their data to the right "
+        "database and drop them by hand (the deploy never drops a table)"
+    )
+    assert not missing, f"{stack.database(database)} lacks {missing}: run scripts/migrate {stack.stack} {database}"
+
+
+def test_indexes(catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, database: DatabaseKey) -> None:
+    actual = names(catalogs[database], "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
+    expected = placement.INDEXES[database]
+    assert actual <= expected, f"indexes not in the model in {stack.database(database)}: {sorted(actual - expected)}"
+    assert actual >= expected, (
+        f"{stack.database(database)} lacks the indexes {sorted(expected - actual)}: recreate them "
+        f"(scripts/migrate {stack.stack} {database} after a downgrade of the revision that made them)"
+    )
+
+
+def test_no_invalid_index(
+    catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, database: DatabaseKey
+) -> None:
+    invalid = names(
+        catalogs[database],
+        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE NOT i.indisvalid",
+    )
+    assert not invalid, f"invalid indexes in {stack.database(database)}: {sorted(invalid)}; drop and rebuild them"
+
+
+def test_the_tree_is_at_head(
+    catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, database: DatabaseKey
+) -> None:
+    tree = TREES[database.value]
+    version = names(catalogs[database], f"SELECT version_num FROM {tree.version_table}")
+    head = runner.head_revision(tree)
+    assert version == {head}, (
+        f"{stack.database(database)} is at {sorted(version) or 'base'}, head is {head}: "
+        f"scripts/migrate {stack.stack} {database}"
+    )

@@ -1,0 +1,123 @@
+"""The full privilege matrix, as PostgreSQL reports it, against the model (infra/privileges.py).
+
+Every role of the stack and PUBLIC, on every database, table and sequence: an extra privilege
+fails as loudly as a missing one. Privileges are read with has_*_privilege, which counts role
+membership and PUBLIC, so a grant made by hand anywhere shows up.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from infra.placement import VERSION_TABLES
+from infra.privileges import (
+    DATABASE_PRIVILEGES,
+    PUBLIC,
+    SEQUENCE_PRIVILEGES,
+    TABLE_PRIVILEGES,
+    DatabaseKey,
+    Grantee,
+    expected_database_privileges,
+    expected_sequence_privileges,
+    expected_table_privileges,
+)
+from ops.deployment import DeployedStack
+from tests.infra.conftest import stack_grantees
+
+Cells = dict[str, frozenset[str]]
+
+
+def privileges_of(
+    connection: psycopg.Connection, function: str, role: str, objects: list[str], privileges: tuple[str, ...]
+) -> Cells:
+    cells: Cells = {}
+    for name in objects:
+        row = connection.execute(
+            "SELECT " + ", ".join(f"{function}(%s, %s, '{p}')" for p in privileges),
+            [value for _ in privileges for value in (role, name)],
+        ).fetchone()
+        assert row is not None
+        cells[name] = frozenset(p for p, held in zip(privileges, row, strict=True) if held)
+    return cells
+
+
+def differences(grantee: str, actual: Cells, expected: Cells, where: str) -> list[str]:
+    lines = []
+    for name in sorted(actual):
+        extra, missing = actual[name] - expected[name], expected[name] - actual[name]
+        if extra:
+            lines.append(
+                f"{grantee} has {','.join(sorted(extra))} on {name} in {where} beyond the model "
+                f"(REVOKE {', '.join(sorted(extra))} ON {name} FROM {grantee})"
+            )
+        if missing:
+            lines.append(f"{grantee} lacks {','.join(sorted(missing))} on {name} in {where} (run scripts/deploy)")
+    return lines
+
+
+def test_database_privileges(
+    catalogs: dict[DatabaseKey, psycopg.Connection],
+    stack: DeployedStack,
+    grantee: Grantee,
+    database: DatabaseKey,
+    public_too: bool,
+) -> None:
+    name = stack.database(database)
+    actual = privileges_of(catalogs[database], "has_database_privilege", grantee.name, [name], DATABASE_PRIVILEGES)
+    expected = {name: expected_database_privileges(grantee, database)}
+    diff = differences(grantee.name, actual, expected, "the cluster")
+    assert not diff, "; ".join(diff)
+
+
+def tables_of(connection: psycopg.Connection, kind: str) -> list[str]:
+    rows = connection.execute(
+        "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = %s ORDER BY 1",
+        (kind,),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def test_table_privileges(
+    catalogs: dict[DatabaseKey, psycopg.Connection],
+    stack: DeployedStack,
+    grantee: Grantee,
+    database: DatabaseKey,
+    public_too: bool,
+) -> None:
+    connection = catalogs[database]
+    tables = tables_of(connection, "r")
+    actual = privileges_of(connection, "has_table_privilege", grantee.name, tables, TABLE_PRIVILEGES)
+    expected = {t: expected_table_privileges(grantee, database, t, t == VERSION_TABLES[database]) for t in tables}
+    diff = differences(grantee.name, actual, expected, stack.database(database))
+    assert not diff, "; ".join(diff)
+
+
+def test_sequence_privileges(
+    catalogs: dict[DatabaseKey, psycopg.Connection],
+    stack: DeployedStack,
+    grantee: Grantee,
+    database: DatabaseKey,
+    public_too: bool,
+) -> None:
+    connection = catalogs[database]
+    sequences = tables_of(connection, "S")
+    actual = privileges_of(connection, "has_sequence_privilege", grantee.name, sequences, SEQUENCE_PRIVILEGES)
+    expected = {s: expected_sequence_privileges(grantee, database) for s in sequences}
+    diff = differences(grantee.name, actual, expected, stack.database(database))
+    assert not diff, "; ".join(diff)
+
+
+def test_no_object_is_granted_to_a_role_outside_the_stack(
+    catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, database: DatabaseKey
+) -> None:
+    known = {g.name for g in stack_grantees(stack) if g.name != PUBLIC}
+    rows = (
+        catalogs[database]
+        .execute(
+            "SELECT DISTINCT c.relname, pg_get_userbyid(acl.grantee) FROM pg_class c, aclexplode(c.relacl) acl "
+            "WHERE c.relnamespace = 'public'::regnamespace AND acl.grantee <> 0"
+        )
+        .fetchall()
+    )
+    strangers = sorted(f"{role} on {table}" for table, role in rows if role not in known)
+    assert not strangers, f"grants to roles outside the stack in {stack.database(database)}: {strangers}"

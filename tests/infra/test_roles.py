@@ -1,0 +1,85 @@
+"""The role table: attributes, memberships and connection limits of every role of the stack."""
+
+from __future__ import annotations
+
+import psycopg
+
+from infra.privileges import DatabaseKey, Grantee, RoleKind, expected_memberships
+from ops.deployment import DeployedStack
+from tests.infra.conftest import stack_grantees
+
+DANGEROUS = ("rolsuper", "rolcreatedb", "rolcreaterole", "rolreplication", "rolbypassrls")
+SQL_NAMES = {
+    "rolsuper": "SUPERUSER",
+    "rolcreatedb": "CREATEDB",
+    "rolcreaterole": "CREATEROLE",
+    "rolreplication": "REPLICATION",
+    "rolbypassrls": "BYPASSRLS",
+}
+
+
+def role_row(connection: psycopg.Connection, name: str) -> dict[str, object] | None:
+    cursor = connection.execute(
+        "SELECT rolcanlogin, rolconnlimit, " + ", ".join(DANGEROUS) + ", ARRAY(SELECT b.rolname FROM "
+        "pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid WHERE m.member = r.oid) "
+        "FROM pg_roles r WHERE rolname = %s",
+        (name,),
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip(["rolcanlogin", "rolconnlimit", *DANGEROUS, "member_of"], row, strict=True))
+
+
+def test_the_role_exists_with_its_attributes(
+    catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, grantee: Grantee
+) -> None:
+    row = role_row(catalogs[DatabaseKey.MAIN], grantee.name)
+    assert row is not None, f"role {grantee.name} does not exist: run scripts/deploy {stack.stack}"
+    granted = [SQL_NAMES[attribute] for attribute in DANGEROUS if row[attribute]]
+    assert not granted, f"{grantee.name} has {', '.join(granted)}: ALTER ROLE {grantee.name} NO{' NO'.join(granted)}"
+    assert row["rolcanlogin"] == grantee.login, (
+        f"{grantee.name} {'cannot' if grantee.login else 'can'} log in: ALTER ROLE {grantee.name} "
+        f"{'LOGIN' if grantee.login else 'NOLOGIN'}"
+    )
+
+
+def test_memberships_are_exactly_the_migrators_in_their_owners(
+    catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, grantee: Grantee
+) -> None:
+    row = role_row(catalogs[DatabaseKey.MAIN], grantee.name)
+    assert row is not None
+    expected = expected_memberships(stack.names).get(grantee.name, frozenset())
+    actual = frozenset(row["member_of"])  # type: ignore[call-overload]
+    assert actual == expected, (
+        f"{grantee.name} is a member of {sorted(actual) or 'nothing'}, expected {sorted(expected) or 'nothing'}: "
+        f"REVOKE {', '.join(sorted(actual - expected)) or '-'} FROM {grantee.name}"
+    )
+
+
+def test_the_connection_limit(
+    catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, grantee: Grantee
+) -> None:
+    if grantee.kind is RoleKind.OWNER:
+        return  # NOLOGIN: a limit would mean nothing
+    row = role_row(catalogs[DatabaseKey.MAIN], grantee.name)
+    assert row is not None
+    key = grantee.access.role_key if grantee.access else f"{grantee.database}_migrator"
+    expected = stack.connection_limits.get(key, -1)
+    assert row["rolconnlimit"] == expected, (
+        f"{grantee.name} allows {row['rolconnlimit']} connections, the stack says {expected}: "
+        f"run scripts/deploy {stack.stack}"
+    )
+
+
+def test_no_role_with_the_stack_prefix_beyond_the_model(
+    catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack
+) -> None:
+    expected = {g.name for g in stack_grantees(stack) if g.kind is not None}
+    rows = (
+        catalogs[DatabaseKey.MAIN]
+        .execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (f"{stack.role_prefix}_",))
+        .fetchall()
+    )
+    unexpected = {row[0] for row in rows} - expected
+    assert not unexpected, f"roles not in the model: {sorted(unexpected)}; drop them or add them to the stack"

@@ -1,0 +1,94 @@
+"""scripts/verify against a deployment: clean, then with each drift a person could make by hand."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from infra.privileges import DatabaseKey
+from migrations import runner
+from migrations.shared.tree import TREES
+from ops.errors import ExitCode
+from ops.paths import REPO_ROOT
+from tests.support.cluster import Deployment
+
+
+@pytest.fixture
+def deployed(fresh_deployment: Deployment) -> Deployment:
+    for key in DatabaseKey:
+        runner.upgrade(runner.Target(TREES[key.value], fresh_deployment.migrator_url(key)))
+    return fresh_deployment
+
+
+def run_verify(deployment: Deployment) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ops.verify", "--description-stdin"],
+        cwd=REPO_ROOT,
+        text=True,
+        input=deployment.described().to_json(),
+        capture_output=True,
+        timeout=300,
+    )
+
+
+def test_a_clean_deployment_passes_and_the_report_lists_every_check(deployed: Deployment) -> None:
+    result = run_verify(deployed)
+    assert result.returncode == ExitCode.OK, result.stdout[-3000:]
+    report = json.loads((REPO_ROOT / "reports" / "verify-test.json").read_text())
+    checks = {entry["check"].split("[")[0] for entry in report["checks"]}
+    assert {
+        "test_database_privileges",
+        "test_table_privileges",
+        "test_sequence_privileges",
+        "test_tables",
+        "test_indexes",
+        "test_the_tree_is_at_head",
+        "test_the_role_exists_with_its_attributes",
+        "test_postgresql_answers_on_the_configured_address",
+    } <= checks
+    assert report["differences"] == 0 and len(report["checks"]) > 80
+    assert (REPO_ROOT / "reports" / "verify-test.xml").exists()
+
+
+def grant_select_to_app(d: Deployment) -> None:
+    with d.server.connect(d.databases[DatabaseKey.LOGS]) as logs:
+        logs.execute(f"GRANT CONNECT ON DATABASE {d.databases[DatabaseKey.LOGS]} TO {d.names.runtime('app')}")
+        logs.execute(f"GRANT SELECT ON system_logs TO {d.names.runtime('app')}")
+
+
+def table_in_the_wrong_database(d: Deployment) -> None:
+    with d.server.connect(d.databases[DatabaseKey.MAIN]) as main:
+        main.execute("CREATE TABLE system_logs (id bigint)")
+        main.execute("INSERT INTO system_logs VALUES (1)")
+
+
+def drop_an_index(d: Deployment) -> None:
+    with d.server.connect(d.databases[DatabaseKey.LOGS]) as logs:
+        logs.execute("DROP INDEX idx_system_logs_errors")
+
+
+def give_createdb(d: Deployment) -> None:
+    with d.server.connect() as admin:
+        admin.execute(f"ALTER ROLE {d.names.runtime('logs_writer')} CREATEDB")
+
+
+@pytest.mark.parametrize(
+    ("drift", "named"),
+    [
+        (grant_select_to_app, "has SELECT on system_logs"),
+        (table_in_the_wrong_database, "tables that do not belong in"),
+        (drop_an_index, "lacks the indexes ['idx_system_logs_errors']"),
+        (give_createdb, "has CREATEDB"),
+    ],
+)
+def test_each_drift_fails_verification_and_is_named(
+    deployed: Deployment, drift: Callable[[Deployment], None], named: str
+) -> None:
+    drift(deployed)
+    result = run_verify(deployed)
+    assert result.returncode == ExitCode.VERIFY_FAILED, result.stdout[-3000:]
+    assert named in result.stdout
