@@ -58,6 +58,8 @@ class Settings:
     allow_database_deletion: bool
     connection_limits: Mapping[str, int]
     statement_timeouts_ms: Mapping[str, int]
+    password_rotations: Mapping[str, int]
+    """Per login role: raise the number to generate a new password on the next deploy."""
     read_only_roles: tuple[ReadOnlyRole, ...]
 
     @property
@@ -122,6 +124,7 @@ def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
         allow_database_deletion=allow_deletion,
         connection_limits=reader.per_role_integers("connectionLimits", role_keys, minimum=-1),
         statement_timeouts_ms=reader.per_role_integers("statementTimeoutsMs", role_keys, minimum=0),
+        password_rotations=reader.per_role_integers("passwordRotations", role_keys, minimum=1),
         read_only_roles=read_only_roles,
     )
 
