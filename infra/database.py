@@ -26,6 +26,7 @@ class OwnedDatabaseArgs:
     """Refuse `pulumi destroy` and replacement (a rename) of the database, and keep it if removed."""
     migrator_connection_limit: int = -1
     migrator_statement_timeout_ms: int = 0
+    migrator_password_rotation: int = 1
 
 
 class OwnedDatabase(pulumi.ComponentResource):
@@ -44,7 +45,7 @@ class OwnedDatabase(pulumi.ComponentResource):
         keep = pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect)
 
         owner = postgresql.Role(f"{name}-owner", name=args.owner_role, login=False, inherit=True, opts=keep)
-        password = GeneratedPassword(f"{name}-migrator-password", opts=child)
+        password = GeneratedPassword(f"{name}-migrator-password", str(args.migrator_password_rotation), opts=child)
         migrator = postgresql.Role(
             f"{name}-migrator",
             name=args.migrator_role,

@@ -80,6 +80,7 @@ def owned_database(settings: Settings, key: DatabaseKey, provider: postgresql.Pr
             protect=settings.protect_databases,
             migrator_connection_limit=settings.connection_limits.get(migrator_key, -1),
             migrator_statement_timeout_ms=settings.statement_timeouts_ms.get(migrator_key, 0),
+            migrator_password_rotation=settings.password_rotations.get(migrator_key, 1),
         ),
         opts=pulumi.ResourceOptions(providers=[provider]),
     )
@@ -99,6 +100,7 @@ def runtime_roles(
                 database=databases[access.database],
                 connection_limit=settings.connection_limits.get(access.role_key, -1),
                 statement_timeout_ms=settings.statement_timeouts_ms.get(access.role_key, 0),
+                password_rotation=settings.password_rotations.get(access.role_key, 1),
             ),
             opts=pulumi.ResourceOptions(providers=[provider]),
         )

@@ -22,6 +22,7 @@ class RuntimeRoleArgs:
     """The only database the role may connect to."""
     connection_limit: int = -1
     statement_timeout_ms: int = 0
+    password_rotation: int = 1
 
 
 class RuntimeRole(pulumi.ComponentResource):
@@ -36,7 +37,9 @@ class RuntimeRole(pulumi.ComponentResource):
         super().__init__("headhunter:db:RuntimeRole", name, None, opts)
         database, access = args.database, args.access
         self.access, self.database = access, database
-        password = GeneratedPassword(f"{name}-password", opts=pulumi.ResourceOptions(parent=self))
+        password = GeneratedPassword(
+            f"{name}-password", str(args.password_rotation), opts=pulumi.ResourceOptions(parent=self)
+        )
         role = postgresql.Role(
             f"{name}-role",
             name=args.role_name,

@@ -20,6 +20,15 @@ SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"
 DEFAULT_MIN_SERVER_VERSION = "13"  # ALTER DEFAULT PRIVILEGES and identity columns as we use them
 
 
+# Every key the program reads; Pulumi.yaml declares exactly these (tests/unit/test_settings.py).
+PLAIN_KEYS = (
+    "embeddedServer", "host", "port", "sslmode", "adminUser", "adminIsSuperuser", "minServerVersion",
+    "mainDatabase", "logsDatabase", "rolePrefix", "production", "allowDatabaseDeletion", "connectionLimits",
+    "statementTimeoutsMs", "passwordRotations", "readOnlyRoles",
+)  # fmt: skip
+SECRET_KEYS = ("adminPassword",)
+
+
 class ConfigError(ValueError):
     """A stack configuration problem, worded for the person who edits the stack file."""
 
@@ -253,23 +262,7 @@ def raw_config_from_pulumi() -> dict[str, str]:
 
     config = pulumi.Config(NAMESPACE)
     raw: dict[str, str] = {}
-    for key in (
-        "embeddedServer",
-        "host",
-        "port",
-        "sslmode",
-        "adminUser",
-        "adminIsSuperuser",
-        "minServerVersion",
-        "mainDatabase",
-        "logsDatabase",
-        "rolePrefix",
-        "production",
-        "allowDatabaseDeletion",
-        "connectionLimits",
-        "statementTimeoutsMs",
-        "readOnlyRoles",
-    ):
+    for key in PLAIN_KEYS:
         value = config.get(key)
         if value is not None:
             raw[key] = value

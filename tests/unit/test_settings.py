@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from infra.privileges import DatabaseKey
-from infra.settings import ConfigError, parse_settings
+from infra.settings import NAMESPACE, PLAIN_KEYS, SECRET_KEYS, ConfigError, parse_settings
+from ops.paths import REPO_ROOT
 
 VALID = {
     "host": "db.internal",
@@ -71,3 +73,15 @@ def test_bad_config_names_the_key_and_the_fix(changes: dict[str, str | None], me
 def test_an_embedded_stack_must_not_also_name_a_host() -> None:
     with pytest.raises(ConfigError, match="host is set while embeddedServer is true"):
         parse(embeddedServer="true")
+
+
+def test_pulumi_yaml_declares_exactly_the_keys_the_program_reads() -> None:
+    declared = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())["config"]
+    assert set(declared) == {f"{NAMESPACE}:{key}" for key in (*PLAIN_KEYS, *SECRET_KEYS)}
+    assert all(entry.get("description") for entry in declared.values())
+    assert declared[f"{NAMESPACE}:adminPassword"].get("secret") is True
+
+
+def test_a_password_rotation_is_read_per_role() -> None:
+    settings = parse(passwordRotations=json.dumps({"logs_writer": 2}))
+    assert settings.password_rotations == {"logs_writer": 2}  # type: ignore[attr-defined]
