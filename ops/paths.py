@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Where Pulumi.yaml and the Pulumi.<stack>.yaml files are read from.
+PROJECT_DIR = Path(os.environ.get("HEADHUNTER_PROJECT_DIR", REPO_ROOT))
 STATE_DIR = Path(os.environ.get("HEADHUNTER_STATE_DIR", REPO_ROOT / ".state"))
 TOOLS_DIR = REPO_ROOT / ".tools"
 TOOLS_BIN = TOOLS_DIR / "bin"

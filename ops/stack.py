@@ -8,12 +8,14 @@ the stack's config, the passphrase, the server and the provider plugin.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import yaml
 from pulumi import automation as auto
 
 from infra.settings import NAMESPACE, ConfigError, Settings, embedded_server_password, parse_settings
@@ -33,7 +35,7 @@ Program = Callable[[], None]
 class StackTarget:
     name: str
     program: Program
-    work_dir: Path = paths.REPO_ROOT
+    work_dir: Path = paths.PROJECT_DIR
     project_name: str = PROJECT_NAME
 
 
@@ -51,7 +53,21 @@ def stack_env(stack_name: str) -> dict[str, str]:
     return env
 
 
+def check_stack_file(target: StackTarget) -> None:
+    """A stack file that is not YAML is named with its line, before the engine reads it."""
+    stack_file = target.work_dir / f"Pulumi.{target.name}.yaml"
+    if not stack_file.exists():
+        return
+    try:
+        yaml.safe_load(stack_file.read_text())
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise UserError(f"{stack_file.name} is not valid YAML{line}: fix the file and run again.") from None
+
+
 def open_stack(target: StackTarget) -> auto.Stack:
+    check_stack_file(target)
     env = stack_env(target.name)
     backend = env["PULUMI_BACKEND_URL"]
     if backend.startswith("file://"):
@@ -61,12 +77,10 @@ def open_stack(target: StackTarget) -> auto.Stack:
     options = auto.LocalWorkspaceOptions(
         work_dir=str(target.work_dir), pulumi_home=env["PULUMI_HOME"], env_vars=env, pulumi_command=command
     )
-    try:
+    with engine_errors(target.name):
         return auto.create_or_select_stack(
             stack_name=target.name, project_name=target.project_name, program=target.program, opts=options
         )
-    except auto.CommandError as error:
-        raise translate(error, target.name) from None
 
 
 def translate(error: auto.CommandError, stack_name: str) -> UserError:
@@ -98,12 +112,21 @@ def _engine_error_lines(text: str) -> str:
     return "\n".join(lines[-12:]) or text[-2000:]
 
 
+@contextmanager
+def engine_errors(stack_name: str) -> Iterator[None]:
+    """Turn the Automation API's CommandError into the one-line UserError a pipeline can act on."""
+    try:
+        yield
+    except auto.CommandError as error:
+        raise translate(error, stack_name) from None
+
+
 def flat_config(stack: auto.Stack) -> dict[str, str]:
     """The stack's `headhunter-db:*` values as plain strings, the way infra.settings reads them."""
     prefix = f"{NAMESPACE}:"
-    return {
-        key.removeprefix(prefix): value.value for key, value in stack.get_all_config().items() if key.startswith(prefix)
-    }
+    with engine_errors(stack.name):
+        all_config = stack.get_all_config()
+    return {key.removeprefix(prefix): value.value for key, value in all_config.items() if key.startswith(prefix)}
 
 
 def preflight(stack: auto.Stack) -> Settings:

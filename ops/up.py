@@ -6,8 +6,6 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from pulumi import automation as auto
-
 from infra.program import define_stack
 from ops import role_check
 from ops import stack as stack_driver
@@ -21,10 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     stack_name = args[0] if args else stack_driver.DEV_STACK
     stack = stack_driver.open_stack(stack_driver.StackTarget(stack_name, define_stack))
     stack_driver.preflight(stack)
-    try:
+    with stack_driver.engine_errors(stack_name):
         result = stack.up(**stack_driver.engine_options())
-    except auto.CommandError as error:
-        raise stack_driver.translate(error, stack_name) from None
     outputs = stack_driver.outputs(stack)
     changes = {str(op): count for op, count in (result.summary.resource_changes or {}).items()}
     print_summary(stack_name, changes, outputs)

@@ -119,3 +119,18 @@ def test_a_second_deploy_of_a_locked_stack_is_told_the_lock(engine_workspace: Pa
         "dev",
     )
     assert isinstance(error, UserError) and error.exit_code == ExitCode.STACK_LOCKED
+
+
+def test_no_password_in_plain_text_in_the_state_or_the_output(
+    fresh_deployment: Deployment, engine_workspace: Path
+) -> None:
+    stack = open_test_stack(engine_workspace, migrations_program(fresh_deployment))
+    result = stack.up(color="never")
+    stack.preview(color="never")
+    state_files = [path for path in (engine_workspace / "state").rglob("*") if path.is_file()]
+    assert state_files
+    for key in DatabaseKey:
+        password = fresh_deployment.passwords[fresh_deployment.names.migrator(key)]
+        assert password not in result.stdout + result.stderr
+        for path in state_files:
+            assert password.encode() not in path.read_bytes(), path
