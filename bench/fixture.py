@@ -1,0 +1,53 @@
+"""A deployment for the benchmarks on the embedded server, with a few million log rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from infra.privileges import DatabaseKey, RoleNames
+from migrations import runner
+from migrations.shared.tree import LOGS
+from ops import localpg
+from tests.support.cluster import Deployment, Server, drop_deployment, provision_with_sql
+
+PREFIX = "bench"
+LEVELS = "ARRAY['DEBUG','INFO','INFO','INFO','INFO','INFO','INFO','WARNING','WARNING','ERROR']"
+MODELS = "ARRAY['gpt-4o','gpt-4o-mini','claude-sonnet','claude-haiku','gemini-pro','mistral-large','llama-70b','o3']"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    system_logs: int = 3_000_000
+    llm_logs: int = 1_000_000
+
+
+def logs_target(deployment: Deployment) -> runner.Target:
+    return runner.Target(LOGS, deployment.migrator_url(DatabaseKey.LOGS), deployment.databases[DatabaseKey.LOGS])
+
+
+def fresh_deployment(sizes: Sizes) -> Deployment:
+    """Provision from scratch, migrate the logs tree to just before its index revision, load rows."""
+    server = Server(localpg.start())
+    drop_deployment(Deployment(server, RoleNames(PREFIX), {key: f"{PREFIX}_{key}" for key in DatabaseKey}, {}))
+    deployment = provision_with_sql(server, PREFIX)
+    runner.upgrade(logs_target(deployment), "logs_0002")
+    with server.connect(deployment.databases[DatabaseKey.LOGS]) as logs:
+        logs.execute(f"SET ROLE {deployment.names.owner(DatabaseKey.LOGS)}")
+        logs.execute(
+            "INSERT INTO system_logs (created_at, level, component, message, error_type, request_id) "
+            f"SELECT now() - random() * interval '30 days', ({LEVELS})[1 + i % 10], 'component_' || (i % 20), "
+            "'event ' || i || ' handled by the worker with a message of realistic length', "
+            "CASE WHEN i % 10 = 9 THEN 'Error' || (i % 7) END, md5(i::text) "
+            f"FROM generate_series(1, {sizes.system_logs}) AS i"
+        )
+        logs.execute(
+            "INSERT INTO llm_logs (created_at, component, provider, model, status, prompt_tokens, "
+            "completion_tokens, latency_ms, cost_usd, error_type, request_id) "
+            f"SELECT now() - random() * interval '90 days', 'feature_' || (i % 5), 'vendor', ({MODELS})[1 + i % 8], "
+            "CASE WHEN i % 50 = 0 THEN 'error' ELSE 'success' END, 200 + i % 800, 50 + i % 300, 100 + i % 2000, "
+            "(i % 1000) / 100000.0, CASE WHEN i % 50 = 0 THEN 'RateLimit' END, md5(i::text) "
+            f"FROM generate_series(1, {sizes.llm_logs}) AS i"
+        )
+        logs.execute("RESET ROLE")
+        logs.execute("VACUUM ANALYZE system_logs, llm_logs")
+    return deployment

@@ -1,0 +1,69 @@
+"""Do the indexes earn their keep? Insert throughput and admin-query latency, with and without them."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import psycopg
+
+from bench.stats import Spread
+from infra.privileges import DatabaseKey
+from tests.support.cluster import Deployment
+
+# The admin pages' queries the indexes exist for.
+ADMIN_QUERIES = {
+    "recent errors of one type": (
+        "SELECT id, created_at, component, message FROM system_logs "
+        "WHERE error_type = 'Error3' ORDER BY created_at DESC LIMIT 50"
+    ),
+    "recent logs of one component": (
+        "SELECT id, created_at, level, message FROM system_logs "
+        "WHERE component = 'component_7' ORDER BY created_at DESC LIMIT 100"
+    ),
+    "recent logs at one level": (
+        "SELECT id, created_at, component, message FROM system_logs "
+        "WHERE level = 'WARNING' ORDER BY created_at DESC LIMIT 100"
+    ),
+    "LLM cost per model per day (7 days)": (
+        "SELECT model, date_trunc('day', created_at) AS day, sum(cost_usd), sum(total_tokens) FROM llm_logs "
+        "WHERE created_at >= now() - interval '7 days' GROUP BY 1, 2"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class QueryTiming:
+    latency_ms: Spread
+    plan_indexes: tuple[str, ...]
+
+
+def reader(deployment: Deployment) -> psycopg.Connection:
+    return deployment.connect_as(deployment.names.runtime("logs_reader"), DatabaseKey.LOGS)
+
+
+def indexes_in_plan(plan: object) -> list[str]:
+    if isinstance(plan, dict):
+        found = [plan["Index Name"]] if "Index Name" in plan else []
+        return found + [name for value in plan.values() for name in indexes_in_plan(value)]
+    if isinstance(plan, list):
+        return [name for item in plan for name in indexes_in_plan(item)]
+    return []
+
+
+def time_queries(deployment: Deployment, repeats: int) -> dict[str, QueryTiming]:
+    timings: dict[str, QueryTiming] = {}
+    with reader(deployment) as connection:
+        for label, query in ADMIN_QUERIES.items():
+            connection.execute(query).fetchall()  # warm the cache: we compare plans, not disk reads
+            samples = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                connection.execute(query).fetchall()
+                samples.append((time.perf_counter() - started) * 1000.0)
+            row = connection.execute(f"EXPLAIN (FORMAT JSON) {query}").fetchone()
+            assert row is not None
+            plan = row[0] if not isinstance(row[0], str) else json.loads(row[0])
+            timings[label] = QueryTiming(Spread.of(samples), tuple(dict.fromkeys(indexes_in_plan(plan))))
+    return timings

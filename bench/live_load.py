@@ -1,0 +1,93 @@
+"""Migrations under live load: the writers' latency while logs_0003 builds its indexes.
+
+Three scenarios on the same table of a few million rows, writers inserting throughout:
+idle (no migration, the baseline), the project's revision (CREATE INDEX CONCURRENTLY through the
+real Alembic tree and env.py), and the same indexes built with plain CREATE INDEX.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from bench.fixture import logs_target
+from bench.pgbench import RATE_PER_S, Latencies, WriterLoad
+from infra.privileges import DatabaseKey
+from migrations import runner
+from migrations.shared.concurrent_index import ConcurrentIndex
+from migrations.shared.tree import LOGS
+from tests.support.cluster import Deployment
+
+LEAD_S = 3  # writers run alone this long before the build starts
+
+
+@dataclass(frozen=True)
+class Window:
+    latencies: Latencies
+    build_seconds: float
+
+
+def index_revision_indexes() -> tuple[ConcurrentIndex, ...]:
+    """The indexes of the logs tree's index revision, as the revision itself declares them."""
+    script = ScriptDirectory.from_config(Config(str(runner.ALEMBIC_INI), ini_section=LOGS.key))
+    revision = script.get_revision("logs_0003")
+    assert revision is not None
+    return tuple(revision.module.INDEXES)
+
+
+def writer_load(deployment: Deployment, seconds: int, rate_per_s: int | None = RATE_PER_S) -> WriterLoad:
+    role = deployment.names.runtime("logs_writer")
+    connection = deployment.server.connection
+    database = deployment.databases[DatabaseKey.LOGS]
+    password = deployment.passwords[role]
+    return WriterLoad(connection.host, connection.port, database, role, password, seconds, rate_per_s)
+
+
+def project_build(deployment: Deployment) -> None:
+    runner.upgrade(logs_target(deployment), "logs_0003")
+
+
+def plain_build(deployment: Deployment) -> None:
+    with deployment.server.connect(deployment.databases[DatabaseKey.LOGS], autocommit=False) as logs:
+        logs.execute(f"SET ROLE {deployment.names.owner(DatabaseKey.LOGS)}")
+        for index in index_revision_indexes():
+            logs.execute(f"CREATE INDEX {index.name} ON {index.table} {index.definition}")
+        logs.commit()
+
+
+def reset(deployment: Deployment) -> None:
+    """Back to logs_0002 with no secondary index, whichever way they were built."""
+    with deployment.server.connect(deployment.databases[DatabaseKey.LOGS]) as logs:
+        for index in index_revision_indexes():
+            logs.execute(f"DROP INDEX IF EXISTS {index.name}")
+        logs.execute("UPDATE alembic_version_logs SET version_num = 'logs_0002'")
+
+
+def under_load(deployment: Deployment, build: Callable[[Deployment], None], seconds: int) -> Window:
+    load = writer_load(deployment, seconds)
+    time.sleep(LEAD_S)
+    started = time.time()
+    build(deployment)
+    finished = time.time()
+    load.wait()
+    if finished - started > seconds - LEAD_S:
+        raise RuntimeError("the build outlasted the writers: raise the load's duration")
+    return Window(load.latencies(started, finished), finished - started)
+
+
+def idle(deployment: Deployment, seconds: int, rate_per_s: int | None = RATE_PER_S) -> Latencies:
+    load = writer_load(deployment, seconds, rate_per_s)
+    load.wait()
+    return load.latencies()
+
+
+def idle_build_seconds(deployment: Deployment) -> float:
+    started = time.monotonic()
+    project_build(deployment)
+    elapsed = time.monotonic() - started
+    reset(deployment)
+    return elapsed

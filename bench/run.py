@@ -1,0 +1,211 @@
+"""`scripts/bench [--quick]`: every benchmark, then reports/bench.md, reports/bench.json and README.
+
+Medians over several runs with min and max beside them; each result is a ratio to a baseline
+measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from typing import Any
+
+from bench import deploy_cost, fixture, index_value, live_load
+from bench.pgbench import Latencies
+from bench.stats import Spread
+from ops import paths, toolchain
+from tests.support.cluster import Deployment, Server, drop_deployment
+
+README_BEGIN, README_END = "<!-- bench:begin (scripts/bench) -->", "<!-- bench:end -->"
+
+
+def fmt(spread: Spread, unit: str, digits: int = 1) -> str:
+    return f"{spread.median:.{digits}f} {unit} ({spread.low:.{digits}f}-{spread.high:.{digits}f})"
+
+
+def measure_deploy_cost(deployment: Deployment, server: Server, repeats: int) -> dict[str, Any]:
+    engine_floor = deploy_cost.timed_noop_ups(deploy_cost.empty_program, repeats)
+    migration_step = deploy_cost.timed_noop_ups(deploy_cost.migration_step_program(deployment), repeats)
+    sql_floor = deploy_cost.plain_sql_provisioning(server, repeats)
+    has_plugin = toolchain.has_postgresql_plugin(toolchain.cli_path())
+    return {
+        "engine_floor_s": asdict(engine_floor),
+        "noop_up_with_migration_step_s": asdict(migration_step),
+        "migration_step_over_engine_floor": migration_step.ratio_to(engine_floor),
+        "plain_sql_provisioning_s": asdict(sql_floor),
+        "dev_stack": "measured" if has_plugin else "not measured: " + toolchain.missing_postgresql_plugin_message(),
+        "rows": [
+            ("no-op `up`, empty program (engine floor)", fmt(engine_floor, "s", 2), "1.00x"),
+            (
+                "no-op `up`, both migration steps",
+                fmt(migration_step, "s", 2),
+                f"{migration_step.ratio_to(engine_floor):.2f}x engine floor",
+            ),
+            ("roles, databases, grants as plain SQL, one psql session", fmt(sql_floor, "s", 3), "physical floor"),
+            (
+                "no-op / cold `up` of the dev stack",
+                "not measured" if not has_plugin else "see JSON",
+                "needs the postgresql plugin" if not has_plugin else "",
+            ),
+        ],
+    }
+
+
+def measure_live_load(deployment: Deployment, runs: int) -> dict[str, Any]:
+    build_s = live_load.idle_build_seconds(deployment)
+    seconds = int(live_load.LEAD_S + max(15.0, 5 * build_s) + 3)
+    scenarios: dict[str, list[dict[str, float]]] = {"idle": [], "project (CONCURRENTLY)": [], "plain CREATE INDEX": []}
+    for _ in range(runs):
+        idle = live_load.idle(deployment, seconds)
+        scenarios["idle"].append(summary(idle))
+        for label, build in (
+            ("project (CONCURRENTLY)", live_load.project_build),
+            ("plain CREATE INDEX", live_load.plain_build),
+        ):
+            window = live_load.under_load(deployment, build, seconds)
+            scenarios[label].append({**summary(window.latencies), "build_s": window.build_seconds})
+            live_load.reset(deployment)
+    idle_p99 = Spread.of([run["p99_ms"] for run in scenarios["idle"]])
+    rows = []
+    for label, results in scenarios.items():
+        p50, p99, worst = (Spread.of([r[key] for r in results]) for key in ("p50_ms", "p99_ms", "max_ms"))
+        slow = max(int(r["over_1s"]) for r in results)
+        rows.append(
+            (
+                label,
+                fmt(p50, "ms", 2),
+                fmt(p99, "ms", 2),
+                fmt(worst, "ms", 0),
+                str(slow),
+                f"{p99.ratio_to(idle_p99):.2f}x",
+            )
+        )
+    project_p99 = Spread.of([r["p99_ms"] for r in scenarios["project (CONCURRENTLY)"]])
+    project_slow = max(int(r["over_1s"]) for r in scenarios["project (CONCURRENTLY)"])
+    return {
+        "scenarios": scenarios,
+        "rows": rows,
+        "idle_build_s": build_s,
+        "goal_met": project_p99.ratio_to(idle_p99) <= 2.0 and project_slow == 0,
+    }
+
+
+def summary(latencies: Latencies) -> dict[str, float]:
+    return {
+        "p50_ms": latencies.p50,
+        "p99_ms": latencies.p99,
+        "max_ms": latencies.max,
+        "over_1s": latencies.over_one_second,
+        "inserts": len(latencies.values_ms),
+        "inserts_per_s": latencies.inserts_per_second,
+    }
+
+
+def measure_index_value(deployment: Deployment, runs: int, repeats: int) -> dict[str, Any]:
+    throughput: dict[str, list[float]] = {"without secondary indexes": [], "with the tree's indexes": []}
+    without = index_value.time_queries(deployment, repeats)
+    for _ in range(runs):
+        throughput["without secondary indexes"].append(
+            live_load.idle(deployment, 8, rate_per_s=None).inserts_per_second
+        )
+    live_load.project_build(deployment)
+    with_indexes = index_value.time_queries(deployment, repeats)
+    for _ in range(runs):
+        throughput["with the tree's indexes"].append(live_load.idle(deployment, 8, rate_per_s=None).inserts_per_second)
+    base = Spread.of(throughput["without secondary indexes"])
+    rows = [
+        (
+            label,
+            f"{Spread.of(v).median:.0f} inserts/s ({min(v):.0f}-{max(v):.0f})",
+            f"{Spread.of(v).ratio_to(base):.2f}x",
+        )
+        for label, v in throughput.items()
+    ]
+    queries = []
+    for label in index_value.ADMIN_QUERIES:
+        before, after = without[label], with_indexes[label]
+        queries.append(
+            (
+                label,
+                fmt(before.latency_ms, "ms", 2),
+                fmt(after.latency_ms, "ms", 2),
+                f"{before.latency_ms.ratio_to(after.latency_ms):.1f}x faster",
+                ", ".join(after.plan_indexes) or "no index",
+            )
+        )
+    return {"insert_rows": rows, "query_rows": queries, "throughput": throughput}
+
+
+def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def markdown(results: dict[str, Any], sizes: fixture.Sizes) -> str:
+    cost, load, value = results["deploy_cost"], results["live_load"], results["index_value"]
+    return "\n\n".join(
+        [
+            f"Measured {results['date']} on this project's 2-core machine; {sizes.system_logs:,} rows in system_logs, "
+            f"{sizes.llm_logs:,} in llm_logs. Medians, (min-max).",
+            "**Deploy cost**\n\n" + table(("what", "time", "ratio"), cost["rows"]),
+            "**Writers while logs_0003 builds its indexes** (p99 goal: within 2x idle, nothing over 1 s: "
+            f"{'met' if load['goal_met'] else 'NOT met'})\n\n"
+            + table(("scenario", "p50", "p99", "max", "inserts over 1 s", "p99 vs idle"), load["rows"]),
+            "**Insert throughput of the logs writer**\n\n"
+            + table(("table", "throughput", "ratio"), value["insert_rows"]),
+            "**Admin queries**\n\n"
+            + table(("query", "without indexes", "with indexes", "speed-up", "index used"), value["query_rows"]),
+        ]
+    )
+
+
+def update_readme(text: str) -> None:
+    readme = paths.REPO_ROOT / "README.md"
+    content = readme.read_text()
+    start, end = content.index(README_BEGIN) + len(README_BEGIN), content.index(README_END)
+    readme.write_text(f"{content[:start]}\n{text}\n{content[end:]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small tables and fewer runs (a smoke run)")
+    args = parser.parse_args(argv)
+    sizes = fixture.Sizes(200_000, 50_000) if args.quick else fixture.Sizes()
+    runs, repeats = (1, 3) if args.quick else (3, 15)
+    started = time.monotonic()
+    print(f"bench: loading {sizes.system_logs:,} + {sizes.llm_logs:,} rows", file=sys.stderr)
+    deployment = fixture.fresh_deployment(sizes)
+    try:
+        print("bench: deploy cost", file=sys.stderr)
+        cost = measure_deploy_cost(deployment, deployment.server, repeats=3 if args.quick else 5)
+        print("bench: writers under a migration", file=sys.stderr)
+        load = measure_live_load(deployment, runs)
+        print("bench: what the indexes are worth", file=sys.stderr)
+        value = measure_index_value(deployment, runs, repeats)
+    finally:
+        drop_deployment(deployment)
+    results = {
+        "date": time.strftime("%Y-%m-%d"),
+        "quick": args.quick,
+        "deploy_cost": cost,
+        "live_load": load,
+        "index_value": value,
+        "elapsed_s": time.monotonic() - started,
+    }
+    reports = paths.REPO_ROOT / "reports"
+    reports.mkdir(exist_ok=True)
+    (reports / "bench.json").write_text(json.dumps(results, indent=2, default=str))
+    text = markdown(results, sizes)
+    (reports / "bench.md").write_text(text + "\n")
+    if not args.quick:
+        update_readme(text)
+    print(text)
+    print(f"bench: done in {results['elapsed_s']:.0f}s; reports/bench.md, reports/bench.json", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
