@@ -23,6 +23,7 @@ from migrations.shared.tree import LOGS
 from tests.support.cluster import Deployment
 
 LEAD_S = 3  # writers run alone this long before the build starts
+TAIL_S = 2  # and this long after it ends
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,11 @@ def index_revision_indexes() -> tuple[ConcurrentIndex, ...]:
     return tuple(revision.module.INDEXES)
 
 
-def writer_load(deployment: Deployment, seconds: int, rate_per_s: int | None = RATE_PER_S) -> WriterLoad:
+def writer_load(deployment: Deployment, rate_per_s: int | None = RATE_PER_S) -> WriterLoad:
     role = deployment.names.runtime("logs_writer")
     connection = deployment.server.connection
     database = deployment.databases[DatabaseKey.LOGS]
-    password = deployment.passwords[role]
-    return WriterLoad(connection.host, connection.port, database, role, password, seconds, rate_per_s)
+    return WriterLoad(connection.host, connection.port, database, role, deployment.passwords[role], rate_per_s)
 
 
 def project_build(deployment: Deployment) -> None:
@@ -67,25 +67,24 @@ def reset(deployment: Deployment) -> None:
         logs.execute("UPDATE alembic_version_logs SET version_num = 'logs_0002'")
 
 
-def under_load(deployment: Deployment, build: Callable[[Deployment], None], seconds: int) -> Window:
-    load = writer_load(deployment, seconds)
-    time.sleep(LEAD_S)
-    started = time.time()
-    build(deployment)
-    finished = time.time()
-    load.wait()
-    if finished - started > seconds - LEAD_S:
-        raise RuntimeError("the build outlasted the writers: raise the load's duration")
+def under_load(deployment: Deployment, build: Callable[[Deployment], None]) -> Window:
+    with writer_load(deployment) as load:
+        time.sleep(LEAD_S)
+        started = time.time()
+        build(deployment)
+        finished = time.time()
+        time.sleep(TAIL_S)
     return Window(load.latencies(started, finished), finished - started)
 
 
-def idle(deployment: Deployment, seconds: int, rate_per_s: int | None = RATE_PER_S) -> Latencies:
-    load = writer_load(deployment, seconds, rate_per_s)
-    load.wait()
+def idle(deployment: Deployment, seconds: float, rate_per_s: int | None = RATE_PER_S) -> Latencies:
+    with writer_load(deployment, rate_per_s) as load:
+        time.sleep(seconds)
     return load.latencies()
 
 
 def idle_build_seconds(deployment: Deployment) -> float:
+    """How long the project's revision takes with no writers: sizes the idle baseline's duration."""
     started = time.monotonic()
     project_build(deployment)
     elapsed = time.monotonic() - started

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ VALUES (CASE WHEN :n % 20 = 0 THEN 'ERROR' ELSE 'INFO' END, 'component_' || (:n 
         'live insert ' || :n, CASE WHEN :n % 20 = 0 THEN 'TimeoutError' END, md5(:n::text));
 """
 CLIENTS = 2
+FLAT_OUT_CLIENTS = 8
 # A steady log stream, not a flood: at full speed two cores are saturated by the writers alone and
 # any other work shows up as CPU queueing rather than as what a migration does to them (locks).
 RATE_PER_S = 1000
@@ -55,34 +57,51 @@ class Latencies:
         return len(self.values_ms) / self.seconds if self.seconds else 0.0
 
 
+SEGMENT_S = 4  # pgbench cannot be stopped cleanly, so the load runs as back-to-back short runs
+
+
 class WriterLoad:
-    """A pgbench run in the background; `stop()` ends it and returns what it measured."""
+    """Writers inserting in the background from start() until stop(), whatever happens meanwhile."""
 
     def __init__(
-        self,
-        host: str,
-        port: int,
-        database: str,
-        user: str,
-        password: str,
-        seconds: int,
-        rate_per_s: int | None = RATE_PER_S,
+        self, host: str, port: int, database: str, user: str, password: str, rate_per_s: int | None = RATE_PER_S
     ) -> None:
-        """rate_per_s=None runs the writers flat out (throughput); a rate makes a steady stream."""
+        """rate_per_s=None runs writers flat out, enough of them to keep both cores busy (throughput);
+        a rate makes a steady stream from two writers."""
         self.folder = Path(tempfile.mkdtemp(prefix="bench-pgbench-"))
         (self.folder / "insert.sql").write_text(INSERT_SCRIPT)
-        env = dict(os.environ, PGPASSWORD=password)
+        self._env = dict(os.environ, PGPASSWORD=password)
         target = ["-h", host, "-p", str(port), "-U", user, database]
-        load = ["-c", str(CLIENTS), "-j", "2", "-T", str(seconds), "-f", str(self.folder / "insert.sql")]
+        clients = CLIENTS if rate_per_s else FLAT_OUT_CLIENTS
+        load = ["-c", str(clients), "-j", "2", "-T", str(SEGMENT_S), "-f", str(self.folder / "insert.sql")]
         rate = ["-R", str(rate_per_s)] if rate_per_s else []
-        log = ["-l", "--log-prefix", str(self.folder / "latency")]
-        command = [str(find_bin_dir() / "pgbench"), "-n", *load, *rate, *log, *target]
-        self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._command = [str(find_bin_dir() / "pgbench"), "-n", *load, *rate, "-l"]
+        self._target = target
+        self._stopping = threading.Event()
+        self._errors: list[str] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def wait(self) -> None:
-        _, stderr = self.process.communicate()
-        if self.process.returncode != 0:
-            raise RuntimeError(f"pgbench failed: {stderr.strip()}")
+    def _run(self) -> None:
+        segment = 0
+        while not self._stopping.is_set():
+            segment += 1
+            prefix = ["--log-prefix", str(self.folder / f"latency-{segment}")]
+            result = subprocess.run(
+                [*self._command, *prefix, *self._target], env=self._env, capture_output=True, text=True
+            )
+            if result.returncode != 0:
+                self._errors.append(result.stderr.strip())
+                return
+
+    def __enter__(self) -> WriterLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stopping.set()
+        self._thread.join()
+        if self._errors:
+            raise RuntimeError(f"pgbench failed: {self._errors[0]}")
 
     def latencies(self, since_epoch: float | None = None, until_epoch: float | None = None) -> Latencies:
         """Latencies of the inserts that started in [since, until); the whole run when not given."""

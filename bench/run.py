@@ -56,7 +56,7 @@ def measure_deploy_cost(deployment: Deployment, server: Server, repeats: int) ->
 
 def measure_live_load(deployment: Deployment, runs: int) -> dict[str, Any]:
     build_s = live_load.idle_build_seconds(deployment)
-    seconds = int(live_load.LEAD_S + max(15.0, 5 * build_s) + 3)
+    seconds = max(10.0, build_s)
     scenarios: dict[str, list[dict[str, float]]] = {"idle": [], "project (CONCURRENTLY)": [], "plain CREATE INDEX": []}
     for _ in range(runs):
         idle = live_load.idle(deployment, seconds)
@@ -65,7 +65,7 @@ def measure_live_load(deployment: Deployment, runs: int) -> dict[str, Any]:
             ("project (CONCURRENTLY)", live_load.project_build),
             ("plain CREATE INDEX", live_load.plain_build),
         ):
-            window = live_load.under_load(deployment, build, seconds)
+            window = live_load.under_load(deployment, build)
             scenarios[label].append({**summary(window.latencies), "build_s": window.build_seconds})
             live_load.reset(deployment)
     idle_p99 = Spread.of([run["p99_ms"] for run in scenarios["idle"]])

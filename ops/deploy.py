@@ -1,0 +1,109 @@
+"""`scripts/deploy STACK`: the CD stage. Preflight, preview (the diff shown), up (with the
+migrations), verify; stops at the first failure with one line and the exit code of ops/errors.py.
+
+Safe to run twice at once on one stack: the engine's stack lock lets one through and the other
+fails with exit 6, naming the lock's holder. A deploy that was killed (a cancelled CI job) leaves
+its lock and pending operations behind: the next deploy removes a lock whose process is gone from
+this machine, clears the pending creates, and converges.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pulumi import automation as auto
+
+from infra.program import define_stack
+from ops import stack as stack_driver
+from ops import verify
+from ops.deployment import DeployedStack
+from ops.errors import ExitCode, UserError, run_main
+
+LOCK_HOLDER = re.compile(r"created by (?P<user>\S+)@(?P<host>\S+) \(pid (?P<pid>\d+)\)")
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    target: stack_driver.StackTarget
+    preflight: Callable[[auto.Stack], object]
+    verify: Callable[[DeployedStack], int]
+
+
+def deploy(plan: DeployPlan) -> int:
+    name = plan.target.name
+    stack = stack_driver.open_stack(plan.target)
+    plan.preflight(stack)
+    recovering(stack, lambda: clear_pending_operations(stack))
+    with stack_driver.engine_errors(name):
+        print(f"deploy: preview of stack {name}", flush=True)
+        preview = stack.preview(diff=True, **stack_driver.engine_options())
+    changes = {str(op): n for op, n in preview.change_summary.items() if str(op) != "same"}
+    print(f"deploy: {', '.join(f'{n} to {op}' for op, n in changes.items()) or 'no changes'}", flush=True)
+    print(f"deploy: up of stack {name}", flush=True)
+    recovering(stack, lambda: stack.up(**stack_driver.engine_options()))
+    print(f"deploy: verifying stack {name}", flush=True)
+    deployed = DeployedStack.from_stack_outputs(name, stack_driver.outputs(stack))
+    if plan.verify(deployed) != ExitCode.OK:
+        raise UserError(
+            f"stack {name} was deployed but differs from the model (see the report above): a difference in "
+            "grants or role attributes is repaired by deploying again; a misplaced table is not (the deploy "
+            "never drops data) and must be moved by hand.",
+            ExitCode.VERIFY_FAILED,
+        )
+    return ExitCode.OK
+
+
+def recovering(stack: auto.Stack, action: Callable[[], object]) -> None:
+    """Run a locking engine action; a lock whose deploy no longer runs is removed and the action retried.
+
+    A lock held by a live deploy is left alone: this deploy stops with exit 6 and the holder's pid.
+    """
+    with stack_driver.engine_errors(stack.name):
+        try:
+            action()
+            return
+        except auto.CommandError as error:
+            holders = [(m["host"], int(m["pid"])) for m in LOCK_HOLDER.finditer(str(error))]
+            if not holders or not all(is_gone(host, pid) for host, pid in holders):
+                raise
+            print(f"deploy: removing the lock left by a deploy that no longer runs (pid {holders[0][1]})", flush=True)
+            stack.cancel()
+            clear_pending_operations(stack)
+            action()
+
+
+def clear_pending_operations(stack: auto.Stack) -> None:
+    """A killed `up` leaves pending creates: refresh drops them, and the next `up` redoes the work."""
+    deployment = stack.export_stack().deployment or {}
+    if deployment.get("pending_operations"):
+        print("deploy: clearing the pending operations an interrupted deploy left in the state", flush=True)
+        stack.refresh(clear_pending_creates=True, color="never")
+
+
+def is_gone(host: str, pid: int) -> bool:
+    if host != socket.gethostname():
+        return False  # another machine's deploy: we cannot tell, so we wait for it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0].startswith("-"):
+        raise UserError("usage: scripts/deploy STACK")
+    target = stack_driver.StackTarget(args[0], define_stack)
+    return deploy(DeployPlan(target, stack_driver.preflight, lambda deployed: verify.verify(deployed, "local://")))
+
+
+if __name__ == "__main__":
+    run_main(main)
