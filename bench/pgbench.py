@@ -31,7 +31,7 @@ RATE_PER_S = 1000
 
 @dataclass(frozen=True)
 class Latencies:
-    """Per-insert latencies in milliseconds, sorted, for inserts that started within a window."""
+    """Per-insert latencies in milliseconds, sorted, for inserts that were due within a window."""
 
     values_ms: list[float]
     seconds: float
@@ -110,8 +110,12 @@ class WriterLoad:
         for log in self.folder.glob("latency*"):
             for line in log.read_text().splitlines():
                 fields = line.split()
-                latency_us, epoch_s, epoch_us = int(fields[2]), int(fields[4]), int(fields[5])
-                finished = epoch_s + epoch_us / 1e6
+                # At a fixed rate the log adds each insert's schedule lag: the time it waited to
+                # start, behind a blocked one. A writer feels both, so latency counts from when the
+                # insert was due.
+                lag_us = int(fields[6]) if len(fields) > 6 else 0
+                latency_us = int(fields[2]) + lag_us
+                finished = int(fields[4]) + int(fields[5]) / 1e6
                 started = finished - latency_us / 1e6
                 if (since_epoch is None or started >= since_epoch) and (until_epoch is None or started < until_epoch):
                     values.append(latency_us / 1000.0)

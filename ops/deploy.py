@@ -9,12 +9,11 @@ this machine, clears the pending creates, and converges.
 
 from __future__ import annotations
 
-import os
-import re
 import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from pulumi import automation as auto
 
@@ -23,8 +22,6 @@ from ops import stack as stack_driver
 from ops import verify
 from ops.deployment import DeployedStack
 from ops.errors import ExitCode, UserError, run_main
-
-LOCK_HOLDER = re.compile(r"created by (?P<user>\S+)@(?P<host>\S+) \(pid (?P<pid>\d+)\)")
 
 
 @dataclass(frozen=True)
@@ -68,7 +65,7 @@ def recovering(stack: auto.Stack, action: Callable[[], object]) -> None:
             action()
             return
         except auto.CommandError as error:
-            holders = [(m["host"], int(m["pid"])) for m in LOCK_HOLDER.finditer(str(error))]
+            holders = [(m["host"], int(m["pid"])) for m in stack_driver.LOCK_HOLDER.finditer(str(error))]
             if not holders or not all(is_gone(host, pid) for host, pid in holders):
                 raise
             print(f"deploy: removing the lock left by a deploy that no longer runs (pid {holders[0][1]})", flush=True)
@@ -86,15 +83,14 @@ def clear_pending_operations(stack: auto.Stack) -> None:
 
 
 def is_gone(host: str, pid: int) -> bool:
+    """True when the lock's process ran on this machine and has exited (a zombie has exited too)."""
     if host != socket.gethostname():
-        return False  # another machine's deploy: we cannot tell, so we wait for it
+        return False  # another machine's deploy: we cannot tell, so we leave its lock alone
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
         return True
-    except PermissionError:
-        return False
-    return False
+    return state in ("Z", "X")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ the stack's config, the passphrase, the server and the provider plugin.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ DEV_STACK = "dev"
 DEV_PASSPHRASE = "headhunter-dev-only"  # noqa: S105 (published on purpose, dev stack only)
 
 Program = Callable[[], None]
+# How the engine names a lock's holder in its "currently locked" error.
+LOCK_HOLDER = re.compile(r"created by (?P<user>\S+)@(?P<host>\S+) \(pid (?P<pid>\d+)\)")
 
 
 @dataclass(frozen=True)
@@ -87,9 +90,10 @@ def translate(error: auto.CommandError, stack_name: str) -> UserError:
     """An engine failure as one line naming the problem and the fix, with the exit code a pipeline reads."""
     text = str(error)
     if "currently locked" in text:
+        holders = "; ".join(match.group(0) for match in LOCK_HOLDER.finditer(text)) or "unknown holder"
         return UserError(
-            f"stack {stack_name!r} is locked by another deploy: wait for it to finish; if it was killed, "
-            f"clear the lock with `scripts/pulumi cancel --stack {stack_name} --yes`.",
+            f"stack {stack_name!r} is locked by another deploy ({holders}): wait for it to finish; if it was "
+            f"killed, clear the lock with `scripts/pulumi cancel --stack {stack_name} --yes`.",
             ExitCode.STACK_LOCKED,
         )
     if "incorrect passphrase" in text or "passphrase must be set" in text:

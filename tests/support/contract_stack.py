@@ -3,7 +3,7 @@
 Its resources are the two post-provision steps, on databases provisioned from the model as plain
 SQL; its outputs are those infra/program.py exports, so scripts/deploy and scripts/verify run
 against it end to end. Run as `python -m tests.support.contract_stack STACK` with the deployment's
-description as JSON on stdin (passwords never go through arguments).
+description in HEADHUNTER_DEPLOYMENT (passwords never go through arguments).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from infra.privileges import DatabaseKey
 from migrations.shared.tree import TREES
 from ops import deploy, verify
 from ops import stack as stack_driver
-from ops.deployment import DeployedStack
-from ops.errors import run_main
+from ops.deployment import ENV_VAR, DeployedStack, from_environment
+from ops.errors import UserError, run_main
 
 
 def contract_program(described: DeployedStack) -> stack_driver.Program:
@@ -27,11 +27,18 @@ def contract_program(described: DeployedStack) -> stack_driver.Program:
         runs = {}
         for key in DatabaseKey:
             url = make_url(described.migrator_url(key))
-            runs[key] = MigrationRun(f"{key}-migrations", MigrationRunArgs(
-                tree=TREES[key.value], host=described.host, port=described.port, sslmode=described.sslmode,
-                database=described.database(key), migrator=str(url.username),
-                migrator_password=pulumi.Output.secret(str(url.password)),
-            ))
+            runs[key] = MigrationRun(
+                f"{key}-migrations",
+                MigrationRunArgs(
+                    tree=TREES[key.value],
+                    host=described.host,
+                    port=described.port,
+                    sslmode=described.sslmode,
+                    database=described.database(key),
+                    migrator=str(url.username),
+                    migrator_password=pulumi.Output.secret(str(url.password)),
+                ),
+            )
         pulumi.export("host", described.host)
         pulumi.export("port", described.port)
         pulumi.export("sslmode", described.sslmode)
@@ -41,14 +48,18 @@ def contract_program(described: DeployedStack) -> stack_driver.Program:
         pulumi.export("connection_limits", described.connection_limits)
         pulumi.export("migration_revisions", {key.value: run.revision for key, run in runs.items()})
         pulumi.export("connection_urls", pulumi.Output.secret(described.connection_urls))
+
     return program
 
 
 def main() -> int:
-    described = DeployedStack.from_json(sys.stdin.read())
+    described = from_environment()
+    if described is None:
+        raise UserError(f"set {ENV_VAR} to the deployment's description")
     target = stack_driver.StackTarget(sys.argv[1], contract_program(described), project_name="contract-stack")
-    plan = deploy.DeployPlan(target, preflight=lambda _stack: None,
-                             verify=lambda deployed: verify.verify(deployed, "local://"))
+    plan = deploy.DeployPlan(
+        target, preflight=lambda _stack: None, verify=lambda deployed: verify.verify(deployed, "local://")
+    )
     return deploy.deploy(plan)
 
 
