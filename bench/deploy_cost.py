@@ -14,23 +14,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.stats import Spread
-from infra.migration_step import MigrationRun, MigrationRunArgs
 from infra.plain_sql import provisioning_statements
 from infra.privileges import DatabaseKey, RoleNames
-from migrations.shared.tree import TREES
-from ops import stack as stack_driver
 from ops.localpg import find_bin_dir
 from tests.support.cluster import Deployment, Server, drop_deployment, login_roles
+from tests.support.programs import engine_project, open_engine_stack
 
 
 def timed_noop_ups(program: Callable[[], None], repeats: int) -> Spread:
     """The first `up` creates; the next ones find nothing to change and are timed."""
-    folder = Path(tempfile.mkdtemp(prefix="bench-engine-"))
-    (folder / "Pulumi.yaml").write_text("name: bench-engine\nruntime: python\n")
-    (folder / "state").mkdir()
-    os.environ["PULUMI_BACKEND_URL"] = f"file://{folder / 'state'}"
-    os.environ.setdefault("PULUMI_CONFIG_PASSPHRASE", "bench-only")
-    stack = stack_driver.open_stack(stack_driver.StackTarget("bench", program, folder, "bench-engine"))
+    folder = engine_project(Path(tempfile.mkdtemp(prefix="bench-engine-")), os.environ)
+    stack = open_engine_stack(folder, program, "bench")
     stack.up(color="never")
     samples = []
     for _ in range(repeats):
@@ -42,26 +36,6 @@ def timed_noop_ups(program: Callable[[], None], repeats: int) -> Spread:
 
 def empty_program() -> None:
     """The engine's floor: a Python program that declares nothing."""
-
-
-def migration_step_program(deployment: Deployment) -> Callable[[], None]:
-    def program() -> None:
-        for key in DatabaseKey:
-            migrator = deployment.names.migrator(key)
-            MigrationRun(
-                f"{key}-migrations",
-                MigrationRunArgs(
-                    tree=TREES[key.value],
-                    host=deployment.server.connection.host,
-                    port=deployment.server.connection.port,
-                    sslmode="disable",
-                    database=deployment.databases[key],
-                    migrator=migrator,
-                    migrator_password=deployment.passwords[migrator],
-                ),
-            )
-
-    return program
 
 
 def plain_sql_provisioning(server: Server, repeats: int) -> Spread:

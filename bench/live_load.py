@@ -30,6 +30,8 @@ TAIL_S = 2  # and this long after it ends
 class Window:
     latencies: Latencies
     build_seconds: float
+    overran: bool
+    """The build outlasted the writers: inserts due after they stopped were not measured."""
 
 
 def index_revision_indexes() -> tuple[ConcurrentIndex, ...]:
@@ -40,11 +42,12 @@ def index_revision_indexes() -> tuple[ConcurrentIndex, ...]:
     return tuple(revision.module.INDEXES)
 
 
-def writer_load(deployment: Deployment, rate_per_s: int | None = RATE_PER_S) -> WriterLoad:
+def writer_load(deployment: Deployment, seconds: float, rate_per_s: int | None = RATE_PER_S) -> WriterLoad:
     role = deployment.names.runtime("logs_writer")
     connection = deployment.server.connection
     database = deployment.databases[DatabaseKey.LOGS]
-    return WriterLoad(connection.host, connection.port, database, role, deployment.passwords[role], rate_per_s)
+    password = deployment.passwords[role]
+    return WriterLoad(connection.host, connection.port, database, role, password, seconds, rate_per_s)
 
 
 def project_build(deployment: Deployment) -> None:
@@ -67,19 +70,20 @@ def reset(deployment: Deployment) -> None:
         logs.execute("UPDATE alembic_version_logs SET version_num = 'logs_0002'")
 
 
-def under_load(deployment: Deployment, build: Callable[[Deployment], None]) -> Window:
-    with writer_load(deployment) as load:
+def under_load(deployment: Deployment, build: Callable[[Deployment], None], seconds: float) -> Window:
+    """Writers for `seconds`; the build starts LEAD_S in. Latencies of the inserts due during the build."""
+    with writer_load(deployment, seconds) as load:
         time.sleep(LEAD_S)
         started = time.time()
         build(deployment)
         finished = time.time()
-        time.sleep(TAIL_S)
-    return Window(load.latencies(started, finished), finished - started)
+    overran = finished - started > seconds - LEAD_S - TAIL_S
+    return Window(load.latencies(started, finished), finished - started, overran)
 
 
 def idle(deployment: Deployment, seconds: float, rate_per_s: int | None = RATE_PER_S) -> Latencies:
-    with writer_load(deployment, rate_per_s) as load:
-        time.sleep(seconds)
+    with writer_load(deployment, seconds, rate_per_s) as load:
+        pass
     return load.latencies()
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,54 +56,51 @@ class Latencies:
         return len(self.values_ms) / self.seconds if self.seconds else 0.0
 
 
-SEGMENT_S = 4  # pgbench cannot be stopped cleanly, so the load runs as back-to-back short runs
-
-
 class WriterLoad:
-    """Writers inserting in the background from start() until stop(), whatever happens meanwhile."""
+    """Writers inserting in the background for a fixed time; leaving the `with` block waits for the end.
+
+    One pgbench run, not several short ones: at a fixed rate, inserts held up behind a lock are made
+    up for once it is released, and their schedule lag is what the writers felt. A run cut short
+    while blocked would never make them up, and the worst of the wait would go unmeasured.
+    """
 
     def __init__(
-        self, host: str, port: int, database: str, user: str, password: str, rate_per_s: int | None = RATE_PER_S
+        self,
+        host: str,
+        port: int,
+        database: str,
+        user: str,
+        password: str,
+        seconds: float,
+        rate_per_s: int | None = RATE_PER_S,
     ) -> None:
         """rate_per_s=None runs writers flat out, enough of them to keep both cores busy (throughput);
         a rate makes a steady stream from two writers."""
         self.folder = Path(tempfile.mkdtemp(prefix="bench-pgbench-"))
         (self.folder / "insert.sql").write_text(INSERT_SCRIPT)
         self._env = dict(os.environ, PGPASSWORD=password)
-        target = ["-h", host, "-p", str(port), "-U", user, database]
         clients = CLIENTS if rate_per_s else FLAT_OUT_CLIENTS
-        load = ["-c", str(clients), "-j", "2", "-T", str(SEGMENT_S), "-f", str(self.folder / "insert.sql")]
+        load = ["-c", str(clients), "-j", "2", "-T", str(round(seconds)), "-f", str(self.folder / "insert.sql")]
         rate = ["-R", str(rate_per_s)] if rate_per_s else []
-        self._command = [str(find_bin_dir() / "pgbench"), "-n", *load, *rate, "-l"]
-        self._target = target
-        self._stopping = threading.Event()
-        self._errors: list[str] = []
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        segment = 0
-        while not self._stopping.is_set():
-            segment += 1
-            prefix = ["--log-prefix", str(self.folder / f"latency-{segment}")]
-            result = subprocess.run(
-                [*self._command, *prefix, *self._target], env=self._env, capture_output=True, text=True
-            )
-            if result.returncode != 0:
-                self._errors.append(result.stderr.strip())
-                return
+        log = ["-l", "--log-prefix", str(self.folder / "latency")]
+        target = ["-h", host, "-p", str(port), "-U", user, database]
+        self._command = [str(find_bin_dir() / "pgbench"), "-n", *load, *rate, *log, *target]
+        self._process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> WriterLoad:
-        self._thread.start()
+        self._process = subprocess.Popen(
+            self._command, env=self._env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._stopping.set()
-        self._thread.join()
-        if self._errors:
-            raise RuntimeError(f"pgbench failed: {self._errors[0]}")
+        assert self._process is not None
+        _output, stderr = self._process.communicate()
+        if self._process.returncode != 0:
+            raise RuntimeError(f"pgbench failed: {stderr.strip()}")
 
     def latencies(self, since_epoch: float | None = None, until_epoch: float | None = None) -> Latencies:
-        """Latencies of the inserts that started in [since, until); the whole run when not given."""
+        """Latencies of the inserts that were due in [since, until); the whole run when not given."""
         values: list[float] = []
         starts: list[float] = []
         for log in self.folder.glob("latency*"):

@@ -18,6 +18,7 @@ from bench.pgbench import Latencies
 from bench.stats import Spread
 from ops import paths, toolchain
 from tests.support.cluster import Deployment, Server, drop_deployment
+from tests.support.programs import migration_steps_program
 
 README_BEGIN, README_END = "<!-- bench:begin (scripts/bench) -->", "<!-- bench:end -->"
 
@@ -28,7 +29,7 @@ def fmt(spread: Spread, unit: str, digits: int = 1) -> str:
 
 def measure_deploy_cost(deployment: Deployment, server: Server, repeats: int) -> dict[str, Any]:
     engine_floor = deploy_cost.timed_noop_ups(deploy_cost.empty_program, repeats)
-    migration_step = deploy_cost.timed_noop_ups(deploy_cost.migration_step_program(deployment), repeats)
+    migration_step = deploy_cost.timed_noop_ups(migration_steps_program(deployment), repeats)
     sql_floor = deploy_cost.plain_sql_provisioning(server, repeats)
     has_plugin = toolchain.has_postgresql_plugin(toolchain.cli_path())
     return {
@@ -56,7 +57,8 @@ def measure_deploy_cost(deployment: Deployment, server: Server, repeats: int) ->
 
 def measure_live_load(deployment: Deployment, runs: int) -> dict[str, Any]:
     build_s = live_load.idle_build_seconds(deployment)
-    seconds = max(10.0, build_s)
+    # Writers run well past the build: a build slowed by the writers must still end while they write.
+    seconds = live_load.LEAD_S + max(10.0, 4 * build_s) + live_load.TAIL_S
     scenarios: dict[str, list[dict[str, float]]] = {"idle": [], "project (CONCURRENTLY)": [], "plain CREATE INDEX": []}
     for _ in range(runs):
         idle = live_load.idle(deployment, seconds)
@@ -65,8 +67,10 @@ def measure_live_load(deployment: Deployment, runs: int) -> dict[str, Any]:
             ("project (CONCURRENTLY)", live_load.project_build),
             ("plain CREATE INDEX", live_load.plain_build),
         ):
-            window = live_load.under_load(deployment, build)
-            scenarios[label].append({**summary(window.latencies), "build_s": window.build_seconds})
+            window = live_load.under_load(deployment, build, seconds)
+            scenarios[label].append(
+                {**summary(window.latencies), "build_s": window.build_seconds, "overran": window.overran}
+            )
             live_load.reset(deployment)
     idle_p99 = Spread.of([run["p99_ms"] for run in scenarios["idle"]])
     rows = []

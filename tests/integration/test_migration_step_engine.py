@@ -8,13 +8,11 @@ independently of the postgresql provider plugin.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pulumi
 import pytest
 
-from infra.migration_step import MigrationRun, MigrationRunArgs
 from infra.privileges import DatabaseKey
 from migrations import runner
 from migrations.shared.tree import TREES
@@ -24,48 +22,19 @@ from ops.paths import REPO_ROOT
 from tests.migrations import catalog
 from tests.migrations.test_safe_runs import FAILING_REVISION
 from tests.support.cluster import Deployment
+from tests.support.programs import migration_steps_program, open_engine_stack
 
 pytestmark = pytest.mark.engine
 
 
-def migrations_program(deployment: Deployment, logs_tree: Path | None = None) -> stack_driver.Program:
-    def program() -> None:
-        for key in DatabaseKey:
-            migrator = deployment.names.migrator(key)
-            MigrationRun(
-                f"{key}-migrations",
-                MigrationRunArgs(
-                    tree=TREES[key.value],
-                    host=deployment.server.connection.host,
-                    port=deployment.server.connection.port,
-                    sslmode="disable",
-                    database=deployment.databases[key],
-                    migrator=migrator,
-                    migrator_password=deployment.passwords[migrator],
-                    script_location=logs_tree if key is DatabaseKey.LOGS else None,
-                ),
-            )
-
-    return program
-
-
-@pytest.fixture
-def engine_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A project folder and a file backend of the test's own; the passphrase a non-dev stack needs."""
-    (tmp_path / "Pulumi.yaml").write_text("name: migration-step-test\nruntime: python\n")
-    monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{tmp_path / 'state'}")
-    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-only")
-    yield tmp_path
-
-
 def open_test_stack(workspace: Path, program: stack_driver.Program) -> pulumi.automation.Stack:
-    return stack_driver.open_stack(stack_driver.StackTarget("test", program, workspace, "migration-step-test"))
+    return open_engine_stack(workspace, program)
 
 
 def test_up_migrates_both_trees_and_a_second_up_changes_nothing(
     fresh_deployment: Deployment, engine_workspace: Path
 ) -> None:
-    stack = open_test_stack(engine_workspace, migrations_program(fresh_deployment))
+    stack = open_test_stack(engine_workspace, migration_steps_program(fresh_deployment))
     result = stack.up(color="never")
     assert result.summary.result == "succeeded"
     deployment = stack.export_stack().deployment or {}
@@ -83,14 +52,14 @@ def test_up_migrates_both_trees_and_a_second_up_changes_nothing(
 def test_a_failing_revision_fails_the_up_and_leaves_the_previous_revision(
     fresh_deployment: Deployment, engine_workspace: Path, tmp_path: Path
 ) -> None:
-    stack = open_test_stack(engine_workspace, migrations_program(fresh_deployment))
+    stack = open_test_stack(engine_workspace, migration_steps_program(fresh_deployment))
     stack.up(color="never")
     logs_tree = tmp_path / "logs-tree"
     shutil.copytree(REPO_ROOT / "migrations" / "logs", logs_tree)
     head = runner.head_revision(TREES["logs"])
     (logs_tree / "versions" / "logs_9999_fails.py").write_text(FAILING_REVISION.format(down=head))
 
-    failing = open_test_stack(engine_workspace, migrations_program(fresh_deployment, logs_tree))
+    failing = open_test_stack(engine_workspace, migration_steps_program(fresh_deployment, logs_tree))
     with pytest.raises(pulumi.automation.CommandError) as failed:
         failing.up(color="never")
     error = stack_driver.translate(failed.value, "test")
@@ -102,7 +71,7 @@ def test_a_failing_revision_fails_the_up_and_leaves_the_previous_revision(
 
 
 def test_destroy_forgets_the_step_but_never_downgrades(fresh_deployment: Deployment, engine_workspace: Path) -> None:
-    stack = open_test_stack(engine_workspace, migrations_program(fresh_deployment))
+    stack = open_test_stack(engine_workspace, migration_steps_program(fresh_deployment))
     stack.up(color="never")
     stack.destroy(color="never")
     with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
@@ -124,7 +93,7 @@ def test_a_second_deploy_of_a_locked_stack_is_told_the_lock(engine_workspace: Pa
 def test_no_password_in_plain_text_in_the_state_or_the_output(
     fresh_deployment: Deployment, engine_workspace: Path
 ) -> None:
-    stack = open_test_stack(engine_workspace, migrations_program(fresh_deployment))
+    stack = open_test_stack(engine_workspace, migration_steps_program(fresh_deployment))
     result = stack.up(color="never")
     stack.preview(color="never")
     state_files = [path for path in (engine_workspace / "state").rglob("*") if path.is_file()]

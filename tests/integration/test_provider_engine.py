@@ -7,16 +7,15 @@ not install it this test is skipped with that reason (see README, "The provider 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pulumi
 import pulumi_postgresql as postgresql
 import pytest
 
-from ops import stack as stack_driver
 from ops import toolchain
 from tests.support.cluster import Server, scalar
+from tests.support.programs import open_engine_stack
 
 pytestmark = [
     pytest.mark.engine,
@@ -27,15 +26,7 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    (tmp_path / "Pulumi.yaml").write_text("name: provider-smoke\nruntime: python\n")
-    monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{tmp_path / 'state'}")
-    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-only")
-    yield tmp_path
-
-
-def test_up_creates_a_database_and_a_role_and_destroy_removes_them(server: Server, workspace: Path) -> None:
+def test_up_creates_a_database_and_a_role_and_destroy_removes_them(server: Server, engine_workspace: Path) -> None:
     admin = server.connection
 
     def program() -> None:
@@ -55,7 +46,7 @@ def test_up_creates_a_database_and_a_role_and_destroy_removes_them(server: Serve
             "smoke-db", name="provider_smoke_db", owner=role.name, opts=pulumi.ResourceOptions(provider=provider)
         )
 
-    stack = stack_driver.open_stack(stack_driver.StackTarget("smoke", program, workspace, "provider-smoke"))
+    stack = open_engine_stack(engine_workspace, program)
     stack.up(color="never")
     with server.connect() as connection:
         owner = scalar(
