@@ -8,12 +8,14 @@ fail with SQLSTATE 42501, and a database a role may not use must refuse the conn
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from infra.privileges import DatabaseKey
-from tests.support.cluster import Deployment, scalar
+from ops import localpg
+from tests.support.cluster import Deployment, Server, drop_deployment, provision_with_sql, scalar
 
 INSERT_LOG = "INSERT INTO system_logs (level, component, message, metadata) VALUES ('ERROR', 'worker', 'boom', '{}')"
 INSERT_LLM_LOG = (
@@ -122,3 +124,27 @@ def test_public_cannot_connect_or_create_temporary_tables(migrated: Deployment) 
             (list(migrated.databases.values()),),
         ).fetchall()
     assert rows and all(not connect and not temporary for _, connect, temporary in rows)
+
+
+def test_role_passwords_never_reach_the_server_log(server: Server) -> None:
+    """Roles are created with SCRAM verifiers, so even log_statement = 'all' records no password."""
+    log = Path(localpg.log_file())
+    before = log.stat().st_size
+    with server.connect() as admin:
+        admin.execute("ALTER SYSTEM SET log_statement = 'all'")
+        admin.execute("SELECT pg_reload_conf()")
+    try:
+        deployment = provision_with_sql(server)
+    finally:
+        with server.connect() as admin:
+            admin.execute("ALTER SYSTEM RESET log_statement")
+            admin.execute("SELECT pg_reload_conf()")
+    try:
+        logged = log.read_bytes()[before:].decode(errors="replace")
+        assert "CREATE ROLE" in logged and "SCRAM-SHA-256$" in logged  # the statements were logged
+        for password in deployment.passwords.values():
+            assert password not in logged
+        with deployment.connect_as(deployment.names.runtime("logs_reader"), DatabaseKey.LOGS) as reader:
+            assert scalar(reader, "SELECT current_user") == deployment.names.runtime("logs_reader")
+    finally:
+        drop_deployment(deployment)

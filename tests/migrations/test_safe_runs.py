@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy.exc import OperationalError
 
@@ -15,7 +16,7 @@ from infra.privileges import DatabaseKey
 from migrations import runner
 from ops.paths import REPO_ROOT
 from tests.migrations import catalog
-from tests.support.cluster import Deployment
+from tests.support.cluster import Deployment, scalar
 
 FAILING_REVISION = '''
 """Half-way failure for the tests.
@@ -109,3 +110,25 @@ def test_a_wrong_password_is_not_retried(fresh_deployment: Deployment, capfd: py
     with pytest.raises(OperationalError, match="password authentication failed"):
         runner.upgrade(runner.Target(runner.tree_named("logs"), wrong_password))
     assert "cannot connect yet" not in capfd.readouterr().err
+
+
+def test_an_invalid_index_left_by_a_failed_concurrent_build_is_rebuilt(
+    fresh_deployment: Deployment, logs_target: runner.Target
+) -> None:
+    """IF NOT EXISTS would accept an INVALID index of the same name (squawk#1230); the tree rebuilds it."""
+    runner.upgrade(logs_target, "logs_0002")
+    logs = fresh_deployment.databases[DatabaseKey.LOGS]
+    with fresh_deployment.server.connect(logs) as connection:
+        connection.execute(
+            "INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'a', 'x'), ('INFO', 'a', 'y')"
+        )
+        with pytest.raises(psycopg.errors.UniqueViolation):  # a failed concurrent build leaves its index INVALID
+            connection.execute("CREATE UNIQUE INDEX CONCURRENTLY idx_system_logs_errors ON system_logs (component)")
+        assert catalog.invalid_indexes(connection) == {"idx_system_logs_errors"}
+
+    runner.upgrade(logs_target)
+
+    with fresh_deployment.server.connect(logs) as connection:
+        assert catalog.invalid_indexes(connection) == set()
+        definition = scalar(connection, "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_system_logs_errors'")
+        assert "WHERE (error_type IS NOT NULL)" in str(definition)
