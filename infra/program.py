@@ -19,8 +19,6 @@ from migrations.shared.tree import TREES
 
 def define_stack() -> None:
     settings = parse_settings(pulumi.get_stack(), raw_config_from_pulumi())
-    if settings.protect_databases:
-        pulumi.runtime.register_resource_transform(_protect_everything)
     provider = server_provider(settings)
     databases = {key: owned_database(settings, key, provider) for key in DatabaseKey}
     logins = runtime_roles(settings, databases, provider)
@@ -153,15 +151,4 @@ def connection_url(
             database,
             server.sslmode,
         )
-    )
-
-
-def _protect_everything(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult:
-    """In a protected stack nothing is deleted by destroy or a rename: not a grant, not a password.
-
-    Protecting only the databases would let destroy revoke every grant and drop the runtime roles
-    before it reached the protected database and stopped.
-    """
-    return pulumi.ResourceTransformResult(
-        props=args.props, opts=pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(protect=True))
     )

@@ -17,7 +17,9 @@ from infra.privileges import DatabaseKey, RoleNames
 
 NAMESPACE = "headhunter-db"
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-DEFAULT_MIN_SERVER_VERSION = "13"  # ALTER DEFAULT PRIVILEGES and identity columns as we use them
+# PostgreSQL 15 makes pg_database_owner own the public schema: the owner role creates tables there
+# with no grant from a superuser. Older servers need a manual ALTER SCHEMA public OWNER first.
+MIN_SUPPORTED_SERVER_VERSION = 15
 
 
 # Every key the program reads; Pulumi.yaml declares exactly these (tests/unit/test_settings.py).
@@ -100,7 +102,9 @@ def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
         sslmode=reader.choice("sslmode", "require", SSL_MODES),
         admin_user=reader.required("adminUser"),
         admin_is_superuser=reader.boolean("adminIsSuperuser", True),
-        min_version=reader.optional("minServerVersion", DEFAULT_MIN_SERVER_VERSION),
+        min_version=str(
+            reader.integer("minServerVersion", MIN_SUPPORTED_SERVER_VERSION, minimum=MIN_SUPPORTED_SERVER_VERSION)
+        ),
     )
     database_names = {
         DatabaseKey.MAIN: reader.identifier("mainDatabase"),
@@ -159,7 +163,7 @@ def _check_role_names_unique(reader: _Reader, names: RoleNames, extra: tuple[Rea
                 f"makes the role name {derived!r}, and {problem}",
                 "choose a shorter prefix of lower case letters, digits and underscores",
             )
-    seen = set(names.all_names())
+    seen = set(names.all_names()) | set(names.all_keys())  # keys name the stack's outputs too
     for role in extra:
         if role.name in seen:
             raise reader.error(

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from alembic import op
 from sqlalchemy import text
 
+from migrations.shared.environment import LOCK_TIMEOUT
+
 
 @dataclass(frozen=True)
 class ConcurrentIndex:
@@ -27,9 +29,14 @@ def create_concurrently(indexes: tuple[ConcurrentIndex, ...]) -> None:
         # One build process, no parallel workers: slower to finish, but it leaves the other cores
         # to the live writers, whose latency is what a log pipeline notices (see scripts/bench).
         op.execute("SET max_parallel_maintenance_workers = 0")
+        # A concurrent build waits, through the lock manager, for every transaction that might use
+        # the table; the migration's short lock_timeout would cancel it behind any slow report or
+        # open writer. It blocks no one while it waits, so it may wait as long as it needs.
+        op.execute("SET lock_timeout = 0")
         for index in indexes:
             _drop_if_invalid(index.name)
             op.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {index.name} ON {index.table} {index.definition}")
+        op.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
         op.execute("RESET max_parallel_maintenance_workers")
 
 

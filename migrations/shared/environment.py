@@ -3,7 +3,7 @@
 Order matters, and each step says why:
 1. connect, retrying only connection failures (a server restarting), never SQL errors;
 2. the placement guard, read-only, before any lock or change;
-3. the tree's advisory lock, on its own connection;
+3. the tree's session advisory lock, on the migration connection (it lives and dies with the work);
 4. lock_timeout and statement_timeout, set only now that the advisory lock is held, so they bound
    the DDL and not our wait for another run (notifications-api#3966);
 5. SET ROLE to the database's owner, so every object the revisions create belongs to the owner and
@@ -19,8 +19,9 @@ from typing import Any
 
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationInfo
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from migrations.shared.connect import connect_with_retry
@@ -63,22 +64,22 @@ def expected_database(context: EnvironmentContext, tree: Tree) -> str | None:
 def run_online(context: EnvironmentContext, tree: Tree) -> None:
     injected: Connection | None = context.config.attributes.get("connection")
     if injected is not None:  # pytest-alembic and other embedders hand us their connection
-        _migrate(context, tree, injected, injected.engine)
+        _migrate(context, tree, injected)
         return
     engine = create_engine(database_url(context, tree), poolclass=NullPool)
     try:
         with connect_with_retry(engine) as connection:
-            _migrate(context, tree, connection, engine)
+            _migrate(context, tree, connection)
     finally:
         engine.dispose()
 
 
-def _migrate(context: EnvironmentContext, tree: Tree, connection: Connection, engine: Engine) -> None:
+def _migrate(context: EnvironmentContext, tree: Tree, connection: Connection) -> None:
     placement = check_placement(connection, tree, expected_database(context, tree))
     # End the implicit transaction the guard's queries opened: left open, Alembic would treat it as
     # the caller's and skip its own COMMIT, silently rolling the DDL back.
     connection.commit()
-    with tree_run_lock(engine, tree, RUN_LOCK_WAIT_S):
+    with tree_run_lock(connection, tree, RUN_LOCK_WAIT_S):
         owner = connection.dialect.identifier_preparer.quote(placement.owner)
         connection.execute(text("SELECT set_config('lock_timeout', :value, false)"), {"value": LOCK_TIMEOUT})
         connection.execute(text("SELECT set_config('statement_timeout', :value, false)"), {"value": STATEMENT_TIMEOUT})
@@ -89,12 +90,27 @@ def _migrate(context: EnvironmentContext, tree: Tree, connection: Connection, en
         try:
             with context.begin_transaction():
                 context.run_migrations()
-            _restrict_version_table(connection, tree)
-        finally:
-            if connection.in_transaction():
-                connection.rollback()
-            connection.execute(text("RESET ROLE"))
-            connection.commit()
+        except BaseException:
+            _clean_up(connection, tree, after_failure=True)
+            raise
+        _clean_up(connection, tree, after_failure=False)
+
+
+def _clean_up(connection: Connection, tree: Tree, after_failure: bool) -> None:
+    """Leave the version table to the owner alone and the session as found, after a failure too.
+
+    After a failure whose cause killed the connection, a cleanup error would only hide the
+    database's own message, so it is dropped.
+    """
+    try:
+        if connection.in_transaction():
+            connection.rollback()
+        _restrict_version_table(connection, tree)
+        connection.execute(text("RESET ROLE"))
+        connection.commit()
+    except DBAPIError:
+        if not after_failure:
+            raise
 
 
 def _restrict_version_table(connection: Connection, tree: Tree) -> None:

@@ -1,10 +1,12 @@
-"""One migration run per tree at a time: a session-level advisory lock held on its own connection.
+"""One migration run per tree at a time: a session-level advisory lock on the migration connection.
 
-Why its own connection, and a session lock: a transaction-scoped lock (pg_advisory_xact_lock) is
-released when a revision leaves its transaction for CREATE INDEX CONCURRENTLY (autocommit_block),
-and a lock query on the migration connection would open a transaction before Alembic's own, after
-which Alembic skips its commit and the DDL is silently rolled back (aegra#565, Telegram-Archive#71).
-A second run waits, bounded, then finds the revisions applied and does nothing.
+A session lock, because a transaction-scoped one (pg_advisory_xact_lock) is released when a
+revision leaves its transaction for CREATE INDEX CONCURRENTLY (autocommit_block). On the migration
+connection, so that it lives exactly as long as the work: a lock on a second connection can be
+freed (that backend exits) while the migration's backend still runs. Every attempt is committed at
+once: a lock query left in an open transaction would make Alembic take it for the caller's and
+skip its own COMMIT, silently rolling the DDL back (aegra#565, Telegram-Archive#71). A second run
+waits, bounded, then finds the revisions applied and does nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from migrations.shared.tree import Tree
 
@@ -26,23 +29,31 @@ class LockTimeoutError(RuntimeError):
 
 
 @contextmanager
-def tree_run_lock(engine: Engine, tree: Tree, wait_s: float) -> Iterator[None]:
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock_connection:
-        deadline = time.monotonic() + wait_s
-        announced = False
-        while not lock_connection.execute(
-            text("SELECT pg_try_advisory_lock(:key)"), {"key": tree.advisory_lock_key}
-        ).scalar_one():
-            if time.monotonic() >= deadline:
-                raise LockTimeoutError(
-                    f"another migration run of the {tree.key} tree held its lock for over {wait_s:.0f}s: "
-                    "wait for it to finish (pg_stat_activity shows it), then run again."
-                )
-            if not announced:
-                print(f"waiting for another migration run of the {tree.key} tree to finish", file=sys.stderr)
-                announced = True
-            time.sleep(POLL_INTERVAL_S)
+def tree_run_lock(connection: Connection, tree: Tree, wait_s: float) -> Iterator[None]:
+    key = {"key": tree.advisory_lock_key}
+    deadline = time.monotonic() + wait_s
+    announced = False
+    while not _try_lock(connection, key):
+        if time.monotonic() >= deadline:
+            raise LockTimeoutError(
+                f"another migration run of the {tree.key} tree held its lock for over {wait_s:.0f}s: "
+                "wait for it to finish (pg_stat_activity shows it), then run again."
+            )
+        if not announced:
+            print(f"waiting for another migration run of the {tree.key} tree to finish", file=sys.stderr)
+            announced = True
+        time.sleep(POLL_INTERVAL_S)
+    try:
+        yield
+    finally:
         try:
-            yield
-        finally:
-            lock_connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": tree.advisory_lock_key})
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+            connection.commit()
+        except DBAPIError:
+            pass  # the connection is gone, and the lock with it
+
+
+def _try_lock(connection: Connection, key: dict[str, int]) -> bool:
+    acquired = bool(connection.execute(text("SELECT pg_try_advisory_lock(:key)"), key).scalar_one())
+    connection.commit()
+    return acquired

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import psycopg
@@ -14,9 +15,12 @@ from sqlalchemy.exc import OperationalError
 
 from infra.privileges import DatabaseKey
 from migrations import runner
+from migrations.shared.environment import LOCK_TIMEOUT
 from ops.paths import REPO_ROOT
 from tests.migrations import catalog
 from tests.support.cluster import Deployment, scalar
+
+LOCK_TIMEOUT_S = int(LOCK_TIMEOUT.removesuffix("s"))
 
 FAILING_REVISION = '''
 """Half-way failure for the tests.
@@ -132,3 +136,23 @@ def test_an_invalid_index_left_by_a_failed_concurrent_build_is_rebuilt(
         assert catalog.invalid_indexes(connection) == set()
         definition = scalar(connection, "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_system_logs_errors'")
         assert "WHERE (error_type IS NOT NULL)" in str(definition)
+
+
+def test_a_concurrent_index_build_outwaits_an_open_writer_transaction(
+    fresh_deployment: Deployment, logs_target: runner.Target
+) -> None:
+    """The build waits for older transactions through the lock manager: lock_timeout must not cancel it."""
+    runner.upgrade(logs_target, "logs_0002")
+    writer_role = fresh_deployment.names.runtime("logs_writer")
+    writer = fresh_deployment.connect_as(writer_role, DatabaseKey.LOGS, autocommit=False)
+    writer.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'slow', 'open')")
+    committer = threading.Timer(LOCK_TIMEOUT_S + 2, writer.commit)  # outlives the migration's lock_timeout
+    committer.start()
+    try:
+        result = runner.upgrade(logs_target)
+    finally:
+        committer.join()
+        writer.close()
+    assert result.applied == ("logs_0003",)
+    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
+        assert catalog.invalid_indexes(logs) == set()
