@@ -3,8 +3,9 @@ migrations), verify; stops at the first failure with one line and the exit code 
 
 Safe to run twice at once on one stack: the engine's stack lock lets one through and the other
 fails with exit 6, naming the lock's holder. A deploy that was killed (a cancelled CI job) leaves
-its lock and pending operations behind: the next deploy removes a lock whose process is gone from
-this machine, clears the pending creates, and converges.
+its lock and pending operations behind: the next deploy on the same machine removes that lock once
+its process is gone, clears the pending creates, and converges. A lock from another machine (an
+ephemeral CI runner) is reported, not removed: clear it with `scripts/pulumi cancel` once sure.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from pulumi import automation as auto
 
@@ -58,18 +60,23 @@ def deploy(plan: DeployPlan) -> int:
 def recovering(stack: auto.Stack, action: Callable[[], object]) -> None:
     """Run a locking engine action; a lock whose deploy no longer runs is removed and the action retried.
 
-    A lock held by a live deploy is left alone: this deploy stops with exit 6 and the holder's pid.
+    Only that lock file is removed, never the others (`pulumi cancel` would delete every lock of the
+    stack, a live one that another recovering deploy just took included). Only locks of a file
+    backend, on this machine, whose process has exited, qualify; any other lock stops this deploy
+    with exit 6 and the holder's name, for a person to judge.
     """
     with stack_driver.engine_errors(stack.name):
         try:
             action()
             return
         except auto.CommandError as error:
-            holders = [(m["host"], int(m["pid"])) for m in stack_driver.LOCK_HOLDER.finditer(str(error))]
-            if not holders or not all(is_gone(host, pid) for host, pid in holders):
+            holders = list(stack_driver.LOCK_HOLDER.finditer(str(error)))
+            stale = [m for m in holders if m["url"].startswith("file://") and is_gone(m["host"], int(m["pid"]))]
+            if not holders or len(stale) != len(holders):
                 raise
-            print(f"deploy: removing the lock left by a deploy that no longer runs (pid {holders[0][1]})", flush=True)
-            stack.cancel()
+            for holder in stale:
+                print(f"deploy: removing the lock of a deploy that no longer runs (pid {holder['pid']})", flush=True)
+                Path(urlparse(holder["url"]).path).unlink(missing_ok=True)
             clear_pending_operations(stack)
             action()
 
@@ -78,7 +85,7 @@ def clear_pending_operations(stack: auto.Stack) -> None:
     """A killed `up` leaves pending creates: refresh drops them, and the next `up` redoes the work."""
     deployment = stack.export_stack().deployment or {}
     if deployment.get("pending_operations"):
-        print("deploy: clearing the pending operations an interrupted deploy left in the state", flush=True)
+        print("deploy: the state holds pending operations (a deploy running or interrupted): clearing them", flush=True)
         stack.refresh(clear_pending_creates=True, color="never")
 
 

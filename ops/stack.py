@@ -31,7 +31,7 @@ DEV_PASSPHRASE = "headhunter-dev-only"  # noqa: S105 (published on purpose, dev 
 
 Program = Callable[[], None]
 # How the engine names a lock's holder in its "currently locked" error.
-LOCK_HOLDER = re.compile(r"created by (?P<user>\S+)@(?P<host>\S+) \(pid (?P<pid>\d+)\)")
+LOCK_HOLDER = re.compile(r"(?P<url>\S+): created by (?P<user>\S+)@(?P<host>\S+) \(pid (?P<pid>\d+)\)")
 
 
 @dataclass(frozen=True)

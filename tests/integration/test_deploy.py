@@ -67,15 +67,16 @@ def hold_logs_migrations(deployment: Deployment) -> psycopg.Connection:
 
 
 def wait_until_waiting_for_the_lock(deployment: Deployment, timeout_s: float = 60) -> None:
+    """Until the logs migrator is connected: the deploy is inside its `up`, at the logs migration."""
     deadline = time.monotonic() + timeout_s
     with deployment.server.connect() as admin:
         while time.monotonic() < deadline:
-            waiting = scalar(
+            connected = scalar(
                 admin,
-                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%%pg_try_advisory_lock%%' AND usename = %s",
-                (deployment.names.migrator(DatabaseKey.LOGS),),
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = %s AND datname = %s",
+                (deployment.names.migrator(DatabaseKey.LOGS), deployment.databases[DatabaseKey.LOGS]),
             )
-            if waiting:
+            if connected:
                 return
             time.sleep(0.2)
     raise AssertionError("the deploy never reached the logs migration")
@@ -114,7 +115,8 @@ def test_two_deploys_at_once_one_runs_the_other_names_the_lock(
 
     assert first_code == ExitCode.OK, first_output[-4000:]
     assert second_code == ExitCode.STACK_LOCKED, second_output[-4000:]
-    assert "is locked by another deploy (created by" in second_output and "(pid " in second_output
+    assert "is locked by another deploy (" in second_output and "created by" in second_output
+    assert "(pid " in second_output
     assert at_head(fresh_deployment)
 
 
@@ -131,7 +133,7 @@ def test_a_killed_deploy_leaves_a_lock_the_next_deploy_recovers(
 
     code, output = finish(start_deploy(fresh_deployment, project))
     assert code == ExitCode.OK, output[-4000:]
-    assert "removing the lock left by a deploy that no longer runs" in output
+    assert "removing the lock of a deploy that no longer runs" in output
     assert at_head(fresh_deployment)
     with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
         assert scalar(logs, "SELECT count(*) FROM alembic_version_logs") == 1
