@@ -11,8 +11,9 @@ import pulumi_postgresql as postgresql
 
 from infra.database import OwnedDatabase, OwnedDatabaseArgs
 from infra.migration_step import MigrationRun, MigrationRunArgs
+from infra.placement import DATA_TABLES
 from infra.privileges import RUNTIME_ACCESS, DatabaseKey, read_only_access
-from infra.runtime_role import RuntimeRole, RuntimeRoleArgs
+from infra.runtime_role import RuntimeRole, RuntimeRoleArgs, grant_existing_tables
 from infra.settings import NAMESPACE, Settings, embedded_server_password, parse_settings, raw_config_from_pulumi
 from migrations.shared.tree import TREES
 
@@ -36,10 +37,12 @@ def define_stack() -> None:
             ),
             # After every grant of the database, default privileges included: tables the tree
             # creates must find them in place.
-            opts=pulumi.ResourceOptions(depends_on=[database.acl_chain.last, *logins]),
+            opts=pulumi.ResourceOptions(depends_on=[database.acl_chain.last]),
         )
         for key, database in databases.items()
     }
+    for login in logins:
+        grant_existing_tables(login, DATA_TABLES[login.access.database], migrations[login.access.database])
     export_outputs(settings, databases, logins, migrations)
 
 

@@ -32,11 +32,12 @@ class RuntimeRole(pulumi.ComponentResource):
     password: pulumi.Output[str]
     access: Access
     database: OwnedDatabase
+    role_key: str
 
     def __init__(self, name: str, args: RuntimeRoleArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("headhunter:db:RuntimeRole", name, None, opts)
         database, access = args.database, args.access
-        self.access, self.database = access, database
+        self.access, self.database, self.role_key = access, database, name
         password = GeneratedPassword(
             f"{name}-password", str(args.password_rotation), opts=pulumi.ResourceOptions(parent=self)
         )
@@ -92,3 +93,19 @@ class RuntimeRole(pulumi.ComponentResource):
         self.role_name = role.name
         self.password = password.result
         self.register_outputs({"role_name": self.role_name})
+
+
+def grant_existing_tables(login: RuntimeRole, tables: frozenset[str], migration: pulumi.Resource) -> postgresql.Grant:
+    """The role's verbs on the tables that exist, after the migration made them.
+
+    Default privileges reach only tables created later: a role added to a running stack (a new
+    read-only login) would see none of today's tables without this grant. Deleting it revokes them,
+    so a removed role leaves no ACL entry behind to block its DROP ROLE.
+    """
+    chain = login.database.acl_chain
+    chain.after(migration)
+    return chain.add(login, lambda opts: postgresql.Grant(
+        f"{login.role_key}-table-grant", database=login.database.database_name, schema=SCHEMA,
+        role=login.role_name, object_type="table", objects=sorted(tables),
+        privileges=sorted(login.access.table_privileges), opts=opts,
+    ))  # fmt: skip
