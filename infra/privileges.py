@@ -161,3 +161,25 @@ def expected_sequence_privileges(grantee: Grantee, database: DatabaseKey) -> fro
     if grantee.database == database and grantee.kind in (RoleKind.OWNER, RoleKind.MIGRATOR):
         return frozenset(SEQUENCE_PRIVILEGES)
     return frozenset()
+
+
+SCHEMA_PRIVILEGES = ("USAGE", "CREATE")
+
+
+def expected_schema_privileges(grantee: Grantee, database: DatabaseKey) -> frozenset[str]:
+    """On the public schema: the owner owns it (pg_database_owner), runtime roles may only use it."""
+    if grantee.database != database:
+        return frozenset()
+    if grantee.kind in (RoleKind.OWNER, RoleKind.MIGRATOR):
+        return frozenset(SCHEMA_PRIVILEGES)
+    assert grantee.access is not None
+    return grantee.access.schema_privileges
+
+
+def expected_table_defaults(grantees_of_stack: tuple[Grantee, ...], database: DatabaseKey) -> dict[str, frozenset[str]]:
+    """pg_default_acl of the database's owner in the public schema: runtime role -> table verbs."""
+    return {
+        g.name: g.access.table_privileges
+        for g in grantees_of_stack
+        if g.kind is RoleKind.RUNTIME and g.database == database and g.access is not None
+    }

@@ -1,6 +1,7 @@
 """The full privilege matrix, as PostgreSQL reports it, against the model (infra/privileges.py).
 
-Every role of the stack and PUBLIC, on every database, table and sequence: an extra privilege
+Every role of the stack and PUBLIC, on every database, schema, table and sequence, and the owner's
+default privileges: an extra privilege
 fails as loudly as a missing one. Privileges are read with has_*_privilege, which counts role
 membership and PUBLIC, so a grant made by hand anywhere shows up.
 """
@@ -13,12 +14,16 @@ from infra.placement import VERSION_TABLES
 from infra.privileges import (
     DATABASE_PRIVILEGES,
     PUBLIC,
+    SCHEMA,
+    SCHEMA_PRIVILEGES,
     SEQUENCE_PRIVILEGES,
     TABLE_PRIVILEGES,
     DatabaseKey,
     Grantee,
     expected_database_privileges,
+    expected_schema_privileges,
     expected_sequence_privileges,
+    expected_table_defaults,
     expected_table_privileges,
 )
 from ops.deployment import DeployedStack
@@ -67,6 +72,43 @@ def test_database_privileges(
     expected = {name: expected_database_privileges(grantee, database)}
     diff = differences(grantee.name, actual, expected, "the cluster")
     assert not diff, "; ".join(diff)
+
+
+def test_schema_privileges(
+    catalogs: dict[DatabaseKey, psycopg.Connection],
+    stack: DeployedStack,
+    grantee: Grantee,
+    database: DatabaseKey,
+    public_too: bool,
+) -> None:
+    actual = privileges_of(catalogs[database], "has_schema_privilege", grantee.name, [SCHEMA], SCHEMA_PRIVILEGES)
+    expected = {SCHEMA: expected_schema_privileges(grantee, database)}
+    diff = differences(grantee.name, actual, expected, stack.database(database))
+    assert not diff, "; ".join(diff)
+
+
+def test_default_privileges_hand_new_tables_to_the_runtime_roles(
+    catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, database: DatabaseKey
+) -> None:
+    """A default privilege dropped or added by hand changes what the next migration's tables get."""
+    rows = (
+        catalogs[database]
+        .execute(
+            "SELECT pg_get_userbyid(d.defaclrole), pg_get_userbyid(acl.grantee), acl.privilege_type "
+            "FROM pg_default_acl d, aclexplode(d.defaclacl) acl "
+            "WHERE d.defaclnamespace = 'public'::regnamespace AND d.defaclobjtype = 'r' AND acl.grantee <> d.defaclrole"
+        )
+        .fetchall()
+    )
+    owner = stack.names.owner(database)
+    actual: dict[str, set[str]] = {}
+    for role, grantee, privilege in rows:
+        assert role == owner, f"default privileges FOR ROLE {role} in {stack.database(database)}: only {owner}'s count"
+        actual.setdefault(grantee, set()).add(privilege)
+    expected = expected_table_defaults(stack_grantees(stack), database)
+    assert {k: frozenset(v) for k, v in actual.items()} == expected, (
+        f"default table privileges of {owner} differ from the model: {actual}; run scripts/deploy {stack.stack}"
+    )
 
 
 def tables_of(connection: psycopg.Connection, kind: str) -> list[str]:

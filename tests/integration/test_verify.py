@@ -76,6 +76,19 @@ def give_createdb(d: Deployment) -> None:
         admin.execute(f"ALTER ROLE {d.names.runtime('logs_writer')} CREATEDB")
 
 
+def public_may_create_in_the_schema(d: Deployment) -> None:
+    with d.server.connect(d.databases[DatabaseKey.LOGS]) as logs:
+        logs.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+
+
+def drop_a_default_privilege(d: Deployment) -> None:
+    with d.server.connect(d.databases[DatabaseKey.LOGS]) as logs:
+        logs.execute(
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {d.names.owner(DatabaseKey.LOGS)} IN SCHEMA public "
+            f"REVOKE INSERT ON TABLES FROM {d.names.runtime('logs_writer')}"
+        )
+
+
 @pytest.mark.parametrize(
     ("drift", "named"),
     [
@@ -83,6 +96,8 @@ def give_createdb(d: Deployment) -> None:
         (table_in_the_wrong_database, "tables that do not belong in"),
         (drop_an_index, "lacks the indexes ['idx_system_logs_errors']"),
         (give_createdb, "has CREATEDB"),
+        (public_may_create_in_the_schema, "public has CREATE on public"),
+        (drop_a_default_privilege, "default table privileges of"),
     ],
 )
 def test_each_drift_fails_verification_and_is_named(
