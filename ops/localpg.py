@@ -21,6 +21,7 @@ import secrets
 import shlex
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -197,11 +198,24 @@ def make_cluster_dir() -> None:
         cluster = inside
     else:
         inside.rmdir()
-        cluster = OUTSIDE_CLUSTERS / hashlib.sha256(str(STATE_DIR).encode()).hexdigest()[:16]
-        cluster.mkdir(parents=True, exist_ok=True)
-        OUTSIDE_CLUSTERS.chmod(0o755)
-        give_to_server(cluster)
+        cluster = outside_cluster_dir()
     CLUSTER_LINK.symlink_to(cluster)
+
+
+def outside_cluster_dir() -> Path:
+    """A fresh folder under /var/tmp made by us: never one another user prepared (or linked) there."""
+    OUTSIDE_CLUSTERS.mkdir(mode=0o755, exist_ok=True)
+    parent = OUTSIDE_CLUSTERS.lstat()
+    if not stat.S_ISDIR(parent.st_mode) or parent.st_uid != 0 or parent.st_mode & 0o022:
+        raise UserError(f"{OUTSIDE_CLUSTERS} is not a folder that only root may write: remove it and start again.")
+    cluster = OUTSIDE_CLUSTERS / hashlib.sha256(str(STATE_DIR).encode()).hexdigest()[:16]
+    if cluster.is_symlink():
+        cluster.unlink()
+    elif cluster.exists():
+        shutil.rmtree(cluster)  # a leftover of a cluster of ours: start clean
+    cluster.mkdir(mode=0o700)
+    give_to_server(cluster)
+    return cluster
 
 
 def initialize(bin_dir: Path) -> None:
@@ -213,8 +227,7 @@ def initialize(bin_dir: Path) -> None:
     give_to_server(socket_dir())
     password = secrets.token_urlsafe(24)
     pwfile = cluster_dir() / "initdb.pw"
-    pwfile.touch(mode=0o600)
-    pwfile.write_text(password + "\n")
+    write_private(pwfile, password + "\n")
     give_to_server(pwfile)
     try:
         result = run_as_server(
@@ -239,8 +252,15 @@ def initialize(bin_dir: Path) -> None:
     with open(data_dir() / "postgresql.conf", "a") as conf:
         conf.write(f"\ninclude_if_exists = '{CONF_FILE_NAME}'\n")
     write_server_conf(free_port())
-    PASSWORD_FILE.touch(mode=0o600)
-    PASSWORD_FILE.write_text(password)
+    write_private(PASSWORD_FILE, password)
+
+
+def write_private(path: Path, text: str) -> None:
+    """A new file readable by its owner only; never through a link, never into a file already there."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
 
 
 def remove_cluster() -> None:
