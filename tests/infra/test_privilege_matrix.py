@@ -46,6 +46,14 @@ def privileges_of(
     return cells
 
 
+def assert_cells(connection: psycopg.Connection, function: str, grantee: str, expected: Cells,
+                 privileges: tuple[str, ...], where: str) -> None:  # fmt: skip
+    """Every cell of `expected` (object -> privileges) as PostgreSQL reports it, all differences at once."""
+    actual = privileges_of(connection, function, grantee, list(expected), privileges)
+    diff = differences(grantee, actual, expected, where)
+    assert not diff, "; ".join(diff)
+
+
 def differences(grantee: str, actual: Cells, expected: Cells, where: str) -> list[str]:
     lines = []
     for name in sorted(actual):
@@ -67,11 +75,9 @@ def test_database_privileges(
     database: DatabaseKey,
     public_too: bool,
 ) -> None:
-    name = stack.database(database)
-    actual = privileges_of(catalogs[database], "has_database_privilege", grantee.name, [name], DATABASE_PRIVILEGES)
-    expected = {name: expected_database_privileges(grantee, database)}
-    diff = differences(grantee.name, actual, expected, "the cluster")
-    assert not diff, "; ".join(diff)
+    expected = {stack.database(database): expected_database_privileges(grantee, database)}
+    assert_cells(catalogs[database], "has_database_privilege", grantee.name, expected, DATABASE_PRIVILEGES,
+                 "the cluster")  # fmt: skip
 
 
 def test_schema_privileges(
@@ -81,10 +87,9 @@ def test_schema_privileges(
     database: DatabaseKey,
     public_too: bool,
 ) -> None:
-    actual = privileges_of(catalogs[database], "has_schema_privilege", grantee.name, [SCHEMA], SCHEMA_PRIVILEGES)
     expected = {SCHEMA: expected_schema_privileges(grantee, database)}
-    diff = differences(grantee.name, actual, expected, stack.database(database))
-    assert not diff, "; ".join(diff)
+    assert_cells(catalogs[database], "has_schema_privilege", grantee.name, expected, SCHEMA_PRIVILEGES,
+                 stack.database(database))  # fmt: skip
 
 
 def test_default_privileges_hand_new_tables_to_the_runtime_roles(
@@ -126,12 +131,10 @@ def test_table_privileges(
     database: DatabaseKey,
     public_too: bool,
 ) -> None:
-    connection = catalogs[database]
-    tables = tables_of(connection, "r")
-    actual = privileges_of(connection, "has_table_privilege", grantee.name, tables, TABLE_PRIVILEGES)
+    tables = tables_of(catalogs[database], "r")
     expected = {t: expected_table_privileges(grantee, database, t, t == VERSION_TABLES[database]) for t in tables}
-    diff = differences(grantee.name, actual, expected, stack.database(database))
-    assert not diff, "; ".join(diff)
+    assert_cells(catalogs[database], "has_table_privilege", grantee.name, expected, TABLE_PRIVILEGES,
+                 stack.database(database))  # fmt: skip
 
 
 def test_sequence_privileges(
@@ -141,12 +144,9 @@ def test_sequence_privileges(
     database: DatabaseKey,
     public_too: bool,
 ) -> None:
-    connection = catalogs[database]
-    sequences = tables_of(connection, "S")
-    actual = privileges_of(connection, "has_sequence_privilege", grantee.name, sequences, SEQUENCE_PRIVILEGES)
-    expected = {s: expected_sequence_privileges(grantee, database) for s in sequences}
-    diff = differences(grantee.name, actual, expected, stack.database(database))
-    assert not diff, "; ".join(diff)
+    expected = {s: expected_sequence_privileges(grantee, database) for s in tables_of(catalogs[database], "S")}
+    assert_cells(catalogs[database], "has_sequence_privilege", grantee.name, expected, SEQUENCE_PRIVILEGES,
+                 stack.database(database))  # fmt: skip
 
 
 def test_no_object_is_granted_to_a_role_outside_the_stack(
