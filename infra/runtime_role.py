@@ -104,8 +104,16 @@ def grant_existing_tables(login: RuntimeRole, tables: frozenset[str], migration:
     """
     chain = login.database.acl_chain
     chain.after(migration)
-    return chain.add(login, lambda opts: postgresql.Grant(
-        f"{login.role_key}-table-grant", database=login.database.database_name, schema=SCHEMA,
-        role=login.role_name, object_type="table", objects=sorted(tables),
-        privileges=sorted(login.access.table_privileges), opts=opts,
-    ))  # fmt: skip
+    return chain.add(
+        login,
+        lambda opts: postgresql.Grant(
+            f"{login.role_key}-table-grant",
+            database=login.database.database_name,
+            schema=SCHEMA,
+            role=login.role_name,
+            object_type="table",
+            objects=sorted(tables),
+            privileges=sorted(login.access.table_privileges),
+            opts=opts,
+        ),
+    )

@@ -24,7 +24,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -308,17 +307,6 @@ def current_connection() -> Connection:
     if not is_initialized():
         raise UserError("the embedded PostgreSQL has not been created yet: run `scripts/localpg start`.")
     return Connection(host=HOST, port=configured_port(), user=SUPERUSER, password=PASSWORD_FILE.read_text())
-
-
-def wait_until_accepting(connection: Connection, timeout_s: float = 30.0) -> None:
-    """pg_ctl -w already waits; this also covers a server started by another process."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex((connection.host, connection.port)) == 0:
-                return
-        time.sleep(0.2)
-    raise UserError(f"nothing answers on {connection.host}:{connection.port}: run `scripts/localpg start`.")
 
 
 def status() -> int:

@@ -46,8 +46,14 @@ def privileges_of(
     return cells
 
 
-def assert_cells(connection: psycopg.Connection, function: str, grantee: str, expected: Cells,
-                 privileges: tuple[str, ...], where: str) -> None:  # fmt: skip
+def assert_cells(
+    connection: psycopg.Connection,
+    function: str,
+    grantee: str,
+    expected: Cells,
+    privileges: tuple[str, ...],
+    where: str,
+) -> None:
     """Every cell of `expected` (object -> privileges) as PostgreSQL reports it, all differences at once."""
     actual = privileges_of(connection, function, grantee, list(expected), privileges)
     diff = differences(grantee, actual, expected, where)
@@ -76,8 +82,9 @@ def test_database_privileges(
     public_too: bool,
 ) -> None:
     expected = {stack.database(database): expected_database_privileges(grantee, database)}
-    assert_cells(catalogs[database], "has_database_privilege", grantee.name, expected, DATABASE_PRIVILEGES,
-                 "the cluster")  # fmt: skip
+    assert_cells(
+        catalogs[database], "has_database_privilege", grantee.name, expected, DATABASE_PRIVILEGES, "the cluster"
+    )
 
 
 def test_schema_privileges(
@@ -88,8 +95,9 @@ def test_schema_privileges(
     public_too: bool,
 ) -> None:
     expected = {SCHEMA: expected_schema_privileges(grantee, database)}
-    assert_cells(catalogs[database], "has_schema_privilege", grantee.name, expected, SCHEMA_PRIVILEGES,
-                 stack.database(database))  # fmt: skip
+    assert_cells(
+        catalogs[database], "has_schema_privilege", grantee.name, expected, SCHEMA_PRIVILEGES, stack.database(database)
+    )
 
 
 def test_default_privileges_hand_new_tables_to_the_runtime_roles(
@@ -133,8 +141,9 @@ def test_table_privileges(
 ) -> None:
     tables = tables_of(catalogs[database], "r")
     expected = {t: expected_table_privileges(grantee, database, t, t == VERSION_TABLES[database]) for t in tables}
-    assert_cells(catalogs[database], "has_table_privilege", grantee.name, expected, TABLE_PRIVILEGES,
-                 stack.database(database))  # fmt: skip
+    assert_cells(
+        catalogs[database], "has_table_privilege", grantee.name, expected, TABLE_PRIVILEGES, stack.database(database)
+    )
 
 
 def test_sequence_privileges(
@@ -145,8 +154,14 @@ def test_sequence_privileges(
     public_too: bool,
 ) -> None:
     expected = {s: expected_sequence_privileges(grantee, database) for s in tables_of(catalogs[database], "S")}
-    assert_cells(catalogs[database], "has_sequence_privilege", grantee.name, expected, SEQUENCE_PRIVILEGES,
-                 stack.database(database))  # fmt: skip
+    assert_cells(
+        catalogs[database],
+        "has_sequence_privilege",
+        grantee.name,
+        expected,
+        SEQUENCE_PRIVILEGES,
+        stack.database(database),
+    )
 
 
 def test_no_object_is_granted_to_a_role_outside_the_stack(
