@@ -41,8 +41,13 @@ def define_stack() -> None:
         )
         for key, database in databases.items()
     }
+    # The table grants name tables the migrations create, so each database's chain passes its
+    # migration once; every grant after it still waits for the one before (the writer's and the
+    # reader's grants on one table rewrite the same pg_class row).
+    for key, database in databases.items():
+        database.acl_chain.after(migrations[key])
     for login in logins:
-        grant_existing_tables(login, DATA_TABLES[login.access.database], migrations[login.access.database])
+        grant_existing_tables(login, DATA_TABLES[login.access.database])
     export_outputs(settings, databases, logins, migrations)
 
 

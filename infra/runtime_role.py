@@ -95,16 +95,14 @@ class RuntimeRole(pulumi.ComponentResource):
         self.register_outputs({"role_name": self.role_name})
 
 
-def grant_existing_tables(login: RuntimeRole, tables: frozenset[str], migration: pulumi.Resource) -> postgresql.Grant:
-    """The role's verbs on the tables that exist, after the migration made them.
+def grant_existing_tables(login: RuntimeRole, tables: frozenset[str]) -> postgresql.Grant:
+    """The role's verbs on the tables that exist: declare it after the database's chain passed its migration.
 
     Default privileges reach only tables created later: a role added to a running stack (a new
     read-only login) would see none of today's tables without this grant. Deleting it revokes them,
     so a removed role leaves no ACL entry behind to block its DROP ROLE.
     """
-    chain = login.database.acl_chain
-    chain.after(migration)
-    return chain.add(
+    return login.database.acl_chain.add(
         login,
         lambda opts: postgresql.Grant(
             f"{login.role_key}-table-grant",

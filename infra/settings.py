@@ -1,7 +1,8 @@
 """Stack configuration: read in this module only, validated into frozen objects before any resource.
 
-Every key is declared with a description in Pulumi.yaml. Errors name the `Pulumi.<stack>.yaml` key
-and the fix. The raw values come either from `pulumi.Config` (inside the program) or from the
+Every key is declared with a description in Pulumi.yaml, and the defaults are read from there: the
+engine applies the same ones under `pulumi up`. Errors name the `Pulumi.<stack>.yaml` key and the
+fix. The raw values come either from the engine's config (inside the program) or from the
 Automation API's `get_all_config()` (the deploy driver checks a stack before starting the engine):
 both are flattened into `{key: string}` and go through the same `parse_settings`.
 """
@@ -11,11 +12,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from infra.identifiers import identifier_problem
 from infra.privileges import DatabaseKey, RoleNames
 
 NAMESPACE = "headhunter-db"
+PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # PostgreSQL 15 makes pg_database_owner own the public schema: the owner role creates tables there
 # with no grant from a superuser. Older servers need a manual ALTER SCHEMA public OWNER first.
@@ -29,10 +36,32 @@ PLAIN_KEYS = (
     "statementTimeoutsMs", "passwordRotations", "readOnlyRoles",
 )  # fmt: skip
 SECRET_KEYS = ("adminPassword",)
+# What the raw config holds in place of a secret's value: how it is stored, never the value.
+SECRET_IS_SET = "<secret: set>"  # noqa: S105 (a marker, not a password)
+SECRET_IN_PLAIN_TEXT = "<plain text>"  # noqa: S105 (a marker, not a password)
 
 
 class ConfigError(ValueError):
     """A stack configuration problem, worded for the person who edits the stack file."""
+
+
+@cache
+def declared_defaults() -> dict[str, str]:
+    """The defaults Pulumi.yaml declares, as the flat strings pulumi.Config returns."""
+    declared: dict[str, dict[str, Any]] = yaml.safe_load(PROJECT_FILE.read_text())["config"]
+    return {
+        key.removeprefix(f"{NAMESPACE}:"): _as_config_string(declaration["default"])
+        for key, declaration in declared.items()
+        if "default" in declaration
+    }
+
+
+def _as_config_string(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -81,10 +110,21 @@ class Settings:
 def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
     """Validate the flattened stack configuration; raise ConfigError naming the key and the fix."""
     reader = _Reader(stack, raw)
-    embedded = reader.boolean("embeddedServer", False)
+    for key in raw:
+        if key not in PLAIN_KEYS + SECRET_KEYS:
+            known = ", ".join(sorted(PLAIN_KEYS + SECRET_KEYS))
+            raise reader.error(key, "is not a key this program reads", f"remove it or correct its name ({known})")
+    if raw.get("adminPassword") == SECRET_IN_PLAIN_TEXT:
+        raise reader.error(
+            "adminPassword",
+            "is stored in plain text",
+            f"remove it and set it again with `pulumi config set --secret {NAMESPACE}:adminPassword --stack {stack}`, "
+            "which reads it from standard input",
+        )
+    embedded = reader.boolean("embeddedServer")
     if embedded:
-        for key in ("host", "port", "adminPassword"):
-            if key in raw:
+        for key in ("host", "adminPassword"):
+            if raw.get(key):
                 raise reader.error(
                     key,
                     "is set while embeddedServer is true",
@@ -94,17 +134,15 @@ def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
     else:
         reader.required("adminPassword", secret=True)
         host = reader.required("host")
-        port = reader.integer("port", 5432, minimum=1, maximum=65535)
+        port = reader.integer("port", minimum=1, maximum=65535)
     server = ServerSettings(
         embedded=embedded,
         host=host,
         port=port,
-        sslmode=reader.choice("sslmode", "require", SSL_MODES),
+        sslmode=reader.choice("sslmode", SSL_MODES),
         admin_user=reader.required("adminUser"),
-        admin_is_superuser=reader.boolean("adminIsSuperuser", True),
-        min_version=str(
-            reader.integer("minServerVersion", MIN_SUPPORTED_SERVER_VERSION, minimum=MIN_SUPPORTED_SERVER_VERSION)
-        ),
+        admin_is_superuser=reader.boolean("adminIsSuperuser"),
+        min_version=str(reader.integer("minServerVersion", minimum=MIN_SUPPORTED_SERVER_VERSION)),
     )
     database_names = {
         DatabaseKey.MAIN: reader.identifier("mainDatabase"),
@@ -117,8 +155,8 @@ def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
             "give the logs database its own name: keeping the two apart is the point of this stack",
         )
     role_names = RoleNames(prefix=reader.identifier("rolePrefix"))
-    production = reader.boolean("production", False)
-    allow_deletion = reader.boolean("allowDatabaseDeletion", False)
+    production = reader.boolean("production")
+    allow_deletion = reader.boolean("allowDatabaseDeletion")
     if production and allow_deletion:
         raise reader.error(
             "allowDatabaseDeletion",
@@ -182,14 +220,18 @@ class _Reader:
     def error(self, key: str, problem: str, fix: str) -> ConfigError:
         return ConfigError(f"Pulumi.{self.stack}.yaml: {NAMESPACE}:{key} {problem}: {fix}.")
 
-    def optional(self, key: str, default: str) -> str:
+    def optional(self, key: str) -> str:
+        """The stack's value, else Pulumi.yaml's default."""
         value = self.raw.get(key)
-        return default if value is None or value == "" else value
+        return declared_defaults()[key] if value is None or value == "" else value
 
     def required(self, key: str, secret: bool = False) -> str:
         value = self.raw.get(key)
         if value is None or value == "":
-            setter = f"pulumi config set {'--secret ' if secret else ''}{NAMESPACE}:{key} <value> --stack {self.stack}"
+            # A secret is read from standard input: never put one on a command line.
+            how = "--secret " if secret else ""
+            value = "" if secret else " <value>"
+            setter = f"pulumi config set {how}{NAMESPACE}:{key}{value} --stack {self.stack}"
             raise self.error(key, "is missing", f"set it with `{setter}`")
         return value
 
@@ -199,8 +241,8 @@ class _Reader:
             raise self.error(key, f"is {value!r}, and {problem}", "choose another name")
         return value
 
-    def integer(self, key: str, default: int, minimum: int, maximum: int | None = None) -> int:
-        text = self.optional(key, str(default))
+    def integer(self, key: str, minimum: int, maximum: int | None = None) -> int:
+        text = self.optional(key)
         try:
             value = int(text)
         except ValueError:
@@ -210,29 +252,27 @@ class _Reader:
             raise self.error(key, f"is {value}", f"give a number {bounds}")
         return value
 
-    def boolean(self, key: str, default: bool) -> bool:
-        text = self.optional(key, str(default)).lower()
+    def boolean(self, key: str) -> bool:
+        text = self.optional(key).lower()
         if text not in ("true", "false"):
             raise self.error(key, f"is {text!r}", "write true or false")
         return text == "true"
 
-    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.optional(key, default)
+    def choice(self, key: str, choices: tuple[str, ...]) -> str:
+        value = self.optional(key)
         if value not in choices:
             raise self.error(key, f"is {value!r}, an unknown value", f"use one of {', '.join(choices)}")
         return value
 
     def structured(self, key: str) -> object:
-        text = self.raw.get(key)
-        if text is None or text == "":
-            return None
+        text = self.optional(key)
         try:
             return json.loads(text)
         except json.JSONDecodeError:
             raise self.error(key, "is not valid structured config", "write it as a YAML map or list") from None
 
     def per_role_integers(self, key: str, role_keys: tuple[str, ...], minimum: int) -> dict[str, int]:
-        value = self.structured(key) or {}
+        value = self.structured(key)
         if not isinstance(value, dict):
             raise self.error(key, "is not a map", f"write a map from role ({', '.join(role_keys)}) to a number")
         result: dict[str, int] = {}
@@ -245,7 +285,7 @@ class _Reader:
         return result
 
     def read_only_roles(self, key: str) -> tuple[ReadOnlyRole, ...]:
-        value = self.structured(key) or []
+        value = self.structured(key)
         if not isinstance(value, list):
             raise self.error(key, "is not a list", "write a list of {name: ..., database: main|logs}")
         roles = []
@@ -261,15 +301,18 @@ class _Reader:
 
 
 def raw_config_from_pulumi() -> dict[str, str]:
-    """The stack's configuration as flat strings, read through pulumi.Config (inside the program)."""
-    import pulumi
+    """The stack's `headhunter-db:*` values as flat strings, read from the engine (inside the program)."""
+    from pulumi.runtime import config as runtime_config
 
-    config = pulumi.Config(NAMESPACE)
+    # The SDK holds config in its context or, under some runtimes, only in PULUMI_CONFIG: read both.
+    full_keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
     raw: dict[str, str] = {}
-    for key in PLAIN_KEYS:
-        value = config.get(key)
-        if value is not None:
-            raw[key] = value
-    if config.get_secret("adminPassword") is not None:
-        raw["adminPassword"] = "<secret: set>"  # validation needs only to know that it is set
+    for full_key in sorted(full_keys):
+        namespace, _, key = full_key.partition(":")
+        if namespace == NAMESPACE:
+            raw[key] = str(runtime_config.get_config(full_key))
+    if raw.get("adminPassword"):
+        # Validation needs only to know how it is stored; the value stays inside a secret Output.
+        is_secret = runtime_config.is_config_secret(f"{NAMESPACE}:adminPassword")
+        raw["adminPassword"] = SECRET_IS_SET if is_secret else SECRET_IN_PLAIN_TEXT
     return raw

@@ -19,7 +19,6 @@ from urllib.parse import urlparse
 
 from pulumi import automation as auto
 
-from infra.program import define_stack
 from ops import stack as stack_driver
 from ops import verify
 from ops.deployment import DeployedStack
@@ -104,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0].startswith("-"):
         raise UserError("usage: scripts/deploy STACK")
-    target = stack_driver.StackTarget(args[0], define_stack)
+    target = stack_driver.StackTarget(args[0])
     return deploy(DeployPlan(target, stack_driver.preflight, lambda deployed: verify.verify(deployed, "local://")))
 
 

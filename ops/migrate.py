@@ -12,7 +12,6 @@ import sys
 from alembic import command
 from sqlalchemy.engine import make_url
 
-from infra.program import define_stack
 from migrations import runner
 from migrations.shared.tree import TREES
 from ops import stack as stack_driver
@@ -20,7 +19,7 @@ from ops.errors import ExitCode, UserError, run_main
 
 
 def targets(stack_name: str, which: str) -> list[runner.Target]:
-    stack = stack_driver.open_stack(stack_driver.StackTarget(stack_name, define_stack))
+    stack = stack_driver.open_stack(stack_driver.StackTarget(stack_name))
     outputs = stack_driver.outputs(stack)
     if "connection_urls" not in outputs:
         raise UserError(f"stack {stack_name!r} has not been deployed yet: run `scripts/up {stack_name}` first.")

@@ -1,8 +1,9 @@
 """Drive a stack with the Automation API: the engine behind scripts/up, scripts/deploy and the tests.
 
-The program runs inline (in this process), which needs no Python language host plugin; the engine
-is the pinned CLI. Before the engine starts, `preflight` checks what would otherwise fail half-way:
-the stack's config, the passphrase, the server and the provider plugin.
+The project's program is run as `pulumi up` runs it: the pinned CLI reads Pulumi.yaml and starts
+infra/ through the Python language host. (Engine tests may deploy inline programs of their own.)
+Before the engine starts, `preflight` checks what would otherwise fail half-way: the stack's
+config, the passphrase, the server and the provider plugin.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ import psycopg
 import yaml
 from pulumi import automation as auto
 
-from infra.settings import NAMESPACE, ConfigError, Settings, embedded_server_password, parse_settings
+from infra.settings import (
+    NAMESPACE,
+    SECRET_IN_PLAIN_TEXT,
+    SECRET_IS_SET,
+    ConfigError,
+    Settings,
+    embedded_server_password,
+    parse_settings,
+)
 from ops import paths, toolchain
 from ops.errors import ExitCode, UserError
 
@@ -37,7 +46,8 @@ LOCK_HOLDER = re.compile(r"(?P<url>\S+): created by (?P<user>\S+)@(?P<host>\S+) 
 @dataclass(frozen=True)
 class StackTarget:
     name: str
-    program: Program
+    program: Program | None = None
+    """None: the program that Pulumi.yaml in work_dir names, run by the language host."""
     work_dir: Path = paths.PROJECT_DIR
     project_name: str = PROJECT_NAME
 
@@ -81,6 +91,8 @@ def open_stack(target: StackTarget) -> auto.Stack:
         work_dir=str(target.work_dir), pulumi_home=env["PULUMI_HOME"], env_vars=env, pulumi_command=command
     )
     with engine_errors(target.name):
+        if target.program is None:
+            return auto.create_or_select_stack(stack_name=target.name, work_dir=str(target.work_dir), opts=options)
         return auto.create_or_select_stack(
             stack_name=target.name, project_name=target.project_name, program=target.program, opts=options
         )
@@ -100,6 +112,13 @@ def translate(error: auto.CommandError, stack_name: str) -> UserError:
         return UserError(
             f"the secrets passphrase of stack {stack_name!r} is wrong: set PULUMI_CONFIG_PASSPHRASE to the one "
             "the stack was created with.",
+            ExitCode.BAD_INPUT,
+        )
+    if "validating stack config" in text or "missing configuration value" in text or "must be of type" in text:
+        return UserError(
+            f"stack {stack_name!r} has a configuration problem that the engine refused:\n"
+            f"{_engine_error_lines(text)}\nFix the key it names in Pulumi.{stack_name}.yaml; every key is described "
+            "in Pulumi.yaml.",
             ExitCode.BAD_INPUT,
         )
     if "MigrationFailedError" in text or "migration tree failed" in text or "tree failed on database" in text:
@@ -130,7 +149,12 @@ def flat_config(stack: auto.Stack) -> dict[str, str]:
     prefix = f"{NAMESPACE}:"
     with engine_errors(stack.name):
         all_config = stack.get_all_config()
-    return {key.removeprefix(prefix): value.value for key, value in all_config.items() if key.startswith(prefix)}
+    raw = {key.removeprefix(prefix): value.value for key, value in all_config.items() if key.startswith(prefix)}
+    if raw.get("adminPassword"):
+        # Only how it is stored matters to validation; the value itself is read where it is used.
+        secret = all_config[f"{prefix}adminPassword"].secret
+        raw["adminPassword"] = SECRET_IS_SET if secret else SECRET_IN_PLAIN_TEXT
+    return raw
 
 
 def preflight(stack: auto.Stack) -> Settings:
@@ -140,9 +164,9 @@ def preflight(stack: auto.Stack) -> Settings:
     except ConfigError as error:
         raise UserError(str(error), ExitCode.BAD_INPUT) from None
     check_server(settings, admin_password_for_preflight(stack, settings))
-    cli = toolchain.cli_path()
-    if not toolchain.has_postgresql_plugin(cli):
-        raise UserError(toolchain.missing_postgresql_plugin_message(), ExitCode.TOOLCHAIN)
+    if not toolchain.has_postgresql_plugin():
+        what = f"the postgresql resource plugin v{toolchain.pinned_postgresql_plugin_version()}"
+        raise UserError(toolchain.missing_plugin_message(what), ExitCode.TOOLCHAIN)
     return settings
 
 

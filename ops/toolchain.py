@@ -1,15 +1,17 @@
 """The pinned Pulumi toolchain: `scripts/bootstrap` builds or finds it, `scripts/pulumi` runs it.
 
-What the deploy needs besides the Python packages:
+One Pulumi version runs through all of it: the CLI, the Python language host, its shims and the
+`pulumi` Python package (requirements.txt). What the deploy needs besides the Python packages:
 - the Pulumi CLI (the engine). A `pulumi` on PATH at the pinned version is used as it is; otherwise
   it is built from the Go module proxy (tools/pulumi/go.mod) into `.tools/bin/`.
-- the shim that starts Python dynamic providers (`pulumi-resource-pulumi-python`), a plain file of
-  the github.com/pulumi/pulumi/sdk/v3 module, copied next to the CLI.
-- the postgresql resource plugin at exactly the version the pinned pulumi-postgresql package names.
-  It is found in PULUMI_HOME, or installed from a binary named by PULUMI_POSTGRESQL_PLUGIN_BINARY.
-
-The Python language host is not needed: the scripts run the program as an Automation API inline
-program, whose language runtime is served by the pulumi package itself.
+- the Python language host `pulumi-language-python`, which runs infra/ for `pulumi up`. It ships
+  beside an official CLI; otherwise it is built from the offline source mirror (ops.plugin_sources).
+- two plain-file shims of the github.com/pulumi/pulumi/sdk/v3 module, copied next to the CLI:
+  `pulumi-language-python-exec` (starts the program) and `pulumi-resource-pulumi-python` (starts
+  the program's dynamic providers).
+- the postgresql resource plugin at exactly the version the pinned pulumi-postgresql package names:
+  already installed in PULUMI_HOME, else built from the offline source mirror, else installed from
+  a binary named by PULUMI_POSTGRESQL_PLUGIN_BINARY. Every candidate must report that version itself.
 """
 
 from __future__ import annotations
@@ -20,20 +22,21 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
-from ops import paths
+from ops import paths, plugin_info, plugin_sources
 from ops.errors import ExitCode, UserError, run_main
+from ops.go_build import run_go
 
 CLI_TOOL_MODULE = paths.REPO_ROOT / "tools" / "pulumi"
-VERSION_PACKAGE = "github.com/pulumi/pulumi/sdk/v3/go/common/version.Version"
-DYNAMIC_PROVIDER_SHIM = "pulumi-resource-pulumi-python"
-PROGRESS_EVERY_S = 20.0
+LANGUAGE_HOST = "pulumi-language-python"
+# Plain files of the sdk/v3 module: (path inside the module, name beside the CLI).
+SDK_SHIMS = (
+    ("python/cmd/pulumi-language-python-exec", "pulumi-language-python-exec"),
+    ("python/dist/pulumi-resource-pulumi-python", "pulumi-resource-pulumi-python"),
+)
+PLUGIN_BINARY_ENV = "PULUMI_POSTGRESQL_PLUGIN_BINARY"
 
 
 def pinned_cli_version() -> str:
@@ -55,160 +58,152 @@ def cli_path() -> Path:
     """The CLI the scripts run: a fitting one on PATH, else the one built into .tools/bin."""
     built = paths.TOOLS_BIN / "pulumi"
     on_path = shutil.which("pulumi", path=os.environ.get("PATH", "").replace(str(paths.TOOLS_BIN), ""))
-    if on_path and cli_version(Path(on_path)) == pinned_cli_version():
+    if on_path and reported_version([on_path, "version"]) == pinned_cli_version():
         return Path(on_path)
     return built
 
 
-def cli_version(cli: Path) -> str | None:
-    if not cli.exists():
+def reported_version(command: list[str]) -> str | None:
+    """What `CLI version` or `language-host -version` prints, without the leading v; None if it cannot run."""
+    if not Path(command[0]).exists():
         return None
-    result = subprocess.run([str(cli), "version"], capture_output=True, text=True, env=pulumi_env())
+    result = subprocess.run(command, capture_output=True, text=True, env=pulumi_env())
     return result.stdout.strip().lstrip("v") if result.returncode == 0 else None
 
 
 def pulumi_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment every Pulumi command runs in: local state and no reaching for the internet."""
+    """The environment every Pulumi command runs in: the project's toolchain, local state, no downloads."""
     env = dict(os.environ if base is None else base)
     env["PATH"] = os.pathsep.join([str(paths.TOOLS_BIN), str(paths.REPO_ROOT / ".venv" / "bin"), env.get("PATH", "")])
-    env.setdefault("PULUMI_HOME", str(paths.PULUMI_HOME))
-    env.setdefault("PULUMI_BACKEND_URL", f"file://{paths.PULUMI_BACKEND_DIR}")
-    env["PULUMI_SKIP_UPDATE_CHECK"] = "true"
-    env["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] = "true"
-    env.setdefault("PULUMI_DIY_BACKEND_NO_LEGACY_WARNING", "true")
-    # The dynamic-provider shim starts this virtualenv's python, which has our packages.
-    env["PULUMI_RUNTIME_VIRTUALENV"] = str(paths.REPO_ROOT / ".venv")
+    env.update(toolchain_variables())
+    for key, value in state_variables().items():
+        env.setdefault(key, value)
     return env
 
 
-@contextmanager
-def progress(component: str) -> Iterator[None]:
-    """Print the elapsed time while a long step runs, instead of minutes of silence."""
-    started = time.monotonic()
-    done = threading.Event()
-
-    def report() -> None:
-        while not done.wait(PROGRESS_EVERY_S):
-            print(f"bootstrap: still building {component} ({time.monotonic() - started:.0f}s)", file=sys.stderr)
-
-    print(f"bootstrap: building {component}", file=sys.stderr)
-    reporter = threading.Thread(target=report, daemon=True)
-    reporter.start()
-    try:
-        yield
-    finally:
-        done.set()
-        reporter.join()
-    print(f"bootstrap: built {component} in {time.monotonic() - started:.0f}s", file=sys.stderr)
+def toolchain_variables() -> dict[str, str]:
+    """Set for every Pulumi command: no update checks and no plugin downloads."""
+    return {
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_DIY_BACKEND_NO_LEGACY_WARNING": "true",
+        # Dynamic providers start this virtualenv's python, which has our packages, whatever the
+        # project file of the running program says (the engine tests run programs of their own).
+        "PULUMI_RUNTIME_VIRTUALENV": str(paths.REPO_ROOT / ".venv"),
+    }
 
 
-def go_binary() -> str:
-    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
-    if go is None:
-        raise UserError(
-            "Go is not installed, and no Pulumi CLI v"
-            f"{pinned_cli_version()} is on PATH: install Go 1.26 or later (https://go.dev/doc/install) "
-            "so bootstrap can build the CLI, or install that Pulumi CLI version.",
-            ExitCode.TOOLCHAIN,
-        )
-    return go
-
-
-def run_go(args: list[str], component: str) -> str:
-    log = paths.TOOLS_DIR / f"build-{component.replace(' ', '-')}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, GOFLAGS="-mod=mod", GOTOOLCHAIN="local")
-    with progress(component), open(log, "w") as out:
-        result = subprocess.run(
-            [go_binary(), *args], cwd=CLI_TOOL_MODULE, stdout=subprocess.PIPE, stderr=out, text=True, env=env
-        )
-    if result.returncode != 0:
-        tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
-        raise UserError(
-            f"building {component} failed (full log: {log}):\n{tail}\n"
-            "Fix: check that the Go module proxy is reachable (GOPROXY) and that `go version` is 1.26 or "
-            "later, then run scripts/bootstrap again; it resumes from Go's caches.",
-            ExitCode.TOOLCHAIN,
-        )
-    return result.stdout
+def state_variables() -> dict[str, str]:
+    """Defaults a user's own setting wins over: the project's plugin folder and file backend."""
+    return {"PULUMI_HOME": str(paths.PULUMI_HOME), "PULUMI_BACKEND_URL": f"file://{paths.PULUMI_BACKEND_DIR}"}
 
 
 def ensure_cli() -> Path:
     version = pinned_cli_version()
     cli = cli_path()
-    if cli_version(cli) == version:
+    if reported_version([str(cli), "version"]) == version:
         return cli
     built = paths.TOOLS_BIN / "pulumi"
-    ldflags = f"-s -w -X {VERSION_PACKAGE}=v{version}"
-    run_go(
-        ["build", "-trimpath", "-ldflags", ldflags, "-o", str(built), "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"],
-        f"pulumi CLI v{version}",
-    )
-    if cli_version(built) != version:
+    ldflags = f"-s -w -X {plugin_sources.CLI_VERSION_VARIABLE}=v{version}"
+    args = ["build", "-trimpath", "-ldflags", ldflags, "-o", str(built), "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"]
+    run_go(args, f"pulumi CLI v{version}", CLI_TOOL_MODULE)
+    if reported_version([str(built), "version"]) != version:
         raise UserError(
             f"the built {built} does not report v{version}: remove .tools/ and bootstrap again.", ExitCode.TOOLCHAIN
         )
     return built
 
 
-def ensure_dynamic_provider_shim() -> None:
-    target = paths.TOOLS_BIN / DYNAMIC_PROVIDER_SHIM
-    if target.exists():
+def ensure_sdk_shims(cli: Path) -> None:
+    """Copy the shims next to the CLI, unless they are there (an official CLI ships them)."""
+    missing = [(source, name) for source, name in SDK_SHIMS if not (cli.parent / name).exists()]
+    if not missing:
         return
     sdk = f"github.com/pulumi/pulumi/sdk/v3@v{pinned_cli_version()}"
-    module_dir = json.loads(run_go(["mod", "download", "-json", sdk], "dynamic provider shim"))["Dir"]
-    shutil.copyfile(Path(module_dir) / "python" / "dist" / DYNAMIC_PROVIDER_SHIM, target)
-    target.chmod(0o755)
+    module_dir = Path(json.loads(run_go(["mod", "download", "-json", sdk], "sdk shims", CLI_TOOL_MODULE))["Dir"])
+    for source, name in missing:
+        target = paths.TOOLS_BIN / name
+        shutil.copyfile(module_dir / source, target)
+        target.chmod(0o755)
 
 
-def installed_plugins(cli: Path) -> list[dict[str, object]]:
-    result = subprocess.run([str(cli), "plugin", "ls", "--json"], capture_output=True, text=True, env=pulumi_env())
-    if result.returncode != 0:
-        raise UserError(f"`pulumi plugin ls` failed: {result.stderr.strip()}", ExitCode.TOOLCHAIN)
-    return list(json.loads(result.stdout or "[]"))
+def language_host_path(cli: Path) -> Path:
+    beside_cli = cli.parent / LANGUAGE_HOST
+    return beside_cli if beside_cli.exists() else paths.TOOLS_BIN / LANGUAGE_HOST
 
 
-def has_postgresql_plugin(cli: Path) -> bool:
-    wanted = pinned_postgresql_plugin_version()
-    return any(
-        p.get("name") == "postgresql" and str(p.get("version", "")).lstrip("v") == wanted
-        for p in installed_plugins(cli)
-    )
+def ensure_language_host(cli: Path) -> Path:
+    version = pinned_cli_version()
+    host = language_host_path(cli)
+    if reported_version([str(host), "-version"]) == version:
+        return host
+    mirror = plugin_sources.find_mirror()
+    if mirror is None:
+        raise UserError(missing_plugin_message(f"the Python language host {LANGUAGE_HOST} v{version}"))
+    target = paths.TOOLS_BIN / LANGUAGE_HOST
+    plugin_sources.build_language_host(mirror, version, target)
+    if reported_version([str(target), "-version"]) != version:
+        raise UserError(f"the built {target} does not report v{version}: remove .tools/ and bootstrap again.")
+    return target
 
 
-def ensure_postgresql_plugin(cli: Path) -> bool:
-    """True when the plugin is installed. Its source is not on this machine's Go module proxy."""
-    if has_postgresql_plugin(cli):
-        return True
-    binary = os.environ.get("PULUMI_POSTGRESQL_PLUGIN_BINARY")
-    if binary:
-        version = pinned_postgresql_plugin_version()
-        subprocess.run(
-            [str(cli), "plugin", "install", "resource", "postgresql", version, "--file", binary],
-            check=True,
-            env=pulumi_env(),
-        )
-        return has_postgresql_plugin(cli)
-    return False
-
-
-def missing_postgresql_plugin_message() -> str:
+def installed_postgresql_plugin() -> Path:
+    """Where `pulumi plugin install` puts the pinned plugin's binary."""
+    home = Path(pulumi_env()["PULUMI_HOME"])
     version = pinned_postgresql_plugin_version()
+    return home / "plugins" / f"resource-postgresql-v{version}" / "pulumi-resource-postgresql"
+
+
+def has_postgresql_plugin() -> bool:
+    """True when the pinned plugin is installed and says itself that it is that version."""
+    binary = installed_postgresql_plugin()
+    return binary.exists() and plugin_info.reported_version(binary) == pinned_postgresql_plugin_version()
+
+
+def ensure_postgresql_plugin(cli: Path) -> None:
+    """Installed already; else built from the source mirror; else from PULUMI_POSTGRESQL_PLUGIN_BINARY."""
+    if has_postgresql_plugin():
+        return
+    version = pinned_postgresql_plugin_version()
+    mirror = plugin_sources.find_mirror()
+    named = os.environ.get(PLUGIN_BINARY_ENV)
+    if mirror is not None:
+        binary = plugin_sources.build_provider(mirror, version)
+    elif named:
+        binary = Path(named).expanduser()
+    else:
+        raise UserError(missing_plugin_message(f"the postgresql resource plugin v{version}"))
+    found = plugin_info.reported_version(binary)
+    if found != version:
+        raise UserError(
+            f"{binary} reports version {found}, not {version} (the version pulumi-postgresql in requirements.txt "
+            "names): give a plugin binary of that version.",
+            ExitCode.TOOLCHAIN,
+        )
+    install = [str(cli), "plugin", "install", "resource", "postgresql", version, "--file", str(binary)]
+    result = subprocess.run(install, capture_output=True, text=True, env=pulumi_env())
+    if result.returncode != 0 or not has_postgresql_plugin():
+        raise UserError(f"`pulumi plugin install` failed: {result.stderr.strip()}", ExitCode.TOOLCHAIN)
+    print(f"bootstrap: installed the postgresql resource plugin v{version}", file=sys.stderr)
+
+
+def missing_plugin_message(what: str) -> str:
     return (
-        f"the postgresql resource plugin v{version} is not installed. The Go module proxy reachable here does "
-        "not serve github.com/pulumi/pulumi-postgresql/provider/v3, so bootstrap cannot build it. Fix: on a "
-        f"machine with internet access run `pulumi plugin install resource postgresql {version}`, or set "
-        "PULUMI_POSTGRESQL_PLUGIN_BINARY to a pulumi-resource-postgresql binary of that version and run "
-        "scripts/bootstrap again."
+        f"{what} is not installed, and the Go module proxy does not serve its source. Fix: point "
+        f"{plugin_sources.MIRROR_ENV} at a folder holding its source archive (the archives and sums are listed in "
+        f"{plugin_sources.SUMS_FILE.relative_to(paths.REPO_ROOT)}) and run scripts/bootstrap again; or, with internet "
+        f"access, install the official Pulumi CLI v{pinned_cli_version()} (it ships the language host) and run "
+        f"`pulumi plugin install resource postgresql {pinned_postgresql_plugin_version()}`; or set "
+        f"{PLUGIN_BINARY_ENV} to a pulumi-resource-postgresql binary of that version."
     )
 
 
 def ensure() -> int:
     paths.TOOLS_BIN.mkdir(parents=True, exist_ok=True)
     cli = ensure_cli()
-    ensure_dynamic_provider_shim()
-    if not ensure_postgresql_plugin(cli):
-        print(f"bootstrap: warning: {missing_postgresql_plugin_message()}", file=sys.stderr)
+    ensure_sdk_shims(cli)
+    ensure_language_host(cli)
+    ensure_postgresql_plugin(cli)
     return 0
 
 

@@ -6,7 +6,6 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from infra.program import define_stack
 from ops import role_check
 from ops import stack as stack_driver
 from ops.errors import ExitCode, UserError, run_main
@@ -17,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) > 1 or (args and args[0].startswith("-")):
         raise UserError("usage: scripts/up [STACK]   (default: dev)")
     stack_name = args[0] if args else stack_driver.DEV_STACK
-    stack = stack_driver.open_stack(stack_driver.StackTarget(stack_name, define_stack))
+    stack = stack_driver.open_stack(stack_driver.StackTarget(stack_name))
     stack_driver.preflight(stack)
     with stack_driver.engine_errors(stack_name):
         result = stack.up(**stack_driver.engine_options())

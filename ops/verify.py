@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 
-from infra.program import define_stack
 from ops import paths
 from ops import stack as stack_driver
 from ops.deployment import ENV_VAR, REPORT_ENV_VAR, DeployedStack
@@ -19,7 +18,7 @@ from ops.errors import ExitCode, UserError, run_main
 
 
 def describe(stack_name: str) -> DeployedStack:
-    stack = stack_driver.open_stack(stack_driver.StackTarget(stack_name, define_stack))
+    stack = stack_driver.open_stack(stack_driver.StackTarget(stack_name))
     outputs = stack_driver.outputs(stack)
     if "connection_urls" not in outputs:
         raise UserError(f"stack {stack_name!r} has not been deployed yet: run `scripts/up {stack_name}` first.")

@@ -1,74 +1,48 @@
-"""The real program, deployed with the real engine and provider on the embedded server.
+"""The project's program, deployed by the real engine, language host and postgresql provider.
 
-Where the postgresql plugin is installed: `pulumi up` of a dev-like stack, then PostgreSQL's
-catalogs and the verification suite, a second preview with no changes, and a protected stack that
-destroy cannot touch. Where it is not (this project's machines, see the README), the deploy must
-stop before changing anything, with exit 4 and the way to install the plugin.
+A dev-like stack (the dev stack's settings under names of its own) on the embedded server: the
+scripts' deploy, PostgreSQL's catalogs, the verification suite, then plain `pulumi preview`,
+`refresh` and `stack output` in the project folder as a user runs them, and destroy. Every test
+removes what it deployed, so the suite passes twice in a row.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import itertools
+import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 
-from ops import toolchain
 from ops.errors import ExitCode
-from ops.paths import REPO_ROOT
-from tests.support.cluster import Server, scalar
+from tests.support.cluster import Server
+from tests.support.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
 
-pytestmark = pytest.mark.engine
-HAS_PLUGIN = toolchain.has_postgresql_plugin(toolchain.cli_path())
-STACK = "devlike"
+pytestmark = [pytest.mark.engine, pytest.mark.provider]
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> dict[str, str]:
-    """A copy of the dev stack under names of its own, with its own state backend."""
-    (tmp_path / "Pulumi.yaml").write_text((REPO_ROOT / "Pulumi.yaml").read_text())
-    stack_file = yaml.safe_load((REPO_ROOT / "Pulumi.dev.yaml").read_text())
-    stack_file.pop("encryptionsalt", None)
-    stack_file["config"].update(
-        {
-            "headhunter-db:mainDatabase": "devlike_db",
-            "headhunter-db:logsDatabase": "devlike_logs",
-            "headhunter-db:rolePrefix": "devlike",
-        }
-    )
-    (tmp_path / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(stack_file))
-    (tmp_path / "state").mkdir()
-    return dict(
-        os.environ,
-        HEADHUNTER_PROJECT_DIR=str(tmp_path),
-        PULUMI_BACKEND_URL=f"file://{tmp_path / 'state'}",
-        PULUMI_CONFIG_PASSPHRASE="test-only",
-    )
+def devlike(tmp_path: Path, server: Server) -> Iterator[ProjectStack]:
+    project = project_stack(tmp_path, "devlike", "devlike")
+    cleanup(project, server)  # a run that was killed before its own cleanup
+    yield project
+    cleanup(project, server)
 
 
-def run(module: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
+@pytest.fixture
+def protected(tmp_path: Path, server: Server) -> Iterator[ProjectStack]:
+    project = project_stack(tmp_path, "kept", "kept", allowDatabaseDeletion=False)
+    cleanup(project, server)
+    yield project
+    cleanup(project, server)
 
 
-@pytest.mark.skipif(HAS_PLUGIN, reason="the plugin is installed: the deploy itself is tested below")
-def test_without_the_plugin_the_deploy_stops_before_any_change(server: Server, project: dict[str, str]) -> None:
-    result = run("ops.up", project, STACK)
-    assert result.returncode == ExitCode.TOOLCHAIN, result.stderr
-    assert "pulumi plugin install resource postgresql 3.18.2" in result.stderr
-    with server.connect() as admin:
-        assert scalar(admin, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'devlike%%'") == 0
-
-
-@pytest.mark.provider
-@pytest.mark.skipif(not HAS_PLUGIN, reason=toolchain.missing_postgresql_plugin_message())
-def test_up_verify_and_a_second_deploy_changes_nothing(server: Server, project: dict[str, str]) -> None:
-    up = run("ops.up", project, STACK)
+def test_up_verify_preview_refresh_outputs_and_destroy(server: Server, devlike: ProjectStack) -> None:
+    up = devlike.script("ops.up", devlike.stack)
     assert up.returncode == ExitCode.OK, up.stdout[-3000:] + up.stderr[-3000:]
+    assert "warning" not in (up.stdout + up.stderr).lower(), up.stdout + up.stderr
     with server.connect() as admin:
         owners: dict[str, str] = dict(
             admin.execute(
@@ -76,8 +50,80 @@ def test_up_verify_and_a_second_deploy_changes_nothing(server: Server, project: 
             ).fetchall()
         )
     assert owners == {"devlike_db": "devlike_main_owner", "devlike_logs": "devlike_logs_owner"}
-    verified = run("ops.verify", project, STACK)
+
+    verified = devlike.script("ops.verify", devlike.stack)
     assert verified.returncode == ExitCode.OK, verified.stdout[-3000:]
-    again = run("ops.deploy", project, STACK)
-    assert again.returncode == ExitCode.OK, again.stdout[-3000:]
-    assert "deploy: no changes" in again.stdout
+
+    # Plain pulumi in the project folder: no perpetual diff, nothing drifted, the outputs readable.
+    preview = devlike.pulumi("preview", "--expect-no-changes")
+    assert preview.returncode == 0, preview.stdout[-3000:] + preview.stderr
+    refresh = devlike.pulumi("refresh", "--expect-no-changes", "--yes")
+    assert refresh.returncode == 0, refresh.stdout[-3000:] + refresh.stderr
+    outputs = devlike.pulumi("stack", "output", "--json")
+    assert outputs.returncode == 0, outputs.stderr
+    assert json.loads(outputs.stdout)["databases"] == {"main": "devlike_db", "logs": "devlike_logs"}
+    exported = devlike.pulumi("stack", "export")
+    assert exported.returncode == 0, exported.stderr
+    assert unordered_acl_changes(json.loads(exported.stdout)["deployment"]["resources"]) == []
+
+    again = devlike.script("ops.up", devlike.stack)
+    assert again.returncode == ExitCode.OK, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "stack devlike: no changes" in again.stdout
+
+    destroyed = devlike.pulumi("destroy", "--yes", "--skip-preview")
+    assert destroyed.returncode == 0, destroyed.stdout[-3000:] + destroyed.stderr
+    assert leftover_objects(devlike, server) == []
+
+
+def unordered_acl_changes(resources: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Pairs of grants or default privileges on one database that the engine may run at the same time.
+
+    Two ACL changes on one database may rewrite the same catalog row (the writer's and the reader's
+    grants on one table both rewrite its pg_class row): unless one waits for the other, the provider
+    fails with "tuple concurrently updated". Every pair must be ordered by the state's dependencies.
+    """
+    depends = {r["urn"]: set(r.get("dependencies", [])) for r in resources}
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            urn = todo.pop()
+            if urn == goal:
+                return True
+            if urn not in seen:
+                seen.add(urn)
+                todo.extend(depends.get(urn, ()))
+        return False
+
+    acl_kinds = ("postgresql:index/grant:Grant", "postgresql:index/defaultPrivileges:DefaultPrivileges")
+    by_database: dict[str, list[str]] = {}
+    for resource in resources:
+        if resource["type"] in acl_kinds:
+            by_database.setdefault(resource["inputs"]["database"], []).append(resource["urn"])
+    return [
+        (a, b)
+        for urns in by_database.values()
+        for a, b in itertools.combinations(urns, 2)
+        if not reaches(a, b) and not reaches(b, a)
+    ]
+
+
+def test_a_protected_stack_refuses_destroy_and_keeps_its_databases(server: Server, protected: ProjectStack) -> None:
+    up = protected.script("ops.up", protected.stack)
+    assert up.returncode == ExitCode.OK, up.stdout[-3000:] + up.stderr[-3000:]
+    destroyed = protected.pulumi("destroy", "--yes", "--skip-preview")
+    assert destroyed.returncode != 0
+    assert "protected" in destroyed.stdout + destroyed.stderr
+    left = leftover_objects(protected, server)
+    assert {"kept_db", "kept_logs", "kept_main_owner", "kept_logs_owner"} <= set(left), left
+
+
+def test_without_the_plugin_the_deploy_stops_before_any_change(
+    server: Server, devlike: ProjectStack, tmp_path: Path
+) -> None:
+    devlike.env["PULUMI_HOME"] = str(tmp_path / "empty-pulumi-home")
+    result = devlike.script("ops.up", devlike.stack)
+    assert result.returncode == ExitCode.TOOLCHAIN, result.stderr
+    assert "the postgresql resource plugin v3.18.0 is not installed" in result.stderr
+    assert "HEADHUNTER_PLUGIN_SOURCES" in result.stderr
+    assert leftover_objects(devlike, server) == []

@@ -1,0 +1,76 @@
+"""Every shipped stack file passes the real engine's config validation, and bad config is refused by name.
+
+Each stack file is previewed with plain `pulumi preview`, as its user would after `pulumi config set
+--secret headhunter-db:adminPassword`. Previewing creates needs no server, so the remote stacks'
+hosts need not exist.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ops import toolchain
+from ops.paths import REPO_ROOT
+from ops.stack import DEV_PASSPHRASE, DEV_STACK
+
+pytestmark = [pytest.mark.engine, pytest.mark.provider]
+SHIPPED_STACKS = sorted(path.name.split(".")[1] for path in REPO_ROOT.glob("Pulumi.*.yaml"))
+
+
+def project_copy(folder: Path, stack: str) -> dict[str, str]:
+    shutil.copyfile(REPO_ROOT / "Pulumi.yaml", folder / "Pulumi.yaml")
+    shutil.copyfile(REPO_ROOT / f"Pulumi.{stack}.yaml", folder / f"Pulumi.{stack}.yaml")
+    (folder / "infra").symlink_to(REPO_ROOT / "infra")
+    (folder / ".venv").symlink_to(REPO_ROOT / ".venv")
+    (folder / "state").mkdir()
+    env = toolchain.pulumi_env()
+    # The dev stack file carries the salt of its published passphrase; the others get theirs here.
+    passphrase = DEV_PASSPHRASE if stack == DEV_STACK else "test-only"
+    env.update(PULUMI_BACKEND_URL=f"file://{folder / 'state'}", PULUMI_CONFIG_PASSPHRASE=passphrase)
+    return env
+
+
+def pulumi(folder: Path, env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    command = [str(toolchain.cli_path()), *args, "--non-interactive"]
+    return subprocess.run(command, cwd=folder, env=env, input=stdin, capture_output=True, text=True, timeout=300)
+
+
+def test_every_stack_is_shipped() -> None:
+    assert SHIPPED_STACKS == ["dev", "prod", "staging"]
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_a_shipped_stack_file_passes_config_validation(stack: str, tmp_path: Path) -> None:
+    env = project_copy(tmp_path, stack)
+    assert pulumi(tmp_path, env, "stack", "init", stack).returncode == 0
+    if stack != "dev":  # the dev stack's server is the embedded one, with its own password
+        password = "pw-from-stdin"
+        secret = pulumi(tmp_path, env, "config", "set", "--secret", "headhunter-db:adminPassword", stdin=password)
+        assert secret.returncode == 0, secret.stderr
+        assert password not in (tmp_path / f"Pulumi.{stack}.yaml").read_text()
+    preview = pulumi(tmp_path, env, "preview", "--stack", stack)
+    assert preview.returncode == 0, preview.stdout[-3000:] + preview.stderr
+    assert "to create" in preview.stdout
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        (["headhunter-db:hostname", "db.internal"], "headhunter-db:hostname is not a key this program reads"),
+        (["headhunter-db:adminPassword", "pw", "--plaintext"], "headhunter-db:adminPassword is stored in plain text"),
+        (["headhunter-db:port", "five"], "headhunter-db:port' must be of type 'integer'"),
+    ],
+)
+def test_bad_config_is_refused_by_name_before_any_resource(setting: list[str], message: str, tmp_path: Path) -> None:
+    env = project_copy(tmp_path, "staging")
+    pulumi(tmp_path, env, "stack", "init", "staging")
+    pulumi(tmp_path, env, "config", "set", "--secret", "headhunter-db:adminPassword", stdin="pw")
+    assert pulumi(tmp_path, env, "config", "set", *setting).returncode == 0
+    preview = pulumi(tmp_path, env, "preview", "--stack", "staging")
+    assert preview.returncode != 0
+    assert message in preview.stdout + preview.stderr
+    assert "postgresql:index" not in preview.stdout

@@ -1,0 +1,96 @@
+"""The project's own program in a folder of a test's own: Pulumi.yaml, infra/ and a stack file.
+
+The folder holds a copy of Pulumi.yaml and links to infra/ and .venv, so the engine runs the real
+program through the language host, as `pulumi up` in the project folder does; the stack file and
+the state backend are the test's. Names carry a prefix of the test's own, and `cleanup` removes
+whatever the stack made, through `pulumi destroy` and, should that fail, by name.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from psycopg import sql
+
+from infra.settings import NAMESPACE
+from ops import toolchain
+from ops.paths import REPO_ROOT
+from tests.support.cluster import Server
+
+COMMAND_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class ProjectStack:
+    folder: Path
+    stack: str
+    prefix: str
+    env: dict[str, str]
+
+    @property
+    def databases(self) -> tuple[str, str]:
+        return f"{self.prefix}_db", f"{self.prefix}_logs"
+
+    def script(self, module: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """One of the project's commands (ops.up, ops.deploy, ops.verify), on this stack."""
+        command = [sys.executable, "-m", module, *args]
+        return subprocess.run(
+            command, cwd=REPO_ROOT, env=self.env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S
+        )
+
+    def pulumi(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Plain `pulumi ARGS --stack STACK` in the project folder, with the environment the README gives."""
+        command = [str(toolchain.cli_path()), *args, "--stack", self.stack, "--non-interactive", "--color", "never"]
+        return subprocess.run(
+            command, cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S
+        )
+
+
+def project_stack(folder: Path, stack: str, prefix: str, **config: object) -> ProjectStack:
+    """The dev stack's settings under the names of `prefix`, with `config` on top."""
+    (folder / "Pulumi.yaml").write_text((REPO_ROOT / "Pulumi.yaml").read_text())
+    (folder / "infra").symlink_to(REPO_ROOT / "infra")
+    (folder / ".venv").symlink_to(REPO_ROOT / ".venv")
+    stack_file = yaml.safe_load((REPO_ROOT / "Pulumi.dev.yaml").read_text())
+    stack_file.pop("encryptionsalt", None)
+    values = {"mainDatabase": f"{prefix}_db", "logsDatabase": f"{prefix}_logs", "rolePrefix": prefix, **config}
+    stack_file["config"].update({f"{NAMESPACE}:{key}": value for key, value in values.items()})
+    (folder / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(stack_file))
+    (folder / "state").mkdir()
+    env = toolchain.pulumi_env(dict(os.environ))
+    env.update(
+        HEADHUNTER_PROJECT_DIR=str(folder),
+        PULUMI_BACKEND_URL=f"file://{folder / 'state'}",
+        PULUMI_CONFIG_PASSPHRASE="test-only",
+    )
+    return ProjectStack(folder, stack, prefix, env)
+
+
+def cleanup(project: ProjectStack, server: Server) -> None:
+    """Destroy the stack; whatever destroy could not remove is dropped by name, so a next run starts clean."""
+    project.pulumi("state", "unprotect", "--all", "--yes")
+    project.pulumi("destroy", "--yes", "--skip-preview")
+    with server.connect() as admin:
+        for database in project.databases:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+        roles = admin.execute(
+            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (project.prefix + "_",)
+        ).fetchall()
+        for (role,) in roles:
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def leftover_objects(project: ProjectStack, server: Server) -> list[str]:
+    """The databases and roles of the stack's names that exist on the server."""
+    with server.connect() as admin:
+        rows = admin.execute(
+            "SELECT datname FROM pg_database WHERE datname = ANY(%s)"
+            " UNION ALL SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s) ORDER BY 1",
+            (list(project.databases), project.prefix + "_"),
+        ).fetchall()
+    return [name for (name,) in rows]
