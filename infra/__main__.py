@@ -1,4 +1,4 @@
-"""Entry point for `pulumi up` with the official CLI (Pulumi.yaml: main: infra/)."""
+"""The program `pulumi up` runs (Pulumi.yaml: `main: infra/`), through the scripts or by hand."""
 
 from infra.program import define_stack
 

@@ -1,7 +1,7 @@
 """The stack: both databases, their roles and grants, then both migration trees, and the outputs.
 
-`infra/__main__.py` calls `define_stack()` under `pulumi up`; the project's scripts run the same
-function as an Automation API inline program.
+`infra/__main__.py` calls `define_stack()`: the language host runs it for `pulumi up`, and the
+project's scripts run the same `pulumi up` through the Automation API.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from ops import paths
@@ -50,14 +50,19 @@ def go_binary() -> str:
     return go
 
 
-def run_go(args: list[str], component: str, cwd: Path, extra_env: Mapping[str, str] | None = None) -> str:
-    """`go ARGS` in `cwd`; returns its standard output. A failure names the log and the fix."""
+def run_go(
+    args: list[str], component: str, cwd: Path, extra_env: Mapping[str, str] | None = None, announce: bool = True
+) -> str:
+    """`go ARGS` in `cwd`; returns its standard output. A failure names the log and the fix.
+
+    A build is announced with progress lines; a quick step (announce=False) runs silently.
+    """
     log = paths.TOOLS_DIR / "logs" / f"{component.replace(' ', '-')}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     # Module mode resolves what a go.sum lacks from the proxy (checked against the checksum database);
     # GOTOOLCHAIN=local never downloads another Go.
     env = dict(os.environ, GOFLAGS="-mod=mod", GOTOOLCHAIN="local", **(extra_env or {}))
-    with progress(component), open(log, "w") as out:
+    with progress(component) if announce else nullcontext(), open(log, "w") as out:
         result = subprocess.run([go_binary(), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=out, text=True, env=env)
     if result.returncode != 0:
         tail = "".join(log.read_text().splitlines(keepends=True)[-15:])

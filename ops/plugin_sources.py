@@ -154,6 +154,6 @@ def build_language_host(mirror: Mirror, version: str, target: Path) -> None:
     edit += ["-dropreplace", "github.com/pulumi/pulumi/sdk/v3"]
     edit += ["-require", f"github.com/pulumi/pulumi/pkg/v3@v{version}"]
     edit += ["-require", f"github.com/pulumi/pulumi/sdk/v3@v{version}"]
-    run_go(edit, "language host go.mod", module)
+    run_go(edit, "language host go.mod", module, announce=False)
     ldflags = f"-s -w -X {CLI_VERSION_VARIABLE}=v{version}"
     run_go(["build", "-ldflags", ldflags, "-o", str(target), "."], f"Python language host v{version}", module)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -98,6 +99,16 @@ def state_variables() -> dict[str, str]:
     return {"PULUMI_HOME": str(paths.PULUMI_HOME), "PULUMI_BACKEND_URL": f"file://{paths.PULUMI_BACKEND_DIR}"}
 
 
+def shell_exports() -> str:
+    """`export` lines for a user's shell; the state defaults do not override the user's own settings."""
+    folders = dict.fromkeys([str(cli_path().parent), str(paths.TOOLS_BIN), str(paths.REPO_ROOT / ".venv" / "bin")])
+    path = os.pathsep.join(folders)
+    lines = [f'export PATH={shlex.quote(path)}:"$PATH"']
+    lines += [f"export {key}={shlex.quote(value)}" for key, value in toolchain_variables().items()]
+    lines += [f'export {key}="${{{key}:-{value}}}"' for key, value in state_variables().items()]
+    return "\n".join(lines)
+
+
 def ensure_cli() -> Path:
     version = pinned_cli_version()
     cli = cli_path()
@@ -120,7 +131,9 @@ def ensure_sdk_shims(cli: Path) -> None:
     if not missing:
         return
     sdk = f"github.com/pulumi/pulumi/sdk/v3@v{pinned_cli_version()}"
-    module_dir = Path(json.loads(run_go(["mod", "download", "-json", sdk], "sdk shims", CLI_TOOL_MODULE))["Dir"])
+    module_dir = Path(
+        json.loads(run_go(["mod", "download", "-json", sdk], "sdk shims", CLI_TOOL_MODULE, announce=False))["Dir"]
+    )
     for source, name in missing:
         target = paths.TOOLS_BIN / name
         shutil.copyfile(module_dir / source, target)
@@ -214,7 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     if args == ["cli-path"]:
         print(cli_path())
         return 0
-    print("usage: python -m ops.toolchain ensure|cli-path", file=sys.stderr)
+    if args == ["env"]:
+        print(shell_exports())
+        return 0
+    print("usage: python -m ops.toolchain ensure|cli-path|env", file=sys.stderr)
     return ExitCode.BAD_INPUT
 
 

@@ -98,6 +98,8 @@ def assert_nothing_created(server: Server) -> None:
         ({"rolePrefix": "fault's"}, ExitCode.BAD_INPUT, 'headhunter-db:rolePrefix is "fault\'s"'),
         ({"minServerVersion": "99"}, ExitCode.BAD_INPUT, "older than headhunter-db:minServerVersion 99"),
         ({"port": 1}, ExitCode.SERVER_UNREACHABLE, "cannot reach PostgreSQL at 127.0.0.1:1"),
+        ({"port": "five"}, ExitCode.BAD_INPUT, "headhunter-db:port is 'five', not a whole number"),
+        ({"hostname": "db.internal"}, ExitCode.BAD_INPUT, "headhunter-db:hostname is not a key this program reads"),
     ],
 )
 def test_bad_config_stops_before_any_change(
@@ -124,6 +126,15 @@ def test_a_missing_secret(project: Project) -> None:
     result = project.up()
     assert result.returncode == ExitCode.BAD_INPUT
     assert "headhunter-db:adminPassword is missing: set it with `pulumi config set --secret" in result.stderr
+    assert_nothing_created(project.server)
+
+
+def test_an_admin_password_in_plain_text(project: Project) -> None:
+    project.write_stack(good_config(project.server, adminPassword="plain-text-password"), admin_password=None)
+    result = project.up()
+    assert result.returncode == ExitCode.BAD_INPUT
+    assert "headhunter-db:adminPassword is stored in plain text" in result.stderr
+    assert "plain-text-password" not in result.stdout + result.stderr
     assert_nothing_created(project.server)
 
 

@@ -99,6 +99,18 @@ def test_the_committed_sums_cover_every_archive_the_builds_use() -> None:
     assert all(len(digest) == 64 for digest in sums.values())
 
 
+def test_the_readme_environment_gives_plain_pulumi_the_pinned_toolchain(tmp_path: Path) -> None:
+    script = 'eval "$(scripts/env)" && pulumi version && pulumi-language-python -version && pulumi about --json'
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PULUMI_")}
+    env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
+    result = subprocess.run(["bash", "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    cli, host, about = result.stdout.split("\n", 2)
+    assert (cli, host) == (f"v{PINNED_PULUMI}", f"v{PINNED_PULUMI}")
+    plugins = {(p["kind"], p["name"], p["version"]) for p in json.loads(about)["plugins"]}
+    assert {("language", "python", PINNED_PULUMI), ("resource", "postgresql", PINNED_PROVIDER)} <= plugins
+
+
 def test_no_pulumi_command_reaches_for_the_internet() -> None:
     env = toolchain.pulumi_env({"PATH": "/usr/bin"})
     assert env["PULUMI_SKIP_UPDATE_CHECK"] == "true"

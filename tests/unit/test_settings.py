@@ -84,6 +84,33 @@ def test_pulumi_yaml_declares_exactly_the_keys_the_program_reads() -> None:
     assert declared[f"{NAMESPACE}:adminPassword"].get("secret") is True
 
 
+def test_the_engine_requires_exactly_the_keys_the_program_requires() -> None:
+    """A key without a default in Pulumi.yaml is one the engine refuses to run without."""
+    declared = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())["config"]
+    engine_required = {key.removeprefix(f"{NAMESPACE}:") for key, entry in declared.items() if "default" not in entry}
+    program_required = set()
+    for key in PLAIN_KEYS + SECRET_KEYS:
+        try:
+            parse(**{key: None})
+        except ConfigError as refused:
+            if f"{NAMESPACE}:{key} is missing" in str(refused):
+                program_required.add(key)
+    # host and adminPassword are required only for a server that is not the embedded one.
+    assert engine_required == program_required - {"host", "adminPassword"}
+
+
+def test_unset_keys_take_the_defaults_that_pulumi_yaml_declares() -> None:
+    settings = parse()
+    assert settings.server.port == 5432 and settings.server.admin_is_superuser  # type: ignore[attr-defined]
+    assert settings.server.min_version == "15" and not settings.production  # type: ignore[attr-defined]
+    assert settings.connection_limits == {} and settings.read_only_roles == ()  # type: ignore[attr-defined]
+
+
+def test_an_unknown_key_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="headhunter-db:hots is not a key this program reads"):
+        parse(hots="db.internal")
+
+
 def test_a_password_rotation_is_read_per_role() -> None:
     settings = parse(passwordRotations=json.dumps({"logs_writer": 2}))
     assert settings.password_rotations == {"logs_writer": 2}  # type: ignore[attr-defined]
