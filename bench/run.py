@@ -6,7 +6,6 @@ measured in the same run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -16,7 +15,7 @@ from typing import Any
 from bench import deploy_cost, fixture, index_value, live_load
 from bench.pgbench import Latencies
 from bench.stats import Spread
-from ops import paths
+from ops import cli, paths
 from tests.support.cluster import Deployment, Server, drop_deployment
 from tests.support.programs import migration_steps_program
 
@@ -173,9 +172,7 @@ def update_readme(text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small tables and fewer runs (a smoke run)")
-    args = parser.parse_args(argv)
+    args = cli.parse("bench", sys.argv[1:] if argv is None else argv)
     sizes = fixture.Sizes(200_000, 50_000) if args.quick else fixture.Sizes()
     runs, repeats = (1, 3) if args.quick else (3, 15)
     started = time.monotonic()

@@ -19,8 +19,8 @@ from urllib.parse import urlparse
 
 from pulumi import automation as auto
 
+from ops import cli, verify
 from ops import stack as stack_driver
-from ops import verify
 from ops.deployment import DeployedStack
 from ops.errors import ExitCode, UserError, run_main
 
@@ -100,10 +100,8 @@ def is_gone(host: str, pid: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0].startswith("-"):
-        raise UserError("usage: scripts/deploy STACK")
-    target = stack_driver.StackTarget(args[0])
+    args = cli.parse("deploy", sys.argv[1:] if argv is None else argv)
+    target = stack_driver.StackTarget(args.stack)
     return deploy(DeployPlan(target, stack_driver.preflight, lambda deployed: verify.verify(deployed, "local://")))
 
 

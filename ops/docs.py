@@ -17,7 +17,8 @@ from infra.privileges import (
     expected_table_privileges,
     grantees,
 )
-from ops import paths
+from ops import cli, paths
+from ops.errors import ExitCode, UserError, run_main
 
 ARCHITECTURE = paths.REPO_ROOT / "docs" / "architecture.md"
 BEGIN, END = "<!-- privilege-matrix:begin (scripts/docs) -->", "<!-- privilege-matrix:end -->"
@@ -68,11 +69,18 @@ def rendered_document() -> str:
     return f"{text[:start]}\n{render_matrix()}\n{text[end:]}"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = cli.parse("docs", sys.argv[1:] if argv is None else argv)
+    where = ARCHITECTURE.relative_to(paths.REPO_ROOT)
+    if args.check:
+        if ARCHITECTURE.read_text() != rendered_document():
+            raise UserError(f"{where} is stale: run scripts/docs.", ExitCode.VERIFY_FAILED)
+        print(f"{where} is up to date", file=sys.stderr)
+        return ExitCode.OK
     ARCHITECTURE.write_text(rendered_document())
-    print(f"rendered the privilege matrix into {ARCHITECTURE.relative_to(paths.REPO_ROOT)}", file=sys.stderr)
-    return 0
+    print(f"rendered the privilege matrix into {where}", file=sys.stderr)
+    return ExitCode.OK
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -12,7 +12,6 @@ under /var/tmp, and `.state/localpg/cluster` points there.
 
 from __future__ import annotations
 
-import argparse
 import glob
 import hashlib
 import os
@@ -27,7 +26,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops import paths
+from ops import cli, paths
 from ops.errors import UserError, run_main
 
 STATE_DIR = paths.STATE_DIR / "localpg"
@@ -322,13 +321,7 @@ def status() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/localpg", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "command",
-        choices=["start", "stop", "status", "env", "reset"],
-        help="reset stops the server and deletes the cluster, data and password",
-    )
-    args = parser.parse_args(argv)
+    args = cli.parse("localpg", sys.argv[1:] if argv is None else argv)
     if args.command == "start":
         start()
     elif args.command == "stop":

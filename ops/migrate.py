@@ -6,7 +6,6 @@ stack's outputs, so the tree runs exactly where and as whom the post-provision s
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from alembic import command
@@ -14,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from migrations import runner
 from migrations.shared.tree import TREES
+from ops import cli
 from ops import stack as stack_driver
 from ops.errors import ExitCode, UserError, run_main
 
@@ -35,12 +35,7 @@ def targets(stack_name: str, which: str) -> list[runner.Target]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/migrate", description=__doc__.splitlines()[0])
-    parser.add_argument("stack")
-    parser.add_argument("tree", nargs="?", default="all", choices=["main", "logs", "all"])
-    parser.add_argument("action", nargs="?", default="upgrade", choices=["upgrade", "current", "history"])
-    parser.add_argument("--sql", action="store_true", help="print the upgrade's SQL for review; run nothing")
-    args = parser.parse_args(argv)
+    args = cli.parse("migrate", sys.argv[1:] if argv is None else argv)
     for target in targets(args.stack, args.tree):
         label = f"{target.tree.key} ({target.expected_database})"
         if args.sql:
@@ -61,4 +56,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run_main(lambda: main(sys.argv[1:]))
+    run_main(main)

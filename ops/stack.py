@@ -50,6 +50,8 @@ class StackTarget:
     """None: the program that Pulumi.yaml in work_dir names, run by the language host."""
     work_dir: Path = paths.PROJECT_DIR
     project_name: str = PROJECT_NAME
+    create: bool = False
+    """Create the stack in the state backend when it is not there (scripts/up); CD commands only select."""
 
 
 def stack_env(stack_name: str) -> dict[str, str]:
@@ -66,10 +68,24 @@ def stack_env(stack_name: str) -> dict[str, str]:
     return env
 
 
+def project_stacks(work_dir: Path) -> list[str]:
+    return sorted(path.name.split(".")[1] for path in work_dir.glob("Pulumi.*.yaml"))
+
+
 def check_stack_file(target: StackTarget) -> None:
-    """A stack file that is not YAML is named with its line, before the engine reads it."""
+    """The project's stacks each have a stack file: a missing one is a typo, named before anything runs.
+
+    A stack file that is not YAML is named with its line, before the engine reads it.
+    """
     stack_file = target.work_dir / f"Pulumi.{target.name}.yaml"
     if not stack_file.exists():
+        if target.program is None:
+            known = ", ".join(project_stacks(target.work_dir)) or "none"
+            raise UserError(
+                f"there is no stack file {stack_file.name} in {target.work_dir} (this project's stacks: {known}): "
+                "check the stack's name, or write that file to add a stack (README, Pulumi.staging.yaml is an "
+                "example)."
+            )
         return
     try:
         yaml.safe_load(stack_file.read_text())
@@ -91,17 +107,24 @@ def open_stack(target: StackTarget) -> auto.Stack:
         work_dir=str(target.work_dir), pulumi_home=env["PULUMI_HOME"], env_vars=env, pulumi_command=command
     )
     with engine_errors(target.name):
-        if target.program is None:
-            return auto.create_or_select_stack(stack_name=target.name, work_dir=str(target.work_dir), opts=options)
-        return auto.create_or_select_stack(
-            stack_name=target.name, project_name=target.project_name, program=target.program, opts=options
-        )
+        initialize = auto.create_or_select_stack if target.create else auto.select_stack
+        try:
+            if target.program is None:
+                return initialize(stack_name=target.name, work_dir=str(target.work_dir), opts=options)
+            return initialize(
+                stack_name=target.name, project_name=target.project_name, program=target.program, opts=options
+            )
+        except auto.StackNotFoundError:
+            raise UserError(
+                f"stack {target.name!r} does not exist in the state backend ({backend}): create it once with "
+                f"`scripts/pulumi stack init {target.name}` (or deploy it first with `scripts/up {target.name}`).",
+            ) from None
 
 
 def translate(error: auto.CommandError, stack_name: str) -> UserError:
     """An engine failure as one line naming the problem and the fix, with the exit code a pipeline reads."""
     text = str(error)
-    if "currently locked" in text:
+    if isinstance(error, auto.ConcurrentUpdateError):
         holders = "; ".join(match.group(0) for match in LOCK_HOLDER.finditer(text)) or "unknown holder"
         return UserError(
             f"stack {stack_name!r} is locked by another deploy ({holders}): wait for it to finish; if it was "

@@ -6,17 +6,14 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ops import role_check
+from ops import cli, role_check
 from ops import stack as stack_driver
 from ops.errors import ExitCode, UserError, run_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) > 1 or (args and args[0].startswith("-")):
-        raise UserError("usage: scripts/up [STACK]   (default: dev)")
-    stack_name = args[0] if args else stack_driver.DEV_STACK
-    stack = stack_driver.open_stack(stack_driver.StackTarget(stack_name))
+    stack_name = cli.parse("up", sys.argv[1:] if argv is None else argv).stack
+    stack = stack_driver.open_stack(stack_driver.StackTarget(stack_name, create=True))
     stack_driver.preflight(stack)
     with stack_driver.engine_errors(stack_name):
         result = stack.up(**stack_driver.engine_options())

@@ -6,12 +6,11 @@ Exits 0 when everything is as expected, 3 when anything differs.
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 
-from ops import paths
+from ops import cli, paths
 from ops import stack as stack_driver
 from ops.deployment import ENV_VAR, REPORT_ENV_VAR, DeployedStack
 from ops.errors import ExitCode, UserError, run_main
@@ -55,15 +54,7 @@ def verify(deployed: DeployedStack, hosts: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/verify", description=__doc__.splitlines()[0])
-    parser.add_argument("stack", nargs="?", help="the stack to verify (its outputs name what to check)")
-    parser.add_argument("--hosts", default="local://", help="testinfra hosts, e.g. ssh://admin@db-host")
-    parser.add_argument(
-        "--description-stdin",
-        action="store_true",
-        help="read the stack's description as JSON on stdin instead of from its outputs",
-    )
-    args = parser.parse_args(argv)
+    args = cli.parse("verify", sys.argv[1:] if argv is None else argv)
     if args.description_stdin:
         deployed = DeployedStack.from_json(sys.stdin.read())
     elif args.stack:
@@ -74,4 +65,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run_main(lambda: main(sys.argv[1:]))
+    run_main(main)

@@ -56,7 +56,9 @@ def main() -> int:
     described = from_environment()
     if described is None:
         raise UserError(f"set {ENV_VAR} to the deployment's description")
-    target = stack_driver.StackTarget(sys.argv[1], contract_program(described), project_name="contract-stack")
+    target = stack_driver.StackTarget(
+        sys.argv[1], contract_program(described), project_name="contract-stack", create=True
+    )
     plan = deploy.DeployPlan(
         target, preflight=lambda _stack: None, verify=lambda deployed: verify.verify(deployed, "local://")
     )

@@ -57,4 +57,4 @@ def engine_project(folder: Path, environ: MutableMapping[str, str]) -> Path:
 
 
 def open_engine_stack(folder: Path, program: stack_driver.Program, name: str = "test") -> auto.Stack:
-    return stack_driver.open_stack(stack_driver.StackTarget(name, program, folder, ENGINE_PROJECT))
+    return stack_driver.open_stack(stack_driver.StackTarget(name, program, folder, ENGINE_PROJECT, create=True))
