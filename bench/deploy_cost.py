@@ -14,11 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.stats import Spread
-from infra.plain_sql import provisioning_statements
-from infra.privileges import DatabaseKey, RoleNames
+from fixtures.cluster import Deployment, Server, drop_deployment, login_roles
+from fixtures.plain_sql import provisioning_statements
+from fixtures.programs import engine_project, open_engine_stack
+from model.names import DatabaseKey, RoleNames
 from ops.localpg import find_bin_dir
-from tests.support.cluster import Deployment, Server, drop_deployment, login_roles
-from tests.support.programs import engine_project, open_engine_stack
 
 
 def timed_noop_ups(program: Callable[[], None], repeats: int) -> Spread:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.privileges import DatabaseKey, RoleNames
+from fixtures.cluster import Deployment, Server, drop_deployment, provision_with_sql
 from migrations import runner
 from migrations.shared.tree import LOGS
+from model.names import DatabaseKey, RoleNames
 from ops import localpg
-from tests.support.cluster import Deployment, Server, drop_deployment, provision_with_sql
 
 PREFIX = "bench"
 LEVELS = "ARRAY['DEBUG','INFO','INFO','INFO','INFO','INFO','INFO','WARNING','WARNING','ERROR']"

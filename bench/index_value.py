@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import psycopg
 
 from bench.stats import Spread
-from infra.privileges import DatabaseKey
-from tests.support.cluster import Deployment
+from fixtures.cluster import Deployment
+from model.names import DatabaseKey
 
 # The admin pages' queries the indexes exist for.
 ADMIN_QUERIES = {
@@ -40,7 +40,7 @@ class QueryTiming:
 
 
 def reader(deployment: Deployment) -> psycopg.Connection:
-    return deployment.connect_as(deployment.names.runtime("logs_reader"), DatabaseKey.LOGS)
+    return deployment.connect_as(deployment.names.of("logs_reader"), DatabaseKey.LOGS)
 
 
 def indexes_in_plan(plan: object) -> list[str]:

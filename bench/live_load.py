@@ -16,11 +16,11 @@ from alembic.script import ScriptDirectory
 
 from bench.fixture import logs_target
 from bench.pgbench import RATE_PER_S, Latencies, WriterLoad
-from infra.privileges import DatabaseKey
+from fixtures.cluster import Deployment
 from migrations import runner
 from migrations.shared.concurrent_index import ConcurrentIndex
 from migrations.shared.tree import LOGS
-from tests.support.cluster import Deployment
+from model.names import DatabaseKey
 
 LEAD_S = 3  # writers run alone this long before the build starts
 TAIL_S = 2  # and this long after it ends
@@ -43,7 +43,7 @@ def index_revision_indexes() -> tuple[ConcurrentIndex, ...]:
 
 
 def writer_load(deployment: Deployment, seconds: float, rate_per_s: int | None = RATE_PER_S) -> WriterLoad:
-    role = deployment.names.runtime("logs_writer")
+    role = deployment.names.of("logs_writer")
     connection = deployment.server.connection
     database = deployment.databases[DatabaseKey.LOGS]
     password = deployment.passwords[role]

@@ -15,9 +15,9 @@ from typing import Any
 from bench import deploy_cost, fixture, index_value, live_load
 from bench.pgbench import Latencies
 from bench.stats import Spread
+from fixtures.cluster import Deployment, Server, drop_deployment
+from fixtures.programs import migration_steps_program
 from ops import cli, paths
-from tests.support.cluster import Deployment, Server, drop_deployment
-from tests.support.programs import migration_steps_program
 
 README_BEGIN, README_END = "<!-- bench:begin (scripts/bench) -->", "<!-- bench:end -->"
 

@@ -9,7 +9,8 @@ import pulumi_postgresql as postgresql
 
 from infra.acl_chain import AclChain
 from infra.generated_password import GeneratedPassword
-from infra.privileges import SCHEMA, DatabaseKey
+from model.names import PUBLIC, SCHEMA, DatabaseKey
+from model.privileges import ObjectKind, expected, rules
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,11 @@ class OwnedDatabase(pulumi.ComponentResource):
         # Every ACL change on this database goes through one chain: concurrent GRANTs on the same
         # catalog row fail with "tuple concurrently updated" (pulumi-postgresql#126).
         self.acl_chain = AclChain(start=database)
+        model = rules()
+        # PUBLIC keeps exactly what the model leaves it (nothing): a Grant to PUBLIC with fewer
+        # privileges revokes the rest.
+        public_on_database = sorted(expected(model, PUBLIC, args.key, ObjectKind.DATABASE))
+        public_on_schema = sorted(expected(model, PUBLIC, args.key, ObjectKind.SCHEMA))
         self.acl_chain.add(
             self,
             lambda opts: postgresql.Grant(
@@ -75,7 +81,7 @@ class OwnedDatabase(pulumi.ComponentResource):
                 database=database.name,
                 role="public",
                 object_type="database",
-                privileges=[],
+                privileges=public_on_database,
                 opts=opts,
             ),
         )
@@ -87,7 +93,7 @@ class OwnedDatabase(pulumi.ComponentResource):
                 schema=SCHEMA,
                 role="public",
                 object_type="schema",
-                privileges=[],
+                privileges=public_on_schema,
                 opts=opts,
             ),
         )

@@ -11,11 +11,12 @@ import pulumi_postgresql as postgresql
 
 from infra.database import OwnedDatabase, OwnedDatabaseArgs
 from infra.migration_step import MigrationRun, MigrationRunArgs
-from infra.placement import DATA_TABLES
-from infra.privileges import RUNTIME_ACCESS, DatabaseKey, read_only_access
 from infra.runtime_role import RuntimeRole, RuntimeRoleArgs, grant_existing_tables
 from infra.settings import NAMESPACE, Settings, embedded_server_password, parse_settings, raw_config_from_pulumi
 from migrations.shared.tree import TREES
+from model.names import DatabaseKey, migrator_key
+from model.placement import DATA_TABLES
+from model.privileges import RUNTIME_ROLES, read_only_role
 
 
 def define_stack() -> None:
@@ -47,7 +48,7 @@ def define_stack() -> None:
     for key, database in databases.items():
         database.acl_chain.after(migrations[key])
     for login in logins:
-        grant_existing_tables(login, DATA_TABLES[login.access.database])
+        grant_existing_tables(login, DATA_TABLES[login.model.database])
     export_outputs(settings, databases, logins, migrations)
 
 
@@ -75,7 +76,7 @@ def admin_password(settings: Settings) -> pulumi.Output[str]:
 
 def owned_database(settings: Settings, key: DatabaseKey, provider: postgresql.Provider) -> OwnedDatabase:
     names = settings.role_names
-    migrator_key = f"{key}_migrator"
+    migrator = migrator_key(key)
     return OwnedDatabase(
         key.value,
         OwnedDatabaseArgs(
@@ -84,9 +85,9 @@ def owned_database(settings: Settings, key: DatabaseKey, provider: postgresql.Pr
             owner_role=names.owner(key),
             migrator_role=names.migrator(key),
             protect=settings.protect_databases,
-            migrator_connection_limit=settings.connection_limits.get(migrator_key, -1),
-            migrator_statement_timeout_ms=settings.statement_timeouts_ms.get(migrator_key, 0),
-            migrator_password_rotation=settings.password_rotations.get(migrator_key, 1),
+            migrator_connection_limit=settings.connection_limits.get(migrator, -1),
+            migrator_statement_timeout_ms=settings.statement_timeouts_ms.get(migrator, 0),
+            migrator_password_rotation=settings.password_rotations.get(migrator, 1),
         ),
         opts=pulumi.ResourceOptions(providers=[provider]),
     )
@@ -95,22 +96,21 @@ def owned_database(settings: Settings, key: DatabaseKey, provider: postgresql.Pr
 def runtime_roles(
     settings: Settings, databases: dict[DatabaseKey, OwnedDatabase], provider: postgresql.Provider
 ) -> list[RuntimeRole]:
-    grantees = [(settings.role_names.runtime(access.role_key), access) for access in RUNTIME_ACCESS]
-    grantees += [(extra.name, read_only_access(extra.name, extra.database)) for extra in settings.read_only_roles]
+    roles = RUNTIME_ROLES + tuple(read_only_role(extra.name, extra.database) for extra in settings.read_only_roles)
     return [
         RuntimeRole(
-            role_name,
+            role.name(settings.role_names),
             RuntimeRoleArgs(
-                role_name=role_name,
-                access=access,
-                database=databases[access.database],
-                connection_limit=settings.connection_limits.get(access.role_key, -1),
-                statement_timeout_ms=settings.statement_timeouts_ms.get(access.role_key, 0),
-                password_rotation=settings.password_rotations.get(access.role_key, 1),
+                role_name=role.name(settings.role_names),
+                model=role,
+                database=databases[role.database],
+                connection_limit=settings.connection_limits.get(role.key, -1),
+                statement_timeout_ms=settings.statement_timeouts_ms.get(role.key, 0),
+                password_rotation=settings.password_rotations.get(role.key, 1),
             ),
             opts=pulumi.ResourceOptions(providers=[provider]),
         )
-        for role_name, access in grantees
+        for role in roles
     ]
 
 
@@ -128,7 +128,7 @@ def export_outputs(
     pulumi.export("databases", {key.value: database.database_name for key, database in databases.items()})
     pulumi.export("owner_roles", {key.value: database.owner_name for key, database in databases.items()})
     pulumi.export("migrator_roles", {key.value: database.migrator_name for key, database in databases.items()})
-    pulumi.export("runtime_roles", {login.access.role_key: login.role_name for login in logins})
+    pulumi.export("runtime_roles", {login.model.key: login.role_name for login in logins})
     pulumi.export("role_prefix", settings.role_names.prefix)
     pulumi.export("read_only_roles", [{"name": r.name, "database": r.database.value} for r in settings.read_only_roles])
     pulumi.export("connection_limits", dict(settings.connection_limits))
@@ -139,9 +139,7 @@ def export_outputs(
             settings, database.migrator_name, database.migrator_password, database.database_name
         )
     for login in logins:
-        urls[login.access.role_key] = connection_url(
-            settings, login.role_name, login.password, login.database.database_name
-        )
+        urls[login.model.key] = connection_url(settings, login.role_name, login.password, login.database.database_name)
     pulumi.export("connection_urls", pulumi.Output.secret(urls))
 
 

@@ -9,15 +9,17 @@ import pulumi_postgresql as postgresql
 
 from infra.database import OwnedDatabase
 from infra.generated_password import GeneratedPassword
-from infra.privileges import SCHEMA, Access
+from model import privileges
+from model.names import SCHEMA
+from model.privileges import ObjectKind
 
 
 @dataclass(frozen=True)
 class RuntimeRoleArgs:
     role_name: str
     """The login role's name, validated by infra.settings."""
-    access: Access
-    """What the role may do in its database: from infra.privileges, the one privilege model."""
+    model: privileges.RuntimeRole
+    """The role in the privilege model: its database and what it may do there."""
     database: OwnedDatabase
     """The only database the role may connect to."""
     connection_limit: int = -1
@@ -30,14 +32,15 @@ class RuntimeRole(pulumi.ComponentResource):
 
     role_name: pulumi.Output[str]
     password: pulumi.Output[str]
-    access: Access
+    model: privileges.RuntimeRole
     database: OwnedDatabase
     role_key: str
 
     def __init__(self, name: str, args: RuntimeRoleArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("headhunter:db:RuntimeRole", name, None, opts)
-        database, access = args.database, args.access
-        self.access, self.database, self.role_key = access, database, name
+        database, model = args.database, args.model
+        self.model, self.database, self.role_key = model, database, name
+        granted = {rule.kind: sorted(rule.privileges) for rule in privileges.runtime_rules(model)}
         password = GeneratedPassword(
             f"{name}-password", str(args.password_rotation), opts=pulumi.ResourceOptions(parent=self)
         )
@@ -58,7 +61,7 @@ class RuntimeRole(pulumi.ComponentResource):
                 database=database.database_name,
                 role=role.name,
                 object_type="database",
-                privileges=sorted(access.database_privileges),
+                privileges=granted[ObjectKind.DATABASE],
                 opts=opts,
             ),
         )
@@ -70,7 +73,7 @@ class RuntimeRole(pulumi.ComponentResource):
                 schema=SCHEMA,
                 role=role.name,
                 object_type="schema",
-                privileges=sorted(access.schema_privileges),
+                privileges=granted[ObjectKind.SCHEMA],
                 opts=opts,
             ),
         )
@@ -85,7 +88,7 @@ class RuntimeRole(pulumi.ComponentResource):
                 owner=database.owner_name,
                 role=role.name,
                 object_type="table",
-                privileges=sorted(access.table_privileges),
+                privileges=granted[ObjectKind.NEW_TABLES],
                 opts=opts,
             ),
         )
@@ -111,7 +114,7 @@ def grant_existing_tables(login: RuntimeRole, tables: frozenset[str]) -> postgre
             role=login.role_name,
             object_type="table",
             objects=sorted(tables),
-            privileges=sorted(login.access.table_privileges),
+            privileges=sorted(login.model.table_privileges),
             opts=opts,
         ),
     )

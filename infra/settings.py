@@ -18,8 +18,10 @@ from typing import Any
 
 import yaml
 
+from infra import embedded_server
 from infra.identifiers import identifier_problem
-from infra.privileges import DatabaseKey, RoleNames
+from model.names import DatabaseKey, RoleNames
+from model.privileges import role_keys
 
 NAMESPACE = "headhunter-db"
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
@@ -130,7 +132,13 @@ def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
                     "is set while embeddedServer is true",
                     "remove one: the embedded server brings its own address and password",
                 )
-        host, port = embedded_server_address()
+        try:
+            local = embedded_server.read()
+        except embedded_server.EmbeddedServerMissingError:
+            raise reader.error(
+                "embeddedServer", "is true, but this checkout's embedded PostgreSQL was never started", "run scripts/up"
+            ) from None
+        host, port = local.host, local.port
     else:
         reader.required("adminPassword", secret=True)
         host = reader.required("host")
@@ -165,7 +173,7 @@ def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
         )
     read_only_roles = reader.read_only_roles("readOnlyRoles")
     _check_role_names_unique(reader, role_names, read_only_roles)
-    role_keys = role_names.all_keys()
+    keys = role_keys()
     return Settings(
         stack=stack,
         server=server,
@@ -173,35 +181,27 @@ def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
         role_names=role_names,
         production=production,
         allow_database_deletion=allow_deletion,
-        connection_limits=reader.per_role_integers("connectionLimits", role_keys, minimum=-1),
-        statement_timeouts_ms=reader.per_role_integers("statementTimeoutsMs", role_keys, minimum=0),
-        password_rotations=reader.per_role_integers("passwordRotations", role_keys, minimum=1),
+        connection_limits=reader.per_role_integers("connectionLimits", keys, minimum=-1),
+        statement_timeouts_ms=reader.per_role_integers("statementTimeoutsMs", keys, minimum=0),
+        password_rotations=reader.per_role_integers("passwordRotations", keys, minimum=1),
         read_only_roles=read_only_roles,
     )
 
 
-def embedded_server_address() -> tuple[str, int]:
-    from ops import localpg
-
-    connection = localpg.current_connection()
-    return connection.host, connection.port
-
-
 def embedded_server_password() -> str:
-    from ops import localpg
-
-    return localpg.current_connection().password
+    return embedded_server.read().password
 
 
 def _check_role_names_unique(reader: _Reader, names: RoleNames, extra: tuple[ReadOnlyRole, ...]) -> None:
-    for derived in names.all_names():
+    derived_names = [names.of(key) for key in role_keys()]
+    for derived in derived_names:
         if problem := identifier_problem(derived):
             raise reader.error(
                 "rolePrefix",
                 f"makes the role name {derived!r}, and {problem}",
                 "choose a shorter prefix of lower case letters, digits and underscores",
             )
-    seen = set(names.all_names()) | set(names.all_keys())  # keys name the stack's outputs too
+    seen = set(derived_names) | set(role_keys())  # keys name the stack's outputs too
     for role in extra:
         if role.name in seen:
             raise reader.error(

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from infra.privileges import Access, DatabaseKey, RoleNames, read_only_access
+from model.names import DatabaseKey, RoleNames
+from model.privileges import RuntimeRole, read_only_role
 
 ENV_VAR = "HEADHUNTER_DEPLOYMENT"
 REPORT_ENV_VAR = "HEADHUNTER_VERIFY_JSON"  # where the suite writes its JSON report
@@ -38,11 +39,8 @@ class DeployedStack:
     def database(self, key: DatabaseKey) -> str:
         return self.databases[key.value]
 
-    def extra_access(self) -> tuple[tuple[str, Access], ...]:
-        return tuple(
-            (role["name"], read_only_access(role["name"], DatabaseKey(role["database"])))
-            for role in self.read_only_roles
-        )
+    def extra_roles(self) -> tuple[RuntimeRole, ...]:
+        return tuple(read_only_role(role["name"], DatabaseKey(role["database"])) for role in self.read_only_roles)
 
     def migrator_url(self, key: DatabaseKey) -> str:
         return self.connection_urls[f"{key}_migrator"]

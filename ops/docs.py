@@ -1,4 +1,4 @@
-"""`scripts/docs`: render the privilege matrix from infra/privileges.py into docs/architecture.md.
+"""`scripts/docs`: render the privilege matrix from model/privileges.py into docs/architecture.md.
 
 The matrix in the docs is generated, never typed: tests/unit/test_docs.py fails when it is stale.
 """
@@ -7,60 +7,75 @@ from __future__ import annotations
 
 import sys
 
-from infra import placement
-from infra.privileges import (
-    TABLE_PRIVILEGES,
-    DatabaseKey,
-    Grantee,
-    RoleNames,
-    expected_database_privileges,
-    expected_table_privileges,
-    grantees,
-)
+import yaml
+
+from model.names import DatabaseKey, RoleNames
+from model.privileges import ObjectKind, Rule, expected, grantees, rules
 from ops import cli, paths
 from ops.errors import ExitCode, UserError, run_main
 
 ARCHITECTURE = paths.REPO_ROOT / "docs" / "architecture.md"
 BEGIN, END = "<!-- privilege-matrix:begin (scripts/docs) -->", "<!-- privilege-matrix:end -->"
-DEV_NAMES = RoleNames("headhunter")
-DEV_DATABASES = {DatabaseKey.MAIN: "headhunter_db", DatabaseKey.LOGS: "headhunter_logs"}
+# Every kind of object the verification suite checks, as the matrix's columns.
+COLUMNS = (
+    ObjectKind.DATABASE,
+    ObjectKind.SCHEMA,
+    ObjectKind.TABLES,
+    ObjectKind.VERSION_TABLE,
+    ObjectKind.SEQUENCES,
+    ObjectKind.NEW_TABLES,
+)
 
 
-def cell(privileges: frozenset[str], everything: tuple[str, ...]) -> str:
+def dev_stack_names() -> tuple[RoleNames, dict[DatabaseKey, str]]:
+    """The names the docs show: the dev stack's, read from its stack file."""
+    config = yaml.safe_load((paths.REPO_ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    databases = {key: config[f"headhunter-db:{key}Database"] for key in DatabaseKey}
+    return RoleNames(config["headhunter-db:rolePrefix"]), databases
+
+
+def cell(privileges: frozenset[str], kind: ObjectKind) -> str:
     if not privileges:
         return "-"
-    if privileges == frozenset(everything):
+    if privileges == frozenset(kind.possible_privileges):
         return "all"
-    return ", ".join(p for p in everything if p in privileges)
+    return ", ".join(p for p in kind.possible_privileges if p in privileges)
 
 
-def database_cell(grantee: Grantee, key: DatabaseKey) -> str:
-    return cell(expected_database_privileges(grantee, key), ("CONNECT", "CREATE", "TEMPORARY"))
-
-
-def tables_cell(grantee: Grantee, key: DatabaseKey) -> str:
-    data = {expected_table_privileges(grantee, key, t, False) for t in placement.DATA_TABLES[key]}
-    (privileges,) = data  # the model grants the same on every data table of a database
-    return cell(privileges, TABLE_PRIVILEGES)
+def via(table: tuple[Rule, ...], key: str, database: DatabaseKey) -> str:
+    found = sorted({rule.via.value for rule in table if rule.grantee == key and rule.database == database})
+    return ", ".join(found) or "-"
 
 
 def render_matrix() -> str:
-    main, logs = DEV_DATABASES[DatabaseKey.MAIN], DEV_DATABASES[DatabaseKey.LOGS]
-    lines = [
-        f"| role | kind | login | database `{main}` | database `{logs}` | tables of `{main}` | tables of `{logs}` |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for grantee in grantees(DEV_NAMES):
-        kind = grantee.kind.value if grantee.kind else "everyone"
-        login = "yes" if grantee.login else "no"
-        cells = [
-            database_cell(grantee, DatabaseKey.MAIN),
-            database_cell(grantee, DatabaseKey.LOGS),
-            tables_cell(grantee, DatabaseKey.MAIN),
-            tables_cell(grantee, DatabaseKey.LOGS),
+    names, databases = dev_stack_names()
+    table = rules()
+    sections = []
+    for database in DatabaseKey:
+        header = " | ".join(kind.value for kind in COLUMNS)
+        lines = [
+            f"**{database} database `{databases[database]}`**",
+            "",
+            f"| role | kind | login | {header} | through |",
+            "| --- | --- | --- |" + " --- |" * (len(COLUMNS) + 1),
         ]
-        lines.append(f"| `{grantee.name}` | {kind} | {login} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        for grantee in grantees(names):
+            if grantee.database not in (database, None):
+                continue
+            kind = grantee.kind.value if grantee.kind else "everyone"
+            cells = [cell(expected(table, grantee.key, database, column), column) for column in COLUMNS]
+            login = "yes" if grantee.login else "no"
+            lines.append(
+                f"| `{grantee.name}` | {kind} | {login} | "
+                + " | ".join(cells)
+                + f" | {via(table, grantee.key, database)} |"
+            )
+        sections.append("\n".join(lines))
+    note = (
+        "A role not listed under a database holds nothing there: no CONNECT, nothing on its schema or objects. "
+        "`new tables` are the owner's default privileges, which every table a later migration creates receives."
+    )
+    return "\n\n".join([*sections, note])
 
 
 def rendered_document() -> str:

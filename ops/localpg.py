@@ -26,12 +26,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops import cli, paths
+from infra import embedded_server
+from ops import cli
 from ops.errors import UserError, run_main
 
-STATE_DIR = paths.STATE_DIR / "localpg"
+STATE_DIR = embedded_server.FOLDER
 CLUSTER_LINK = STATE_DIR / "cluster"  # the server's own files: data/, run/, server.log
-PASSWORD_FILE = STATE_DIR / "superuser.password"
+PASSWORD_FILE = embedded_server.PASSWORD_FILE
 OUTSIDE_CLUSTERS = Path("/var/tmp/headhunter-localpg")  # noqa: S108 (a fixed, root-made folder)
 CONF_FILE_NAME = "localpg.conf"  # included from postgresql.conf, written by us
 SUPERUSER = "postgres"
@@ -291,6 +292,7 @@ def start() -> Connection:
             tail = log_file().read_text()[-2000:] if log_file().exists() else result.stderr
             raise UserError(f"the embedded PostgreSQL did not start; its log ends with:\n{tail}")
     connection = current_connection()
+    embedded_server.write(embedded_server.EmbeddedServer(connection.host, connection.port, connection.user))
     print(f"localpg: running on {connection.host}:{connection.port}", file=sys.stderr)
     return connection
 

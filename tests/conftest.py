@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.cluster import Deployment, Server, sql_deployment
+from fixtures.programs import engine_project
 from ops import localpg
 from ops.deployment import ENV_VAR
-from tests.support.cluster import Deployment, Server, sql_deployment
-from tests.support.programs import engine_project
 
 # tests/infra verifies a deployed stack and runs through scripts/verify, which names the stack.
 collect_ignore = [] if os.environ.get(ENV_VAR) else ["infra"]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+from model.names import DatabaseKey, owner_key, role_name
+
 
 @dataclass(frozen=True)
 class Tree:
     key: str
-    """main or logs: the database the tree belongs to, as infra.privileges.DatabaseKey names it."""
+    """main or logs: the database the tree belongs to, as model.names.DatabaseKey names it."""
 
     @property
     def version_table(self) -> str:
@@ -20,7 +22,7 @@ class Tree:
     @property
     def owner_suffix(self) -> str:
         """Provisioning gives the database to `<prefix>_<key>_owner`: that ownership is the marker."""
-        return f"_{self.key}_owner"
+        return role_name("", owner_key(DatabaseKey(self.key)))
 
     @property
     def url_env_var(self) -> str:

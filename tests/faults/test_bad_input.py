@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fixtures.cluster import Server, scalar
 from ops.errors import ExitCode
 from ops.paths import REPO_ROOT
-from tests.support.cluster import Server, scalar
 
 STACK = "faults"
 PASSPHRASE = "faults-passphrase"

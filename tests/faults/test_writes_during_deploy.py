@@ -8,11 +8,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from infra.privileges import DatabaseKey
+from fixtures.cluster import Deployment, scalar
+from fixtures.programs import migration_steps_program, open_engine_stack
 from migrations import runner
 from migrations.shared.tree import LOGS
-from tests.support.cluster import Deployment, scalar
-from tests.support.programs import migration_steps_program, open_engine_stack
+from model.names import DatabaseKey
 
 pytestmark = pytest.mark.engine
 
@@ -28,7 +28,7 @@ class Writer(threading.Thread):
         self.error: BaseException | None = None
 
     def run(self) -> None:
-        role = self.deployment.names.runtime("logs_writer")
+        role = self.deployment.names.of("logs_writer")
         try:
             with self.deployment.connect_as(role, DatabaseKey.LOGS) as connection:
                 number = 0

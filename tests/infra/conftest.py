@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from infra.privileges import DatabaseKey, Grantee, grantees
+from model.names import DatabaseKey
+from model.privileges import Grantee, grantees
 from ops.deployment import REPORT_ENV_VAR, DeployedStack, from_environment
 
 _RESULTS: list[dict[str, str]] = []
@@ -44,7 +45,7 @@ def catalogs(stack: DeployedStack) -> Iterator[dict[DatabaseKey, psycopg.Connect
 
 
 def stack_grantees(stack: DeployedStack) -> tuple[Grantee, ...]:
-    return grantees(stack.names, stack.extra_access())
+    return grantees(stack.names, stack.extra_roles())
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

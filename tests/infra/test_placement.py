@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import psycopg
 
-from infra import placement
-from infra.privileges import DatabaseKey
 from migrations import runner
 from migrations.shared.tree import TREES
+from model import placement
+from model.names import DatabaseKey
 from ops.deployment import DeployedStack
 
 

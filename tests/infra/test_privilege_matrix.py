@@ -1,4 +1,4 @@
-"""The full privilege matrix, as PostgreSQL reports it, against the model (infra/privileges.py).
+"""The full privilege matrix, as PostgreSQL reports it, against the model (model/privileges.py).
 
 Every role of the stack and PUBLIC, on every database, schema, table and sequence, and the owner's
 default privileges: an extra privilege
@@ -10,26 +10,27 @@ from __future__ import annotations
 
 import psycopg
 
-from infra.placement import VERSION_TABLES
-from infra.privileges import (
-    DATABASE_PRIVILEGES,
-    PUBLIC,
-    SCHEMA,
-    SCHEMA_PRIVILEGES,
-    SEQUENCE_PRIVILEGES,
-    TABLE_PRIVILEGES,
-    DatabaseKey,
-    Grantee,
-    expected_database_privileges,
-    expected_schema_privileges,
-    expected_sequence_privileges,
-    expected_table_defaults,
-    expected_table_privileges,
-)
+from model.names import PUBLIC, SCHEMA, DatabaseKey
+from model.placement import VERSION_TABLES
+from model.privileges import Grantee, ObjectKind, expected, rules
 from ops.deployment import DeployedStack
 from tests.infra.conftest import stack_grantees
 
 Cells = dict[str, frozenset[str]]
+
+
+# What has_*_privilege calls each kind, and what GRANT and REVOKE call it.
+FUNCTIONS = {
+    ObjectKind.DATABASE: ("has_database_privilege", "DATABASE"),
+    ObjectKind.SCHEMA: ("has_schema_privilege", "SCHEMA"),
+    ObjectKind.TABLES: ("has_table_privilege", "TABLE"),
+    ObjectKind.VERSION_TABLE: ("has_table_privilege", "TABLE"),
+    ObjectKind.SEQUENCES: ("has_sequence_privilege", "SEQUENCE"),
+}
+
+
+def expected_of(stack: DeployedStack, grantee: Grantee, database: DatabaseKey, kind: ObjectKind) -> frozenset[str]:
+    return expected(rules(stack.extra_roles()), grantee.key, database, kind)
 
 
 def privileges_of(
@@ -47,30 +48,30 @@ def privileges_of(
 
 
 def assert_cells(
-    connection: psycopg.Connection,
-    function: str,
-    grantee: str,
-    expected: Cells,
-    privileges: tuple[str, ...],
-    where: str,
+    connection: psycopg.Connection, kind: ObjectKind, grantee: str, wanted: Cells, where: str, stack: str
 ) -> None:
-    """Every cell of `expected` (object -> privileges) as PostgreSQL reports it, all differences at once."""
-    actual = privileges_of(connection, function, grantee, list(expected), privileges)
-    diff = differences(grantee, actual, expected, where)
+    """Every cell of `wanted` (object -> privileges) as PostgreSQL reports it, all differences at once."""
+    function, _ = FUNCTIONS[kind]
+    actual = privileges_of(connection, function, grantee, list(wanted), kind.possible_privileges)
+    diff = differences(kind, grantee, actual, wanted, where, stack)
     assert not diff, "; ".join(diff)
 
 
-def differences(grantee: str, actual: Cells, expected: Cells, where: str) -> list[str]:
+def differences(kind: ObjectKind, grantee: str, actual: Cells, wanted: Cells, where: str, stack: str) -> list[str]:
+    """Each difference with the SQL that puts it right (run in `where`), or the deploy that does."""
+    _, keyword = FUNCTIONS[kind]
     lines = []
     for name in sorted(actual):
-        extra, missing = actual[name] - expected[name], expected[name] - actual[name]
+        extra, missing = actual[name] - wanted[name], wanted[name] - actual[name]
         if extra:
             lines.append(
                 f"{grantee} has {','.join(sorted(extra))} on {name} in {where} beyond the model "
-                f"(REVOKE {', '.join(sorted(extra))} ON {name} FROM {grantee})"
+                f"(REVOKE {', '.join(sorted(extra))} ON {keyword} {name} FROM {grantee};)"
             )
         if missing:
-            lines.append(f"{grantee} lacks {','.join(sorted(missing))} on {name} in {where} (run scripts/deploy)")
+            lines.append(
+                f"{grantee} lacks {','.join(sorted(missing))} on {name} in {where} (scripts/deploy {stack} grants it)"
+            )
     return lines
 
 
@@ -81,10 +82,8 @@ def test_database_privileges(
     database: DatabaseKey,
     public_too: bool,
 ) -> None:
-    expected = {stack.database(database): expected_database_privileges(grantee, database)}
-    assert_cells(
-        catalogs[database], "has_database_privilege", grantee.name, expected, DATABASE_PRIVILEGES, "the cluster"
-    )
+    wanted = {stack.database(database): expected_of(stack, grantee, database, ObjectKind.DATABASE)}
+    assert_cells(catalogs[database], ObjectKind.DATABASE, grantee.name, wanted, "the cluster", stack.stack)
 
 
 def test_schema_privileges(
@@ -94,10 +93,8 @@ def test_schema_privileges(
     database: DatabaseKey,
     public_too: bool,
 ) -> None:
-    expected = {SCHEMA: expected_schema_privileges(grantee, database)}
-    assert_cells(
-        catalogs[database], "has_schema_privilege", grantee.name, expected, SCHEMA_PRIVILEGES, stack.database(database)
-    )
+    wanted = {SCHEMA: expected_of(stack, grantee, database, ObjectKind.SCHEMA)}
+    assert_cells(catalogs[database], ObjectKind.SCHEMA, grantee.name, wanted, stack.database(database), stack.stack)
 
 
 def test_default_privileges_hand_new_tables_to_the_runtime_roles(
@@ -118,8 +115,13 @@ def test_default_privileges_hand_new_tables_to_the_runtime_roles(
     for role, grantee, privilege in rows:
         assert role == owner, f"default privileges FOR ROLE {role} in {stack.database(database)}: only {owner}'s count"
         actual.setdefault(grantee, set()).add(privilege)
-    expected = expected_table_defaults(stack_grantees(stack), database)
-    assert {k: frozenset(v) for k, v in actual.items()} == expected, (
+    model = rules(stack.extra_roles())
+    wanted = {
+        g.name: expected(model, g.key, database, ObjectKind.NEW_TABLES)
+        for g in stack_grantees(stack)
+        if expected(model, g.key, database, ObjectKind.NEW_TABLES)
+    }
+    assert {k: frozenset(v) for k, v in actual.items()} == wanted, (
         f"default table privileges of {owner} differ from the model: {actual}; run scripts/deploy {stack.stack}"
     )
 
@@ -139,11 +141,13 @@ def test_table_privileges(
     database: DatabaseKey,
     public_too: bool,
 ) -> None:
-    tables = tables_of(catalogs[database], "r")
-    expected = {t: expected_table_privileges(grantee, database, t, t == VERSION_TABLES[database]) for t in tables}
-    assert_cells(
-        catalogs[database], "has_table_privilege", grantee.name, expected, TABLE_PRIVILEGES, stack.database(database)
-    )
+    version_table = VERSION_TABLES[database]
+    tables = [table for table in tables_of(catalogs[database], "r") if table != version_table]
+    where = stack.database(database)
+    wanted = {table: expected_of(stack, grantee, database, ObjectKind.TABLES) for table in tables}
+    assert_cells(catalogs[database], ObjectKind.TABLES, grantee.name, wanted, where, stack.stack)
+    wanted = {version_table: expected_of(stack, grantee, database, ObjectKind.VERSION_TABLE)}
+    assert_cells(catalogs[database], ObjectKind.VERSION_TABLE, grantee.name, wanted, where, stack.stack)
 
 
 def test_sequence_privileges(
@@ -153,15 +157,9 @@ def test_sequence_privileges(
     database: DatabaseKey,
     public_too: bool,
 ) -> None:
-    expected = {s: expected_sequence_privileges(grantee, database) for s in tables_of(catalogs[database], "S")}
-    assert_cells(
-        catalogs[database],
-        "has_sequence_privilege",
-        grantee.name,
-        expected,
-        SEQUENCE_PRIVILEGES,
-        stack.database(database),
-    )
+    sequences = tables_of(catalogs[database], "S")
+    wanted = {name: expected_of(stack, grantee, database, ObjectKind.SEQUENCES) for name in sequences}
+    assert_cells(catalogs[database], ObjectKind.SEQUENCES, grantee.name, wanted, stack.database(database), stack.stack)
 
 
 def test_no_object_is_granted_to_a_role_outside_the_stack(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from infra.privileges import DatabaseKey, Grantee, RoleKind, expected_memberships
+from model.names import DatabaseKey, RoleKind
+from model.privileges import Grantee, expected_memberships
 from ops.deployment import DeployedStack
 from tests.infra.conftest import stack_grantees
 
@@ -51,9 +52,11 @@ def test_memberships_are_exactly_the_migrators_in_their_owners(
     assert row is not None
     expected = expected_memberships(stack.names).get(grantee.name, frozenset())
     actual = frozenset(row["member_of"])  # type: ignore[call-overload]
+    fixes = [f"REVOKE {role} FROM {grantee.name};" for role in sorted(actual - expected)]
+    fixes += [f"GRANT {role} TO {grantee.name};" for role in sorted(expected - actual)]
     assert actual == expected, (
         f"{grantee.name} is a member of {sorted(actual) or 'nothing'}, expected {sorted(expected) or 'nothing'}: "
-        f"REVOKE {', '.join(sorted(actual - expected)) or '-'} FROM {grantee.name}"
+        + " ".join(fixes)
     )
 
 
@@ -64,8 +67,7 @@ def test_the_connection_limit(
         return  # NOLOGIN: a limit would mean nothing
     row = role_row(catalogs[DatabaseKey.MAIN], grantee.name)
     assert row is not None
-    key = grantee.access.role_key if grantee.access else f"{grantee.database}_migrator"
-    expected = stack.connection_limits.get(key, -1)
+    expected = stack.connection_limits.get(grantee.key, -1)
     assert row["rolconnlimit"] == expected, (
         f"{grantee.name} allows {row['rolconnlimit']} connections, the stack says {expected}: "
         f"run scripts/deploy {stack.stack}"
@@ -82,4 +84,11 @@ def test_no_role_with_the_stack_prefix_beyond_the_model(
         .fetchall()
     )
     unexpected = {row[0] for row in rows} - expected
-    assert not unexpected, f"roles not in the model: {sorted(unexpected)}; drop them or add them to the stack"
+    drops = " ".join(
+        f"REASSIGN OWNED BY {role} TO {stack.names.owner(DatabaseKey.MAIN)}; DROP OWNED BY {role}; DROP ROLE {role};"
+        for role in sorted(unexpected)
+    )
+    assert not unexpected, (
+        f"roles with the stack's prefix that the model does not have: {sorted(unexpected)}; add them to the stack "
+        f"config (readOnlyRoles) or, once sure nothing uses them, remove them in each database: {drops}"
+    )

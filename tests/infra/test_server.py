@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import testinfra
 
-from infra.privileges import DatabaseKey
+from model.names import DatabaseKey
 from ops.deployment import DeployedStack
 
 

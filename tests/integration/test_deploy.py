@@ -19,13 +19,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from infra.privileges import DatabaseKey
+from fixtures.cluster import Deployment, scalar
 from migrations import runner
 from migrations.shared.tree import LOGS, TREES
+from model.names import DatabaseKey
 from ops.deployment import ENV_VAR
 from ops.errors import ExitCode
 from ops.paths import REPO_ROOT
-from tests.support.cluster import Deployment, scalar
 
 pytestmark = pytest.mark.engine
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from fixtures.cluster import Server
 from ops.errors import ExitCode
-from tests.support.cluster import Server
 from tests.support.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider]

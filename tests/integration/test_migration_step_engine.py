@@ -13,16 +13,16 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from infra.privileges import DatabaseKey
+from fixtures.cluster import Deployment
+from fixtures.programs import migration_steps_program, open_engine_stack
 from migrations import runner
 from migrations.shared.tree import TREES
+from model.names import DatabaseKey
 from ops import stack as stack_driver
-from ops.errors import ExitCode, UserError
+from ops.errors import ExitCode
 from ops.paths import REPO_ROOT
 from tests.migrations import catalog
 from tests.migrations.test_safe_runs import FAILING_REVISION
-from tests.support.cluster import Deployment
-from tests.support.programs import migration_steps_program, open_engine_stack
 
 pytestmark = pytest.mark.engine
 
@@ -76,18 +76,6 @@ def test_destroy_forgets_the_step_but_never_downgrades(fresh_deployment: Deploym
     stack.destroy(color="never")
     with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
         assert {"system_logs", "llm_logs"} <= catalog.tables(logs)
-
-
-def test_a_second_deploy_of_a_locked_stack_is_told_the_lock(engine_workspace: Path) -> None:
-    error = stack_driver.translate(
-        pulumi.automation.CommandError(
-            pulumi.automation.CommandResult(
-                stdout="", stderr="error: the stack is currently locked by 1 lock(s)", code=255
-            )
-        ),
-        "dev",
-    )
-    assert isinstance(error, UserError) and error.exit_code == ExitCode.STACK_LOCKED
 
 
 def test_no_password_in_plain_text_in_the_state_or_the_output(

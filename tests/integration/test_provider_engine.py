@@ -12,8 +12,8 @@ import pulumi
 import pulumi_postgresql as postgresql
 import pytest
 
-from tests.support.cluster import Server, scalar
-from tests.support.programs import open_engine_stack
+from fixtures.cluster import Server, scalar
+from fixtures.programs import open_engine_stack
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider]
 

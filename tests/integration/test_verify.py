@@ -9,12 +9,12 @@ from collections.abc import Callable
 
 import pytest
 
-from infra.privileges import DatabaseKey
+from fixtures.cluster import Deployment
 from migrations import runner
 from migrations.shared.tree import TREES
+from model.names import DatabaseKey
 from ops.errors import ExitCode
 from ops.paths import REPO_ROOT
-from tests.support.cluster import Deployment
 
 
 @pytest.fixture
@@ -56,8 +56,8 @@ def test_a_clean_deployment_passes_and_the_report_lists_every_check(deployed: De
 
 def grant_select_to_app(d: Deployment) -> None:
     with d.server.connect(d.databases[DatabaseKey.LOGS]) as logs:
-        logs.execute(f"GRANT CONNECT ON DATABASE {d.databases[DatabaseKey.LOGS]} TO {d.names.runtime('app')}")
-        logs.execute(f"GRANT SELECT ON system_logs TO {d.names.runtime('app')}")
+        logs.execute(f"GRANT CONNECT ON DATABASE {d.databases[DatabaseKey.LOGS]} TO {d.names.of('app')}")
+        logs.execute(f"GRANT SELECT ON system_logs TO {d.names.of('app')}")
 
 
 def table_in_the_wrong_database(d: Deployment) -> None:
@@ -73,7 +73,7 @@ def drop_an_index(d: Deployment) -> None:
 
 def give_createdb(d: Deployment) -> None:
     with d.server.connect() as admin:
-        admin.execute(f"ALTER ROLE {d.names.runtime('logs_writer')} CREATEDB")
+        admin.execute(f"ALTER ROLE {d.names.of('logs_writer')} CREATEDB")
 
 
 def public_may_create_in_the_schema(d: Deployment) -> None:
@@ -85,7 +85,7 @@ def drop_a_default_privilege(d: Deployment) -> None:
     with d.server.connect(d.databases[DatabaseKey.LOGS]) as logs:
         logs.execute(
             f"ALTER DEFAULT PRIVILEGES FOR ROLE {d.names.owner(DatabaseKey.LOGS)} IN SCHEMA public "
-            f"REVOKE INSERT ON TABLES FROM {d.names.runtime('logs_writer')}"
+            f"REVOKE INSERT ON TABLES FROM {d.names.of('logs_writer')}"
         )
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from infra.privileges import DatabaseKey
+from fixtures.cluster import Deployment
 from migrations import runner
 from migrations.shared.tree import TREES
-from tests.support.cluster import Deployment
+from model.names import DatabaseKey
 
 
 def target_for(deployment: Deployment, key: DatabaseKey) -> runner.Target:

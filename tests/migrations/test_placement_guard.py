@@ -5,12 +5,12 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from infra.privileges import DatabaseKey
+from fixtures.cluster import Deployment
 from migrations import runner
 from migrations.shared.placement_guard import WrongDatabaseError
 from migrations.shared.tree import LOGS, MAIN, Tree
+from model.names import DatabaseKey
 from tests.migrations import catalog
-from tests.support.cluster import Deployment
 
 
 def superuser_target(deployment: Deployment, tree: Tree, database: DatabaseKey) -> runner.Target:

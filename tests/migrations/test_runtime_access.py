@@ -1,6 +1,6 @@
 """What the runtime roles can do with the migrated tables: behaviour, not only catalogs.
 
-The databases here are provisioned from the privilege model as plain SQL (infra.plain_sql); the
+The databases here are provisioned from the privilege model as plain SQL (fixtures.plain_sql); the
 same checks against a Pulumi-provisioned stack live in tests/integration. A denied statement must
 fail with SQLSTATE 42501, and a database a role may not use must refuse the connection.
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from infra.privileges import DatabaseKey
+from fixtures.cluster import Deployment, Server, drop_deployment, provision_with_sql, scalar
+from model.names import DatabaseKey
 from ops import localpg
-from tests.support.cluster import Deployment, Server, drop_deployment, provision_with_sql, scalar
 
 INSERT_LOG = "INSERT INTO system_logs (level, component, message, metadata) VALUES ('ERROR', 'worker', 'boom', '{}')"
 INSERT_LLM_LOG = (
@@ -25,14 +25,14 @@ INSERT_LLM_LOG = (
 
 
 def writer(deployment: Deployment) -> psycopg.Connection:
-    return deployment.connect_as(deployment.names.runtime("logs_writer"), DatabaseKey.LOGS)
+    return deployment.connect_as(deployment.names.of("logs_writer"), DatabaseKey.LOGS)
 
 
 def test_the_logs_writer_appends_to_both_log_tables(migrated: Deployment) -> None:
     with writer(migrated) as connection:
         connection.execute(INSERT_LOG)
         connection.execute(INSERT_LLM_LOG)
-    with migrated.connect_as(migrated.names.runtime("logs_reader"), DatabaseKey.LOGS) as reader:
+    with migrated.connect_as(migrated.names.of("logs_reader"), DatabaseKey.LOGS) as reader:
         assert reader.execute("SELECT level, component FROM system_logs").fetchall() == [("ERROR", "worker")]
         assert reader.execute("SELECT total_tokens FROM llm_logs").fetchall() == [(150,)]
 
@@ -72,13 +72,13 @@ def test_identity_columns_need_no_sequence_privilege(migrated: Deployment) -> No
     with writer(migrated) as connection:
         connection.execute(INSERT_LOG)
         connection.execute(INSERT_LOG)
-    with migrated.connect_as(migrated.names.runtime("logs_reader"), DatabaseKey.LOGS) as reader:
+    with migrated.connect_as(migrated.names.of("logs_reader"), DatabaseKey.LOGS) as reader:
         assert scalar(reader, "SELECT array_agg(id ORDER BY id) FROM system_logs") == [1, 2]
 
 
 def test_the_logs_reader_cannot_write(migrated: Deployment) -> None:
     with (
-        migrated.connect_as(migrated.names.runtime("logs_reader"), DatabaseKey.LOGS) as reader,
+        migrated.connect_as(migrated.names.of("logs_reader"), DatabaseKey.LOGS) as reader,
         pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         reader.execute(INSERT_LOG)
@@ -86,7 +86,7 @@ def test_the_logs_reader_cannot_write(migrated: Deployment) -> None:
 
 def test_the_app_writes_user_invitations_but_cannot_change_the_schema(migrated: Deployment) -> None:
     token_hash = hashlib.sha256(b"invitation token").digest()
-    with migrated.connect_as(migrated.names.runtime("app"), DatabaseKey.MAIN) as app:
+    with migrated.connect_as(migrated.names.of("app"), DatabaseKey.MAIN) as app:
         invitation_id = scalar(
             app,
             "INSERT INTO user_invitations (email, token_hash, role, expires_at) "
@@ -113,7 +113,7 @@ def test_no_runtime_role_can_connect_to_the_other_database(
     migrated: Deployment, role_key: str, database: DatabaseKey
 ) -> None:
     with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
-        migrated.connect_as(migrated.names.runtime(role_key), database)
+        migrated.connect_as(migrated.names.of(role_key), database)
 
 
 def test_public_cannot_connect_or_create_temporary_tables(migrated: Deployment) -> None:
@@ -144,7 +144,7 @@ def test_role_passwords_never_reach_the_server_log(server: Server) -> None:
         assert "CREATE ROLE" in logged and "SCRAM-SHA-256$" in logged  # the statements were logged
         for password in deployment.passwords.values():
             assert password not in logged
-        with deployment.connect_as(deployment.names.runtime("logs_reader"), DatabaseKey.LOGS) as reader:
-            assert scalar(reader, "SELECT current_user") == deployment.names.runtime("logs_reader")
+        with deployment.connect_as(deployment.names.of("logs_reader"), DatabaseKey.LOGS) as reader:
+            assert scalar(reader, "SELECT current_user") == deployment.names.of("logs_reader")
     finally:
         drop_deployment(deployment)

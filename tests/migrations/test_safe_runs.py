@@ -13,12 +13,12 @@ import psycopg
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from infra.privileges import DatabaseKey
+from fixtures.cluster import Deployment, scalar
 from migrations import runner
 from migrations.shared.environment import LOCK_TIMEOUT
+from model.names import DatabaseKey
 from ops.paths import REPO_ROOT
 from tests.migrations import catalog
-from tests.support.cluster import Deployment, scalar
 
 LOCK_TIMEOUT_S = int(LOCK_TIMEOUT.removesuffix("s"))
 
@@ -83,7 +83,7 @@ def test_a_revision_failing_half_way_leaves_the_previous_revision(
 ) -> None:
     runner.upgrade(logs_target)
     head = runner.head_revision(logs_target.tree)
-    with fresh_deployment.connect_as(fresh_deployment.names.runtime("logs_writer"), DatabaseKey.LOGS) as writer:
+    with fresh_deployment.connect_as(fresh_deployment.names.of("logs_writer"), DatabaseKey.LOGS) as writer:
         writer.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'test', 'kept')")
     tree_copy = tmp_path / "logs"
     shutil.copytree(REPO_ROOT / "migrations" / "logs", tree_copy)
@@ -143,7 +143,7 @@ def test_a_concurrent_index_build_outwaits_an_open_writer_transaction(
 ) -> None:
     """The build waits for older transactions through the lock manager: lock_timeout must not cancel it."""
     runner.upgrade(logs_target, "logs_0002")
-    writer_role = fresh_deployment.names.runtime("logs_writer")
+    writer_role = fresh_deployment.names.of("logs_writer")
     writer = fresh_deployment.connect_as(writer_role, DatabaseKey.LOGS, autocommit=False)
     writer.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'slow', 'open')")
     committer = threading.Timer(LOCK_TIMEOUT_S + 2, writer.commit)  # outlives the migration's lock_timeout

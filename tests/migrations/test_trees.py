@@ -5,13 +5,13 @@ from __future__ import annotations
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from infra import placement
-from infra.privileges import DatabaseKey
+from fixtures.cluster import Deployment
 from migrations import runner
 from migrations.shared.tree import TREES
+from model import placement
+from model.names import DatabaseKey
 from tests.migrations import catalog
 from tests.migrations.conftest import target_for
-from tests.support.cluster import Deployment
 
 LOGS_TABLES = {"system_logs", "llm_logs", "alembic_version_logs"}
 MAIN_TABLES = {"user_invitations", "alembic_version_main"}
@@ -90,7 +90,7 @@ def test_only_the_owner_may_touch_the_version_table(migrated: Deployment) -> Non
 
 
 def test_the_expected_placement_is_exactly_what_the_trees_create(migrated: Deployment) -> None:
-    """infra/placement.py (what scripts/verify expects) and the trees cannot drift apart."""
+    """model/placement.py (what scripts/verify expects) and the trees cannot drift apart."""
     for key in DatabaseKey:
         with migrated.server.connect(migrated.databases[key]) as connection:
             assert catalog.tables(connection) == placement.all_tables(key)

@@ -14,8 +14,8 @@ import pulumi
 from sqlalchemy.engine import make_url
 
 from infra.migration_step import MigrationRun, MigrationRunArgs
-from infra.privileges import DatabaseKey
 from migrations.shared.tree import TREES
+from model.names import DatabaseKey
 from ops import deploy, verify
 from ops import stack as stack_driver
 from ops.deployment import ENV_VAR, DeployedStack, from_environment

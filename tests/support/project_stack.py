@@ -17,10 +17,10 @@ from pathlib import Path
 import yaml
 from psycopg import sql
 
+from fixtures.cluster import Server
 from infra.settings import NAMESPACE
 from ops import toolchain
 from ops.paths import REPO_ROOT
-from tests.support.cluster import Server
 
 COMMAND_TIMEOUT_S = 600
 

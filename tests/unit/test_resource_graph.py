@@ -1,6 +1,6 @@
 """The resource graph under Pulumi mocks: every role, grant and default privilege, and nothing more.
 
-The expected sets are written out here by hand, not derived from infra.privileges: a privilege
+The expected sets are written out here by hand, not derived from the model: a privilege
 added to the model (or to the program) by mistake fails these tests.
 """
 

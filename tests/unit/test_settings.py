@@ -7,8 +7,8 @@ import json
 import pytest
 import yaml
 
-from infra.privileges import DatabaseKey
 from infra.settings import NAMESPACE, PLAIN_KEYS, SECRET_KEYS, ConfigError, parse_settings
+from model.names import DatabaseKey
 from ops.paths import REPO_ROOT
 
 VALID = {

@@ -6,7 +6,7 @@ exactly what is listed here, so the list and the trees cannot drift apart unnoti
 
 from __future__ import annotations
 
-from infra.privileges import DatabaseKey
+from model.names import DatabaseKey
 
 DATA_TABLES: dict[DatabaseKey, frozenset[str]] = {
     DatabaseKey.MAIN: frozenset({"user_invitations"}),

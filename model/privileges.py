@@ -1,0 +1,171 @@
+"""Who may do what, where: the privilege model as one table of rules.
+
+Per database:
+- an owner role (NOLOGIN) owns the database, and through PostgreSQL 15's `pg_database_owner` its
+  public schema; every table is created by it (the migrator acts as the owner);
+- a migrator (LOGIN) is a member of the owner and so holds what the owner holds;
+- runtime login roles get CONNECT on their one database, USAGE on its public schema, their verbs on
+  the tables that exist, and, through default privileges FOR ROLE the owner, the same verbs on every
+  table a later migration creates; nothing on the version table or the sequences (identity columns
+  need no USAGE for an INSERT that takes the default);
+- PUBLIC gets nothing: no CONNECT or TEMPORARY on the databases, nothing on the public schemas.
+
+`rules()` is that table. The program declares its grants from the GRANT, DEFAULT_PRIVILEGES and
+REVOKED rows; the verification suite expects exactly what every row says, on every object; the
+docs print it. A new runtime role is one more entry in RUNTIME_ROLES.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from model.names import PUBLIC, DatabaseKey, RoleKind, RoleNames, migrator_key, owner_key
+
+DATABASE_PRIVILEGES = ("CONNECT", "CREATE", "TEMPORARY")
+SCHEMA_PRIVILEGES = ("USAGE", "CREATE")
+TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+SEQUENCE_PRIVILEGES = ("USAGE", "SELECT", "UPDATE")
+
+
+class ObjectKind(enum.StrEnum):
+    DATABASE = "database"
+    SCHEMA = "schema"
+    TABLES = "tables"
+    """The tables the migration trees create."""
+    VERSION_TABLE = "version table"
+    SEQUENCES = "sequences"
+    NEW_TABLES = "new tables"
+    """Tables a later migration creates: the owner's default privileges."""
+
+    @property
+    def possible_privileges(self) -> tuple[str, ...]:
+        return {
+            ObjectKind.DATABASE: DATABASE_PRIVILEGES,
+            ObjectKind.SCHEMA: SCHEMA_PRIVILEGES,
+            ObjectKind.SEQUENCES: SEQUENCE_PRIVILEGES,
+        }.get(self, TABLE_PRIVILEGES)
+
+
+class Via(enum.StrEnum):
+    OWNERSHIP = "ownership"
+    MEMBERSHIP = "membership of the owner"
+    GRANT = "grant"
+    DEFAULT_PRIVILEGES = "default privileges"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class RuntimeRole:
+    """A login role confined to one database, with the table verbs it needs."""
+
+    key: str
+    database: DatabaseKey
+    purpose: str
+    table_privileges: frozenset[str]
+    prefixed: bool = True
+    """Named `<prefix>_<key>`; an extra read-only role of the stack config is named by its key alone."""
+
+    def name(self, names: RoleNames) -> str:
+        return names.of(self.key) if self.prefixed else self.key
+
+
+RUNTIME_ROLES: tuple[RuntimeRole, ...] = (
+    RuntimeRole(
+        "app",
+        DatabaseKey.MAIN,
+        "the main application: reads and writes its tables, no DDL",
+        frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"}),
+    ),
+    # Append-only: INSERT alone. The writer must insert without RETURNING (RETURNING needs SELECT).
+    RuntimeRole(
+        "logs_writer", DatabaseKey.LOGS, "the log worker: appends rows, reads nothing back", frozenset({"INSERT"})
+    ),
+    RuntimeRole("logs_reader", DatabaseKey.LOGS, "the admin endpoints: read the logs", frozenset({"SELECT"})),
+)
+
+
+def read_only_role(name: str, database: DatabaseKey) -> RuntimeRole:
+    """An extra reader (stack config `readOnlyRoles`): like logs_reader, on the database it names."""
+    return RuntimeRole(name, database, "an extra read-only login", frozenset({"SELECT"}), prefixed=False)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """`grantee` (a role key, or PUBLIC) holds `privileges` on `kind` objects of `database`, through `via`."""
+
+    grantee: str
+    database: DatabaseKey
+    kind: ObjectKind
+    privileges: frozenset[str]
+    via: Via
+
+
+def _everything(grantee: str, database: DatabaseKey, via: Via) -> tuple[Rule, ...]:
+    kinds = (ObjectKind.DATABASE, ObjectKind.SCHEMA, ObjectKind.TABLES, ObjectKind.VERSION_TABLE, ObjectKind.SEQUENCES)
+    return tuple(Rule(grantee, database, kind, frozenset(kind.possible_privileges), via) for kind in kinds)
+
+
+def runtime_rules(role: RuntimeRole) -> tuple[Rule, ...]:
+    database = role.database
+    return (
+        Rule(role.key, database, ObjectKind.DATABASE, frozenset({"CONNECT"}), Via.GRANT),
+        Rule(role.key, database, ObjectKind.SCHEMA, frozenset({"USAGE"}), Via.GRANT),
+        Rule(role.key, database, ObjectKind.TABLES, role.table_privileges, Via.GRANT),
+        Rule(role.key, database, ObjectKind.NEW_TABLES, role.table_privileges, Via.DEFAULT_PRIVILEGES),
+    )
+
+
+def rules(extra: tuple[RuntimeRole, ...] = ()) -> tuple[Rule, ...]:
+    """The whole table, for a stack with `extra` read-only roles. A pair with no row holds nothing."""
+    table: list[Rule] = []
+    for database in DatabaseKey:
+        table += _everything(owner_key(database), database, Via.OWNERSHIP)
+        table += _everything(migrator_key(database), database, Via.MEMBERSHIP)
+    for role in (*RUNTIME_ROLES, *extra):
+        table += runtime_rules(role)
+    for database in DatabaseKey:
+        table += [
+            Rule(PUBLIC, database, ObjectKind.DATABASE, frozenset(), Via.REVOKED),
+            Rule(PUBLIC, database, ObjectKind.SCHEMA, frozenset(), Via.REVOKED),
+        ]
+    return tuple(table)
+
+
+def expected(table: tuple[Rule, ...], grantee: str, database: DatabaseKey, kind: ObjectKind) -> frozenset[str]:
+    """What `grantee` holds on `kind` objects of `database` by the model."""
+    found = [rule.privileges for rule in table if (rule.grantee, rule.database, rule.kind) == (grantee, database, kind)]
+    return found[0] if found else frozenset()
+
+
+@dataclass(frozen=True)
+class Grantee:
+    """A role of a deployed stack (or PUBLIC): its key in the model and its name on the server."""
+
+    key: str
+    name: str
+    kind: RoleKind | None  # None for PUBLIC
+    database: DatabaseKey | None
+
+    @property
+    def login(self) -> bool:
+        return self.kind in (RoleKind.MIGRATOR, RoleKind.RUNTIME)
+
+
+def grantees(names: RoleNames, extra: tuple[RuntimeRole, ...] = ()) -> tuple[Grantee, ...]:
+    """Every role of the stack, then PUBLIC."""
+    roles = [Grantee(owner_key(db), names.owner(db), RoleKind.OWNER, db) for db in DatabaseKey]
+    roles += [Grantee(migrator_key(db), names.migrator(db), RoleKind.MIGRATOR, db) for db in DatabaseKey]
+    roles += [Grantee(r.key, r.name(names), RoleKind.RUNTIME, r.database) for r in (*RUNTIME_ROLES, *extra)]
+    return (*roles, Grantee(PUBLIC, PUBLIC, None, None))
+
+
+def role_keys() -> tuple[str, ...]:
+    """The keys of the stack's own roles, as the stack config's per-role maps name them."""
+    per_database = tuple(key for db in DatabaseKey for key in (owner_key(db), migrator_key(db)))
+    return per_database + tuple(role.key for role in RUNTIME_ROLES)
+
+
+def expected_memberships(names: RoleNames) -> dict[str, frozenset[str]]:
+    """Role -> the roles it is a member of. Only migrators are members of anything."""
+    return {names.migrator(db): frozenset({names.owner(db)}) for db in DatabaseKey}
