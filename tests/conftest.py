@@ -11,7 +11,7 @@ import pytest
 from fixtures.cluster import Deployment, Server, sql_deployment
 from fixtures.programs import engine_project
 from ops import localpg
-from ops.deployment import ENV_VAR
+from ops.deployed_stack import ENV_VAR
 
 # tests/infra verifies a deployed stack and runs through scripts/verify, which names the stack.
 collect_ignore = [] if os.environ.get(ENV_VAR) else ["infra"]

@@ -1,6 +1,6 @@
 """Wrong or missing input stops `scripts/up` before any change, with the problem, the fix and an exit code.
 
-Each case runs the deploy (`python -m ops.up STACK`) in a project folder and a state backend of its
+Each case runs the deploy (`python -m ops.commands.up STACK`) in a project folder and a state backend of its
 own, against the embedded server, then checks that nothing was created on the server.
 """
 
@@ -47,12 +47,12 @@ class Project:
         self.pulumi("config", "set", "--secret", f"headhunter-db:{key}", "--stack", STACK, stdin=value)
 
     def pulumi(self, *args: str, stdin: str | None = None) -> None:
-        command = [sys.executable, "-m", "ops.pulumi_cli", *args, "--cwd", str(self.folder)]
+        command = [sys.executable, "-m", "ops.commands.pulumi", *args, "--cwd", str(self.folder)]
         subprocess.run(command, cwd=REPO_ROOT, input=stdin, text=True, env=self.env(), check=True, capture_output=True)
 
     def up(self, passphrase: str | None = PASSPHRASE) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "ops.up", STACK],
+            [sys.executable, "-m", "ops.commands.up", STACK],
             cwd=REPO_ROOT,
             env=self.env(passphrase),
             capture_output=True,

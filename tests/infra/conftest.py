@@ -16,7 +16,7 @@ import pytest
 
 from model.names import DatabaseKey
 from model.privileges import Grantee, grantees
-from ops.deployment import REPORT_ENV_VAR, DeployedStack, from_environment
+from ops.deployed_stack import REPORT_ENV_VAR, DeployedStack, from_environment
 
 _RESULTS: list[dict[str, str]] = []
 

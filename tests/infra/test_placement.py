@@ -8,7 +8,7 @@ from migrations import runner
 from migrations.shared.tree import TREES
 from model import placement
 from model.names import DatabaseKey
-from ops.deployment import DeployedStack
+from ops.deployed_stack import DeployedStack
 
 
 def names(connection: psycopg.Connection, query: str) -> set[str]:

@@ -13,7 +13,7 @@ import psycopg
 from model.names import PUBLIC, SCHEMA, DatabaseKey
 from model.placement import VERSION_TABLES
 from model.privileges import Grantee, ObjectKind, expected, rules
-from ops.deployment import DeployedStack
+from ops.deployed_stack import DeployedStack
 from tests.infra.conftest import stack_grantees
 
 Cells = dict[str, frozenset[str]]

@@ -6,7 +6,7 @@ import psycopg
 
 from model.names import DatabaseKey, RoleKind
 from model.privileges import Grantee, expected_memberships
-from ops.deployment import DeployedStack
+from ops.deployed_stack import DeployedStack
 from tests.infra.conftest import stack_grantees
 
 DANGEROUS = ("rolsuper", "rolcreatedb", "rolcreaterole", "rolreplication", "rolbypassrls")

@@ -6,7 +6,7 @@ import psycopg
 import testinfra
 
 from model.names import DatabaseKey
-from ops.deployment import DeployedStack
+from ops.deployed_stack import DeployedStack
 
 
 def test_postgresql_answers_on_the_configured_address(host: testinfra.host.Host, stack: DeployedStack) -> None:

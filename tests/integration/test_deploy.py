@@ -23,7 +23,7 @@ from fixtures.cluster import Deployment, scalar
 from migrations import runner
 from migrations.shared.tree import LOGS, TREES
 from model.names import DatabaseKey
-from ops.deployment import ENV_VAR
+from ops.deployed_stack import ENV_VAR
 from ops.errors import ExitCode
 from ops.paths import REPO_ROOT
 

@@ -40,7 +40,7 @@ def protected(tmp_path: Path, server: Server) -> Iterator[ProjectStack]:
 
 
 def test_up_verify_preview_refresh_outputs_and_destroy(server: Server, devlike: ProjectStack) -> None:
-    up = devlike.script("ops.up", devlike.stack)
+    up = devlike.script("ops.commands.up", devlike.stack)
     assert up.returncode == ExitCode.OK, up.stdout[-3000:] + up.stderr[-3000:]
     assert "warning" not in (up.stdout + up.stderr).lower(), up.stdout + up.stderr
     with server.connect() as admin:
@@ -51,7 +51,7 @@ def test_up_verify_preview_refresh_outputs_and_destroy(server: Server, devlike: 
         )
     assert owners == {"devlike_db": "devlike_main_owner", "devlike_logs": "devlike_logs_owner"}
 
-    verified = devlike.script("ops.verify", devlike.stack)
+    verified = devlike.script("ops.commands.verify", devlike.stack)
     assert verified.returncode == ExitCode.OK, verified.stdout[-3000:]
 
     # Plain pulumi in the project folder: no perpetual diff, nothing drifted, the outputs readable.
@@ -66,7 +66,7 @@ def test_up_verify_preview_refresh_outputs_and_destroy(server: Server, devlike: 
     assert exported.returncode == 0, exported.stderr
     assert unordered_acl_changes(json.loads(exported.stdout)["deployment"]["resources"]) == []
 
-    again = devlike.script("ops.up", devlike.stack)
+    again = devlike.script("ops.commands.up", devlike.stack)
     assert again.returncode == ExitCode.OK, again.stdout[-3000:] + again.stderr[-3000:]
     assert "stack devlike: no changes" in again.stdout
 
@@ -109,7 +109,7 @@ def unordered_acl_changes(resources: list[dict[str, Any]]) -> list[tuple[str, st
 
 
 def test_a_protected_stack_refuses_destroy_and_keeps_its_databases(server: Server, protected: ProjectStack) -> None:
-    up = protected.script("ops.up", protected.stack)
+    up = protected.script("ops.commands.up", protected.stack)
     assert up.returncode == ExitCode.OK, up.stdout[-3000:] + up.stderr[-3000:]
     destroyed = protected.pulumi("destroy", "--yes", "--skip-preview")
     assert destroyed.returncode != 0
@@ -122,7 +122,7 @@ def test_without_the_plugin_the_deploy_stops_before_any_change(
     server: Server, devlike: ProjectStack, tmp_path: Path
 ) -> None:
     devlike.env["PULUMI_HOME"] = str(tmp_path / "empty-pulumi-home")
-    result = devlike.script("ops.up", devlike.stack)
+    result = devlike.script("ops.commands.up", devlike.stack)
     assert result.returncode == ExitCode.TOOLCHAIN, result.stderr
     assert "the postgresql resource plugin v3.18.0 is not installed" in result.stderr
     assert "HEADHUNTER_PLUGIN_SOURCES" in result.stderr

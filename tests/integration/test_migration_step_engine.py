@@ -18,7 +18,7 @@ from fixtures.programs import migration_steps_program, open_engine_stack
 from migrations import runner
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey
-from ops import stack as stack_driver
+from ops import automation
 from ops.errors import ExitCode
 from ops.paths import REPO_ROOT
 from tests.migrations import catalog
@@ -27,7 +27,7 @@ from tests.migrations.test_safe_runs import FAILING_REVISION
 pytestmark = pytest.mark.engine
 
 
-def open_test_stack(workspace: Path, program: stack_driver.Program) -> pulumi.automation.Stack:
+def open_test_stack(workspace: Path, program: automation.Program) -> pulumi.automation.Stack:
     return open_engine_stack(workspace, program)
 
 
@@ -62,7 +62,7 @@ def test_a_failing_revision_fails_the_up_and_leaves_the_previous_revision(
     failing = open_test_stack(engine_workspace, migration_steps_program(fresh_deployment, logs_tree))
     with pytest.raises(pulumi.automation.CommandError) as failed:
         failing.up(color="never")
-    error = stack_driver.translate(failed.value, "test")
+    error = automation.translate(failed.value, "test")
 
     assert error.exit_code == ExitCode.MIGRATION_FAILED
     assert "division by zero" in str(error) and f"stays at revision {head}" in str(error)

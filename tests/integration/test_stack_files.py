@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from ops import toolchain
+from ops.automation import DEV_PASSPHRASE, DEV_STACK
 from ops.paths import REPO_ROOT
-from ops.stack import DEV_PASSPHRASE, DEV_STACK
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider]
 SHIPPED_STACKS = sorted(path.name.split(".")[1] for path in REPO_ROOT.glob("Pulumi.*.yaml"))

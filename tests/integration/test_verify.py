@@ -26,7 +26,7 @@ def deployed(fresh_deployment: Deployment) -> Deployment:
 
 def run_verify(deployment: Deployment) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ops.verify", "--description-stdin"],
+        [sys.executable, "-m", "ops.commands.verify", "--description-stdin"],
         cwd=REPO_ROOT,
         text=True,
         input=deployment.described().to_json(),

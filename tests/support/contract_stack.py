@@ -16,13 +16,13 @@ from sqlalchemy.engine import make_url
 from infra.migration_step import MigrationRun, MigrationRunArgs
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey
-from ops import deploy, verify
-from ops import stack as stack_driver
-from ops.deployment import ENV_VAR, DeployedStack, from_environment
+from ops import automation
+from ops.commands import deploy, verify
+from ops.deployed_stack import ENV_VAR, DeployedStack, from_environment
 from ops.errors import UserError, run_main
 
 
-def contract_program(described: DeployedStack) -> stack_driver.Program:
+def contract_program(described: DeployedStack) -> automation.Program:
     def program() -> None:
         runs = {}
         for key in DatabaseKey:
@@ -56,7 +56,7 @@ def main() -> int:
     described = from_environment()
     if described is None:
         raise UserError(f"set {ENV_VAR} to the deployment's description")
-    target = stack_driver.StackTarget(
+    target = automation.StackTarget(
         sys.argv[1], contract_program(described), project_name="contract-stack", create=True
     )
     plan = deploy.DeployPlan(

@@ -73,7 +73,7 @@ def test_a_mistyped_stack_is_named_and_creates_nothing(tmp_path: Path) -> None:
     """`scripts/deploy stagng` must neither create the stack nor write its stack file."""
     env = dict(os.environ, PULUMI_BACKEND_URL=f"file://{tmp_path}", PULUMI_CONFIG_PASSPHRASE="unused")
     result = subprocess.run(
-        [sys.executable, "-m", "ops.deploy", "stagng"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "ops.commands.deploy", "stagng"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
     )
     assert result.returncode == ExitCode.BAD_INPUT
     assert "there is no stack file Pulumi.stagng.yaml" in result.stderr
@@ -85,7 +85,7 @@ def test_a_mistyped_stack_is_named_and_creates_nothing(tmp_path: Path) -> None:
 def test_deploy_selects_a_stack_and_never_creates_one(tmp_path: Path) -> None:
     env = dict(os.environ, PULUMI_BACKEND_URL=f"file://{tmp_path}", PULUMI_CONFIG_PASSPHRASE="unused")
     result = subprocess.run(
-        [sys.executable, "-m", "ops.deploy", "staging"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "ops.commands.deploy", "staging"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
     )
     assert result.returncode == ExitCode.BAD_INPUT, result.stderr
     assert "stack 'staging' does not exist in the state backend" in result.stderr

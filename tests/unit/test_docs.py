@@ -1,6 +1,6 @@
 """The privilege matrix in docs/architecture.md is the model's, rendered: never edited by hand."""
 
-from ops import docs
+from ops.commands import docs
 
 
 def test_the_documented_matrix_is_the_models() -> None:

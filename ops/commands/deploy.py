@@ -19,33 +19,33 @@ from urllib.parse import urlparse
 
 from pulumi import automation as auto
 
-from ops import cli, verify
-from ops import stack as stack_driver
-from ops.deployment import DeployedStack
+from ops import automation, cli
+from ops.commands import verify
+from ops.deployed_stack import DeployedStack
 from ops.errors import ExitCode, UserError, run_main
 
 
 @dataclass(frozen=True)
 class DeployPlan:
-    target: stack_driver.StackTarget
+    target: automation.StackTarget
     preflight: Callable[[auto.Stack], object]
     verify: Callable[[DeployedStack], int]
 
 
 def deploy(plan: DeployPlan) -> int:
     name = plan.target.name
-    stack = stack_driver.open_stack(plan.target)
+    stack = automation.open_stack(plan.target)
     plan.preflight(stack)
     recovering(stack, lambda: clear_pending_operations(stack))
-    with stack_driver.engine_errors(name):
+    with automation.engine_errors(name):
         print(f"deploy: preview of stack {name}", flush=True)
-        preview = stack.preview(diff=True, **stack_driver.engine_options())
+        preview = stack.preview(diff=True, **automation.engine_options())
     changes = {str(op): n for op, n in preview.change_summary.items() if str(op) != "same"}
     print(f"deploy: {', '.join(f'{n} to {op}' for op, n in changes.items()) or 'no changes'}", flush=True)
     print(f"deploy: up of stack {name}", flush=True)
-    recovering(stack, lambda: stack.up(**stack_driver.engine_options()))
+    recovering(stack, lambda: stack.up(**automation.engine_options()))
     print(f"deploy: verifying stack {name}", flush=True)
-    deployed = DeployedStack.from_stack_outputs(name, stack_driver.outputs(stack))
+    deployed = DeployedStack.from_stack_outputs(name, automation.outputs(stack))
     if plan.verify(deployed) != ExitCode.OK:
         raise UserError(
             f"stack {name} was deployed but differs from the model (see the report above): a difference in "
@@ -64,12 +64,12 @@ def recovering(stack: auto.Stack, action: Callable[[], object]) -> None:
     backend, on this machine, whose process has exited, qualify; any other lock stops this deploy
     with exit 6 and the holder's name, for a person to judge.
     """
-    with stack_driver.engine_errors(stack.name):
+    with automation.engine_errors(stack.name):
         try:
             action()
             return
         except auto.CommandError as error:
-            holders = list(stack_driver.LOCK_HOLDER.finditer(str(error)))
+            holders = list(automation.LOCK_HOLDER.finditer(str(error)))
             stale = [m for m in holders if m["url"].startswith("file://") and is_gone(m["host"], int(m["pid"]))]
             if not holders or len(stale) != len(holders):
                 raise
@@ -101,8 +101,8 @@ def is_gone(host: str, pid: int) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse("deploy", sys.argv[1:] if argv is None else argv)
-    target = stack_driver.StackTarget(args.stack)
-    return deploy(DeployPlan(target, stack_driver.preflight, lambda deployed: verify.verify(deployed, "local://")))
+    target = automation.StackTarget(args.stack)
+    return deploy(DeployPlan(target, automation.preflight, lambda deployed: verify.verify(deployed, "local://")))
 
 
 if __name__ == "__main__":

@@ -10,15 +10,14 @@ import os
 import subprocess
 import sys
 
-from ops import cli, paths
-from ops import stack as stack_driver
-from ops.deployment import ENV_VAR, REPORT_ENV_VAR, DeployedStack
+from ops import automation, cli, paths
+from ops.deployed_stack import ENV_VAR, REPORT_ENV_VAR, DeployedStack
 from ops.errors import ExitCode, UserError, run_main
 
 
 def describe(stack_name: str) -> DeployedStack:
-    stack = stack_driver.open_stack(stack_driver.StackTarget(stack_name))
-    outputs = stack_driver.outputs(stack)
+    stack = automation.open_stack(automation.StackTarget(stack_name))
+    outputs = automation.outputs(stack)
     if "connection_urls" not in outputs:
         raise UserError(f"stack {stack_name!r} has not been deployed yet: run `scripts/up {stack_name}` first.")
     return DeployedStack.from_stack_outputs(stack_name, outputs)

@@ -13,14 +13,13 @@ from sqlalchemy.engine import make_url
 
 from migrations import runner
 from migrations.shared.tree import TREES
-from ops import cli
-from ops import stack as stack_driver
+from ops import automation, cli
 from ops.errors import ExitCode, UserError, run_main
 
 
 def targets(stack_name: str, which: str) -> list[runner.Target]:
-    stack = stack_driver.open_stack(stack_driver.StackTarget(stack_name))
-    outputs = stack_driver.outputs(stack)
+    stack = automation.open_stack(automation.StackTarget(stack_name))
+    outputs = automation.outputs(stack)
     if "connection_urls" not in outputs:
         raise UserError(f"stack {stack_name!r} has not been deployed yet: run `scripts/up {stack_name}` first.")
     keys = list(TREES) if which == "all" else [which]

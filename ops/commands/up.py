@@ -6,18 +6,17 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ops import cli, role_check
-from ops import stack as stack_driver
+from ops import automation, cli, role_check
 from ops.errors import ExitCode, UserError, run_main
 
 
 def main(argv: list[str] | None = None) -> int:
     stack_name = cli.parse("up", sys.argv[1:] if argv is None else argv).stack
-    stack = stack_driver.open_stack(stack_driver.StackTarget(stack_name, create=True))
-    stack_driver.preflight(stack)
-    with stack_driver.engine_errors(stack_name):
-        result = stack.up(**stack_driver.engine_options())
-    outputs = stack_driver.outputs(stack)
+    stack = automation.open_stack(automation.StackTarget(stack_name, create=True))
+    automation.preflight(stack)
+    with automation.engine_errors(stack_name):
+        result = stack.up(**automation.engine_options())
+    outputs = automation.outputs(stack)
     changes = {str(op): count for op, count in (result.summary.resource_changes or {}).items()}
     print_summary(stack_name, changes, outputs)
     failures = [(check, error) for check, error in role_check.run_checks(outputs["connection_urls"]) if error]
