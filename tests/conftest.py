@@ -13,8 +13,18 @@ from fixtures.programs import engine_project
 from ops import localpg
 from ops.deployed_stack import ENV_VAR
 
-# tests/infra verifies a deployed stack and runs through scripts/verify, which names the stack.
-collect_ignore = [] if os.environ.get(ENV_VAR) else ["infra"]
+INFRA_SUITE = Path(__file__).resolve().parent / "infra"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--stack", help="tests/infra: the deployed stack to verify (scripts/verify STACK does the same)")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """tests/infra verifies a deployed stack: it runs when one is named (--stack, or scripts/verify)."""
+    if collection_path == INFRA_SUITE and not (config.getoption("--stack") or os.environ.get(ENV_VAR)):
+        return True
+    return None
 
 
 @pytest.fixture(scope="session")

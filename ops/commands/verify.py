@@ -6,9 +6,12 @@ Exits 0 when everything is as expected, 3 when anything differs.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+
+import pytest
 
 from ops import automation, cli, paths
 from ops.deployed_stack import ENV_VAR, REPORT_ENV_VAR, DeployedStack
@@ -21,6 +24,20 @@ def describe(stack_name: str) -> DeployedStack:
     if "connection_urls" not in outputs:
         raise UserError(f"stack {stack_name!r} has not been deployed yet: run `scripts/up {stack_name}` first.")
     return DeployedStack.from_stack_outputs(stack_name, outputs)
+
+
+def from_outputs_json(stack_name: str, text: str) -> DeployedStack:
+    """The stack's outputs as `pulumi stack output --json --show-secrets` prints them."""
+    try:
+        outputs = json.loads(text)
+        if outputs.get("connection_urls") in (None, "[secret]"):
+            raise KeyError("connection_urls")
+        return DeployedStack.from_stack_outputs(stack_name, outputs)
+    except (ValueError, KeyError, AttributeError, TypeError) as error:
+        raise UserError(
+            f"standard input is not a deployed stack's outputs ({type(error).__name__}: {error}): pipe "
+            "`pulumi stack output --json --show-secrets --stack STACK` into scripts/verify --description-stdin."
+        ) from None
 
 
 def verify(deployed: DeployedStack, hosts: str) -> int:
@@ -49,17 +66,19 @@ def verify(deployed: DeployedStack, hosts: str) -> int:
         return ExitCode.OK
     if result.returncode == 1:
         return ExitCode.VERIFY_FAILED
+    if result.returncode == pytest.ExitCode.USAGE_ERROR:
+        raise UserError("the verification could not start: see the message above.", ExitCode.BAD_INPUT)
     raise UserError(f"the verification suite could not run (pytest exit {result.returncode}).", ExitCode.UNEXPECTED)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse("verify", sys.argv[1:] if argv is None else argv)
     if args.description_stdin:
-        deployed = DeployedStack.from_json(sys.stdin.read())
+        deployed = from_outputs_json(args.stack or "stdin", sys.stdin.read())
     elif args.stack:
         deployed = describe(args.stack)
     else:
-        raise UserError("usage: scripts/verify STACK [--hosts URLS]")
+        raise UserError("scripts/verify needs a STACK, or --description-stdin with the stack's outputs")
     return verify(deployed, args.hosts)
 
 

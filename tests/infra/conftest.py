@@ -1,8 +1,9 @@
-"""The post-deploy verification suite: run it with `scripts/verify STACK`, not on its own.
+"""The post-deploy verification suite: `scripts/verify STACK`, or `pytest tests/infra --stack STACK`.
 
-It reads the deployed stack's description (names, address, login URLs) from HEADHUNTER_DEPLOYMENT,
-checks it with pytest-testinfra hosts (local:// unless --hosts names others) and by querying
-PostgreSQL's catalogs as each database's migrator, and reports every difference with its fix.
+It reads the deployed stack's outputs (names, address, login URLs): from the stack named by
+--stack, or from HEADHUNTER_DEPLOYMENT (set by scripts/verify). It checks them with
+pytest-testinfra hosts (local:// unless --hosts names others) and by querying PostgreSQL's
+catalogs as each database's migrator, and reports every difference with the SQL that fixes it.
 """
 
 from __future__ import annotations
@@ -21,16 +22,36 @@ from ops.deployed_stack import REPORT_ENV_VAR, DeployedStack, from_environment
 _RESULTS: list[dict[str, str]] = []
 
 
-def deployed() -> DeployedStack:
-    stack = from_environment()
-    if stack is None:
-        raise pytest.UsageError("tests/infra verifies a deployed stack: run it with `scripts/verify STACK`.")
-    return stack
+DEPLOYED = pytest.StashKey[DeployedStack]()
+
+
+def deployed(config: pytest.Config) -> DeployedStack:
+    """The stack under verification, read once per session."""
+    if DEPLOYED not in config.stash:
+        described = from_environment()
+        if described is None:
+            from ops.commands.verify import describe  # the engine, only when a stack is named
+
+            described = describe(config.getoption("--stack"))
+        config.stash[DEPLOYED] = described
+    return config.stash[DEPLOYED]
 
 
 @pytest.fixture(scope="session")
-def stack() -> DeployedStack:
-    return deployed()
+def stack(request: pytest.FixtureRequest) -> DeployedStack:
+    return deployed(request.config)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """An unreachable testinfra host is a usage error, named before any check runs, not a difference."""
+    import testinfra
+
+    for url in (session.config.getoption("hosts") or "local://").split(","):
+        try:
+            testinfra.get_host(url).run("true")
+        except Exception as error:  # testinfra raises RuntimeError or its backend's own errors
+            reason = getattr(error.args[0] if error.args else None, "stderr", str(error)).strip()
+            raise pytest.UsageError(f"cannot reach the testinfra host {url} ({reason}): fix --hosts.") from None
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +71,7 @@ def stack_grantees(stack: DeployedStack) -> tuple[Grantee, ...]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "grantee" in metafunc.fixturenames:
-        every = stack_grantees(deployed())
+        every = stack_grantees(deployed(metafunc.config))
         roles = every if "public_too" in metafunc.fixturenames else tuple(g for g in every if g.kind is not None)
         metafunc.parametrize("grantee", roles, ids=[g.name for g in roles])
     if "database" in metafunc.fixturenames:

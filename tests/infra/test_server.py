@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+
 import psycopg
+import pytest
 import testinfra
 
+from infra.settings import MIN_SUPPORTED_SERVER_VERSION
 from model.names import DatabaseKey
 from ops.deployed_stack import DeployedStack
 
@@ -33,3 +38,38 @@ def test_the_database_exists_with_its_owner(
 def test_the_two_databases_are_different(stack: DeployedStack) -> None:
     names = {stack.database(key) for key in DatabaseKey}
     assert len(names) == 2, "main and logs must be different databases"
+
+
+def test_the_server_runs_a_supported_version(catalogs: dict[DatabaseKey, psycopg.Connection]) -> None:
+    version = int(catalogs[DatabaseKey.MAIN].execute("SHOW server_version_num").fetchone()[0])  # type: ignore[index]
+    assert version >= MIN_SUPPORTED_SERVER_VERSION * 10000, (
+        f"the server runs PostgreSQL {version // 10000}; this stack needs {MIN_SUPPORTED_SERVER_VERSION} or later"
+    )
+
+
+def test_passwords_are_stored_as_scram(catalogs: dict[DatabaseKey, psycopg.Connection]) -> None:
+    setting = catalogs[DatabaseKey.MAIN].execute("SHOW password_encryption").fetchone()[0]  # type: ignore[index]
+    assert setting == "scram-sha-256", (
+        f"password_encryption is {setting}: set it to scram-sha-256 in postgresql.conf (md5 hashes can be replayed)"
+    )
+
+
+def test_connections_are_encrypted_when_the_stack_asks(
+    catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack
+) -> None:
+    row = catalogs[DatabaseKey.MAIN].execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
+    assert row is not None
+    if stack.sslmode in ("require", "verify-ca", "verify-full"):
+        assert row[0], f"sslmode is {stack.sslmode}, but the connection is not encrypted: enable ssl on the server"
+
+
+def test_the_server_listens_only_where_the_stack_says(host: testinfra.host.Host, stack: DeployedStack) -> None:
+    """Checked on the testinfra host that runs the server: a loopback server must not listen on every address."""
+    if not ipaddress.ip_address(socket.gethostbyname(stack.host)).is_loopback or host.backend.NAME != "local":
+        pytest.skip(f"{stack.host} is not served by this testinfra host ({host.backend.hostname})")
+    assert host.socket(f"tcp://{stack.host}:{stack.port}").is_listening, (
+        f"nothing listens on {stack.host}:{stack.port}: start the server"
+    )
+    assert not host.socket(f"tcp://0.0.0.0:{stack.port}").is_listening, (
+        f"the server listens on every address at port {stack.port}: set listen_addresses to {stack.host}"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -26,7 +27,7 @@ def deployed(fresh_deployment: Deployment) -> Deployment:
 
 def run_verify(deployment: Deployment) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ops.commands.verify", "--description-stdin"],
+        [sys.executable, "-m", "ops.commands.verify", "test", "--description-stdin"],
         cwd=REPO_ROOT,
         text=True,
         input=deployment.described().to_json(),
@@ -107,3 +108,39 @@ def test_each_drift_fails_verification_and_is_named(
     result = run_verify(deployed)
     assert result.returncode == ExitCode.VERIFY_FAILED, result.stdout[-3000:]
     assert named in result.stdout
+
+
+@pytest.mark.parametrize("drift", [grant_select_to_app, public_may_create_in_the_schema])
+def test_the_printed_fixes_are_sql_that_repairs_the_drift(
+    deployed: Deployment, drift: Callable[[Deployment], None]
+) -> None:
+    drift(deployed)
+    found = run_verify(deployed)
+    fixes = re.findall(r"\((REVOKE [^)]*;)\)", found.stdout)
+    assert fixes, found.stdout[-3000:]
+    with deployed.server.connect(deployed.databases[DatabaseKey.LOGS]) as logs:
+        for fix in fixes:
+            logs.execute(fix)
+    repaired = run_verify(deployed)
+    assert repaired.returncode == ExitCode.OK, repaired.stdout[-3000:]
+
+
+def test_an_unreachable_testinfra_host_is_named_not_reported_as_a_difference(deployed: Deployment) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ops.commands.verify",
+            "test",
+            "--description-stdin",
+            "--hosts=ssh://nobody@127.0.0.1:1",
+        ],
+        cwd=REPO_ROOT,
+        text=True,
+        input=deployed.described().to_json(),
+        capture_output=True,
+        timeout=300,
+    )
+    assert result.returncode == ExitCode.BAD_INPUT
+    assert "cannot reach the testinfra host ssh://nobody@127.0.0.1:1" in result.stdout + result.stderr
+    assert "DIFFERS" not in result.stdout
