@@ -53,6 +53,10 @@ def test_up_verify_preview_refresh_outputs_and_destroy(server: Server, devlike: 
 
     verified = devlike.script("ops.commands.verify", devlike.stack)
     assert verified.returncode == ExitCode.OK, verified.stdout[-3000:]
+    # The same suite as a testinfra user runs it.
+    pytest_run = devlike.script("pytest", "tests/infra", "--stack", devlike.stack, "-p", "no:cacheprovider", "-q")
+    assert pytest_run.returncode == 0, pytest_run.stdout[-3000:]
+    assert " as expected, 0 differ" in pytest_run.stdout, pytest_run.stdout[-3000:]
 
     # Plain pulumi in the project folder: no perpetual diff, nothing drifted, the outputs readable.
     preview = devlike.pulumi("preview", "--expect-no-changes")
