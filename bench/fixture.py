@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from psycopg import sql
+
 from fixtures.cluster import Deployment, Server, drop_deployment, provision_with_sql
 from migrations import runner
 from migrations.shared.tree import LOGS
@@ -32,7 +34,7 @@ def fresh_deployment(sizes: Sizes) -> Deployment:
     deployment = provision_with_sql(server, PREFIX)
     runner.upgrade(logs_target(deployment), "logs_0002")
     with server.connect(deployment.databases[DatabaseKey.LOGS]) as logs:
-        logs.execute(f"SET ROLE {deployment.names.owner(DatabaseKey.LOGS)}")
+        logs.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(deployment.names.owner(DatabaseKey.LOGS))))
         logs.execute(
             "INSERT INTO system_logs (created_at, level, component, message, error_type, request_id) "
             f"SELECT now() - random() * interval '30 days', ({LEVELS})[1 + i % 10], 'component_' || (i % 20), "

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from psycopg import sql
 
 from bench.fixture import logs_target
 from bench.pgbench import RATE_PER_S, Latencies, WriterLoad
@@ -56,9 +57,10 @@ def project_build(deployment: Deployment) -> None:
 
 def plain_build(deployment: Deployment) -> None:
     with deployment.server.connect(deployment.databases[DatabaseKey.LOGS], autocommit=False) as logs:
-        logs.execute(f"SET ROLE {deployment.names.owner(DatabaseKey.LOGS)}")
+        logs.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(deployment.names.owner(DatabaseKey.LOGS))))
         for index in index_revision_indexes():
-            logs.execute(f"CREATE INDEX {index.name} ON {index.table} {index.definition}")
+            create = sql.SQL("CREATE INDEX {} ON {} ").format(sql.Identifier(index.name), sql.Identifier(index.table))
+            logs.execute(sql.Composed([create, sql.SQL(index.definition)]))
         logs.commit()
 
 
@@ -66,7 +68,7 @@ def reset(deployment: Deployment) -> None:
     """Back to logs_0002 with no secondary index, whichever way they were built."""
     with deployment.server.connect(deployment.databases[DatabaseKey.LOGS]) as logs:
         for index in index_revision_indexes():
-            logs.execute(f"DROP INDEX IF EXISTS {index.name}")
+            logs.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index.name)))
         logs.execute("UPDATE alembic_version_logs SET version_num = 'logs_0002'")
 
 

@@ -1,7 +1,8 @@
 """Run one tree from Python: what scripts/migrate, the post-provision step and the tests call.
 
-The password travels inside a SQLAlchemy URL object in `config.attributes`, never in a process
-argument or an environment variable; env.py does the rest (guard, lock, role, timeouts).
+The password travels inside a SQLAlchemy URL object in the run's inputs (migrations.shared.run_inputs),
+never in a process argument or an environment variable; env.py does the rest (guard, lock, role,
+timeouts).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from psycopg import sql
+from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.pool import NullPool
 
+from migrations.shared import run_inputs
 from migrations.shared.connect import connect_with_retry
 from migrations.shared.tree import TREES, Tree
 
@@ -52,9 +55,8 @@ class UpgradeResult:
 
 def alembic_config(target: Target) -> Config:
     config = Config(str(ALEMBIC_INI), ini_section=target.tree.key)
-    config.attributes["url"] = target.url
-    config.attributes["expected_database"] = target.expected_database
-    config.attributes["configure_logger"] = False  # embedders keep their own logging
+    inputs = run_inputs.RunInputs(url=target.url, expected_database=target.expected_database, configure_logger=False)
+    run_inputs.attach(config, inputs)
     if target.script_location is not None:
         config.set_main_option("script_location", str(target.script_location))
     return config
@@ -76,7 +78,8 @@ def current_revision(target: Target) -> str | None:
     try:
         with connect_with_retry(engine) as connection:
             try:
-                return connection.execute(text(f"SELECT version_num FROM {target.tree.version_table}")).scalar()
+                query = sql.SQL("SELECT version_num FROM {}").format(sql.Identifier(target.tree.version_table))
+                return connection.exec_driver_sql(query.as_string()).scalar()
             except ProgrammingError:
                 return None
     finally:
@@ -88,7 +91,7 @@ def upgrade(target: Target, revision: str = "head") -> UpgradeResult:
     config = alembic_config(target)
     with _ALEMBIC_IN_USE:
         command.upgrade(config, revision)
-    applied = tuple(config.attributes.get("applied_revisions", ()))
+    applied = tuple(run_inputs.of(config).applied)
     return UpgradeResult(before, current_revision(target), applied)
 
 

@@ -4,11 +4,11 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from migrations.shared import environment
+from migrations.shared import environment, run_inputs
 from migrations.shared.tree import LOGS
 
 config = context.config
-if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+if config.config_file_name is not None and run_inputs.of(config).configure_logger:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from alembic import op
+from psycopg import sql
 from sqlalchemy import text
 
 from migrations.shared.environment import LOCK_TIMEOUT
@@ -35,25 +36,32 @@ def create_concurrently(indexes: tuple[ConcurrentIndex, ...]) -> None:
         op.execute("SET lock_timeout = 0")
         for index in indexes:
             _drop_if_invalid(index.name)
-            op.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {index.name} ON {index.table} {index.definition}")
-        op.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+            # The definition is the revision's own SQL text (columns, INCLUDE, WHERE), never user input.
+            create = sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} ").format(
+                sql.Identifier(index.name), sql.Identifier(index.table)
+            )
+            op.execute(create.as_string() + index.definition)
+        op.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)).as_string())
         op.execute("RESET max_parallel_maintenance_workers")
 
 
 def drop_concurrently(indexes: tuple[ConcurrentIndex, ...]) -> None:
     with op.get_context().autocommit_block():
         for index in reversed(indexes):
-            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {index.name}")
+            op.execute(_drop(index.name))
 
 
 def _drop_if_invalid(name: str) -> None:
     if op.get_context().as_sql:
         # Offline (--sql): no catalog to read; the reviewer's script drops it only when invalid.
-        op.execute(
+        check = sql.SQL(
             "DO $drop$ BEGIN IF EXISTS (SELECT FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            f"WHERE c.relname = '{name}' AND NOT i.indisvalid) THEN RAISE EXCEPTION "
-            f"'index {name} is INVALID: DROP INDEX CONCURRENTLY {name}, then run again'; END IF; END $drop$"
+            "WHERE c.relname = {name} AND NOT i.indisvalid) THEN RAISE EXCEPTION {message}; END IF; END $drop$"
+        ).format(
+            name=sql.Literal(name),
+            message=sql.Literal(f"index {name} is INVALID: DROP INDEX CONCURRENTLY {name}, then run again"),
         )
+        op.execute(check.as_string())
         return
     invalid = (
         op.get_bind()
@@ -67,4 +75,8 @@ def _drop_if_invalid(name: str) -> None:
         .scalar()
     )
     if invalid:
-        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+        op.execute(_drop(name))
+
+
+def _drop(name: str) -> str:
+    return sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)).as_string()

@@ -19,11 +19,13 @@ from typing import Any
 
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationInfo
+from psycopg import sql
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from migrations.shared import run_inputs
 from migrations.shared.connect import connect_with_retry
 from migrations.shared.placement_guard import check_placement, offline_guard_sql
 from migrations.shared.run_lock import tree_run_lock
@@ -39,13 +41,13 @@ class MissingDatabaseURLError(RuntimeError):
 
 
 def database_url(context: EnvironmentContext, tree: Tree) -> URL:
-    """The URL from the runner (config.attributes["url"]), the tree's environment variable, or the ini.
+    """The URL from the runner's inputs, the tree's environment variable, or the ini.
 
     A URL without a password is fine: libpq then reads PGPASSWORD or ~/.pgpass, which keeps the
     password out of process arguments.
     """
     config = context.config
-    url = config.attributes.get("url") or os.environ.get(tree.url_env_var) or config.get_main_option("sqlalchemy.url")
+    url = run_inputs.of(config).url or os.environ.get(tree.url_env_var) or config.get_main_option("sqlalchemy.url")
     if not url:
         raise MissingDatabaseURLError(
             f"no database URL for the {tree.key} tree: set {tree.url_env_var} "
@@ -57,12 +59,12 @@ def database_url(context: EnvironmentContext, tree: Tree) -> URL:
 def expected_database(context: EnvironmentContext, tree: Tree) -> str | None:
     """The stack's configured name for the tree's database, when the runner knows it."""
     x_args: Mapping[str, str] = context.get_x_argument(as_dictionary=True)
-    configured = context.config.attributes.get("expected_database")
+    configured = run_inputs.of(context.config).expected_database
     return configured or x_args.get("expect_database") or os.environ.get(tree.expected_database_env_var)
 
 
 def run_online(context: EnvironmentContext, tree: Tree) -> None:
-    injected: Connection | None = context.config.attributes.get("connection")
+    injected = run_inputs.of(context.config).connection
     if injected is not None:  # pytest-alembic and other embedders hand us their connection
         _migrate(context, tree, injected)
         return
@@ -80,12 +82,11 @@ def _migrate(context: EnvironmentContext, tree: Tree, connection: Connection) ->
     # the caller's and skip its own COMMIT, silently rolling the DDL back.
     connection.commit()
     with tree_run_lock(connection, tree, RUN_LOCK_WAIT_S):
-        owner = connection.dialect.identifier_preparer.quote(placement.owner)
         connection.execute(text("SELECT set_config('lock_timeout', :value, false)"), {"value": LOCK_TIMEOUT})
         connection.execute(text("SELECT set_config('statement_timeout', :value, false)"), {"value": STATEMENT_TIMEOUT})
-        connection.execute(text(f"SET ROLE {owner}"))
+        connection.execute(text(sql.SQL("SET ROLE {}").format(sql.Identifier(placement.owner)).as_string()))
         connection.commit()
-        applied: list[str] = context.config.attributes.setdefault("applied_revisions", [])
+        applied = run_inputs.of(context.config).applied
         context.configure(connection=connection, on_version_apply=_record_into(applied), **_common_options(tree))
         try:
             with context.begin_transaction():
@@ -120,21 +121,30 @@ def _restrict_version_table(connection: Connection, tree: Tree) -> None:
     like any table: an app that could UPDATE alembic_version could make the next deploy skip or
     repeat revisions.
     """
-    connection.execute(text(_RESTRICT_VERSION_TABLE.format(table=tree.version_table)))
+    connection.execute(text(restrict_version_table_sql(tree)))  # text() escapes the % of format()
     connection.commit()
 
 
-_RESTRICT_VERSION_TABLE = """
+def restrict_version_table_sql(tree: Tree) -> str:
+    """A DO block that revokes every privilege on the version table that its owner did not keep."""
+    table = sql.Identifier("public", tree.version_table)
+    return (
+        sql.SQL(
+            """
 DO $restrict$ DECLARE grantee_name text; BEGIN
   FOR grantee_name IN
     SELECT DISTINCT CASE WHEN acl.grantee = 0 THEN 'public' ELSE quote_ident(pg_get_userbyid(acl.grantee)) END
     FROM pg_class c, aclexplode(c.relacl) acl
-    WHERE c.oid = to_regclass('public.{table}') AND acl.grantee <> c.relowner
+    WHERE c.oid = to_regclass({regclass}) AND acl.grantee <> c.relowner
   LOOP
-    EXECUTE format('REVOKE ALL ON TABLE public.{table} FROM %s', grantee_name);
+    EXECUTE format('REVOKE ALL ON TABLE %s FROM %s', {regclass}, grantee_name);
   END LOOP;
 END $restrict$
 """
+        )
+        .format(regclass=sql.Literal(table.as_string()))
+        .as_string()
+    )
 
 
 def run_offline(context: EnvironmentContext, tree: Tree) -> None:
@@ -148,9 +158,9 @@ def run_offline(context: EnvironmentContext, tree: Tree) -> None:
             "DO $role$ BEGIN EXECUTE format('SET ROLE %I', (SELECT pg_get_userbyid(datdba) FROM pg_database "
             "WHERE datname = current_database())); END $role$"
         )
-        context.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+        context.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)).as_string())
         context.run_migrations()
-        context.execute(_RESTRICT_VERSION_TABLE.format(table=tree.version_table))
+        context.execute(restrict_version_table_sql(tree))
 
 
 def _record_into(applied: list[str]) -> Callable[..., None]:

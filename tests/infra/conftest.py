@@ -32,7 +32,10 @@ def deployed(config: pytest.Config) -> DeployedStack:
         if described is None:
             from ops.commands.verify import describe  # the engine, only when a stack is named
 
-            described = describe(config.getoption("--stack"))
+            name = config.getoption("--stack")
+            if not name:
+                raise pytest.UsageError("tests/infra verifies a deployed stack: name it with --stack STACK.")
+            described = describe(name)
         config.stash[DEPLOYED] = described
     return config.stash[DEPLOYED]
 
@@ -43,8 +46,11 @@ def stack(request: pytest.FixtureRequest) -> DeployedStack:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """An unreachable testinfra host is a usage error, named before any check runs, not a difference."""
+    """No stack named, or an unreachable testinfra host: a usage error before any check, not a difference."""
     import testinfra
+
+    if not (from_environment() or session.config.getoption("--stack")):
+        raise pytest.UsageError("tests/infra verifies a deployed stack: name it with --stack STACK.")
 
     for url in (session.config.getoption("hosts") or "local://").split(","):
         try:

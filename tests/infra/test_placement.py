@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import psycopg
+from psycopg import sql
 
 from migrations import runner
 from migrations.shared.tree import TREES
@@ -50,7 +51,8 @@ def test_the_tree_is_at_head(
     catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, database: DatabaseKey
 ) -> None:
     tree = TREES[database.value]
-    version = names(catalogs[database], f"SELECT version_num FROM {tree.version_table}")
+    query = sql.SQL("SELECT version_num FROM {}").format(sql.Identifier(tree.version_table))
+    version = {row[0] for row in catalogs[database].execute(query).fetchall()}
     head = runner.head_revision(tree)
     assert version == {head}, (
         f"{stack.database(database)} is at {sorted(version) or 'base'}, head is {head}: "

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 
 import pytest
+from psycopg import sql
 
 from fixtures.cluster import Deployment
 from migrations import runner
@@ -57,8 +58,11 @@ def test_a_clean_deployment_passes_and_the_report_lists_every_check(deployed: De
 
 def grant_select_to_app(d: Deployment) -> None:
     with d.server.connect(d.databases[DatabaseKey.LOGS]) as logs:
-        logs.execute(f"GRANT CONNECT ON DATABASE {d.databases[DatabaseKey.LOGS]} TO {d.names.of('app')}")
-        logs.execute(f"GRANT SELECT ON system_logs TO {d.names.of('app')}")
+        app = sql.Identifier(d.names.of("app"))
+        logs.execute(
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(d.databases[DatabaseKey.LOGS]), app)
+        )
+        logs.execute(sql.SQL("GRANT SELECT ON system_logs TO {}").format(app))
 
 
 def table_in_the_wrong_database(d: Deployment) -> None:
@@ -74,7 +78,7 @@ def drop_an_index(d: Deployment) -> None:
 
 def give_createdb(d: Deployment) -> None:
     with d.server.connect() as admin:
-        admin.execute(f"ALTER ROLE {d.names.of('logs_writer')} CREATEDB")
+        admin.execute(sql.SQL("ALTER ROLE {} CREATEDB").format(sql.Identifier(d.names.of("logs_writer"))))
 
 
 def public_may_create_in_the_schema(d: Deployment) -> None:
@@ -85,8 +89,9 @@ def public_may_create_in_the_schema(d: Deployment) -> None:
 def drop_a_default_privilege(d: Deployment) -> None:
     with d.server.connect(d.databases[DatabaseKey.LOGS]) as logs:
         logs.execute(
-            f"ALTER DEFAULT PRIVILEGES FOR ROLE {d.names.owner(DatabaseKey.LOGS)} IN SCHEMA public "
-            f"REVOKE INSERT ON TABLES FROM {d.names.of('logs_writer')}"
+            sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public REVOKE INSERT ON TABLES FROM {}").format(
+                sql.Identifier(d.names.owner(DatabaseKey.LOGS)), sql.Identifier(d.names.of("logs_writer"))
+            )
         )
 
 

@@ -74,7 +74,7 @@ def test_downgrade_to_base_and_upgrade_to_head(migrated: Deployment) -> None:
 
 def test_upgrade_sql_is_printed_for_review_and_changes_nothing(logs_target: runner.Target) -> None:
     script = runner.upgrade_sql(logs_target)
-    assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_system_logs_errors" in script
+    assert 'CREATE INDEX CONCURRENTLY IF NOT EXISTS "idx_system_logs_errors" ON "system_logs"' in script
     assert script.index("$guard$") < script.index("CREATE TABLE system_logs")
     assert runner.current_revision(logs_target) is None
 
