@@ -7,10 +7,12 @@ independent resources in parallel, so each grant of a database depends on the on
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 import pulumi
+import pulumi_postgresql as postgresql
 
 R = TypeVar("R", bound=pulumi.Resource)
 
@@ -38,3 +40,36 @@ class AclChain:
         resource = declare(opts)
         self._last = resource
         return resource
+
+    def grant(
+        self,
+        parent: pulumi.Resource,
+        name: str,
+        on: GrantTarget,
+        privileges: Iterable[str],
+    ) -> postgresql.Grant:
+        """The next Grant of the chain: `privileges` (exactly these; fewer revokes the rest) on `on`."""
+        return self.add(
+            parent,
+            lambda opts: postgresql.Grant(
+                name,
+                database=on.database,
+                role=on.role,
+                object_type=on.object_type,
+                schema=on.schema,
+                objects=on.objects,
+                privileges=sorted(privileges),
+                opts=opts,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class GrantTarget:
+    """What a Grant is on, and for whom."""
+
+    database: pulumi.Input[str]
+    role: pulumi.Input[str]
+    object_type: str
+    schema: str | None = None
+    objects: Sequence[str] | None = None

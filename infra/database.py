@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_postgresql as postgresql
 
-from infra.acl_chain import AclChain
+from infra.acl_chain import AclChain, GrantTarget
 from infra.generated_password import GeneratedPassword
+from infra.settings import LoginSettings
 from model.names import PUBLIC, SCHEMA, DatabaseKey
 from model.privileges import ObjectKind, expected, rules
 
@@ -25,9 +26,7 @@ class OwnedDatabaseArgs:
     """LOGIN role, member of the owner, that runs this database's Alembic tree."""
     protect: bool
     """Refuse `pulumi destroy` and replacement (a rename) of the database, and keep it if removed."""
-    migrator_connection_limit: int = -1
-    migrator_statement_timeout_ms: int = 0
-    migrator_password_rotation: int = 1
+    migrator: LoginSettings
 
 
 class OwnedDatabase(pulumi.ComponentResource):
@@ -46,7 +45,7 @@ class OwnedDatabase(pulumi.ComponentResource):
         keep = pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect)
 
         owner = postgresql.Role(f"{name}-owner", name=args.owner_role, login=False, inherit=True, opts=keep)
-        password = GeneratedPassword(f"{name}-migrator-password", str(args.migrator_password_rotation), opts=child)
+        password = GeneratedPassword(f"{name}-migrator-password", str(args.migrator.password_rotation), opts=child)
         migrator = postgresql.Role(
             f"{name}-migrator",
             name=args.migrator_role,
@@ -54,8 +53,8 @@ class OwnedDatabase(pulumi.ComponentResource):
             inherit=True,  # the migrator acts with the owner's privileges, so new tables belong to the owner
             roles=[owner.name],
             password=password.scram_verifier,
-            connection_limit=args.migrator_connection_limit,
-            statement_timeout=args.migrator_statement_timeout_ms,
+            connection_limit=args.migrator.connection_limit,
+            statement_timeout=args.migrator.statement_timeout_ms,
             opts=child,
         )
         database = postgresql.Database(
@@ -74,29 +73,10 @@ class OwnedDatabase(pulumi.ComponentResource):
         # privileges revokes the rest.
         public_on_database = sorted(expected(model, PUBLIC, args.key, ObjectKind.DATABASE))
         public_on_schema = sorted(expected(model, PUBLIC, args.key, ObjectKind.SCHEMA))
-        self.acl_chain.add(
-            self,
-            lambda opts: postgresql.Grant(
-                f"{name}-public-database-revoke",
-                database=database.name,
-                role="public",
-                object_type="database",
-                privileges=public_on_database,
-                opts=opts,
-            ),
-        )
-        self.acl_chain.add(
-            self,
-            lambda opts: postgresql.Grant(
-                f"{name}-public-schema-revoke",
-                database=database.name,
-                schema=SCHEMA,
-                role="public",
-                object_type="schema",
-                privileges=public_on_schema,
-                opts=opts,
-            ),
-        )
+        on_database = GrantTarget(database.name, PUBLIC, "database")
+        self.acl_chain.grant(self, f"{name}-public-database-revoke", on_database, public_on_database)
+        on_schema = GrantTarget(database.name, PUBLIC, "schema", schema=SCHEMA)
+        self.acl_chain.grant(self, f"{name}-public-schema-revoke", on_schema, public_on_schema)
 
         self.database_name = database.name
         self.owner_name = owner.name

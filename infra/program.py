@@ -76,7 +76,6 @@ def admin_password(settings: Settings) -> pulumi.Output[str]:
 
 def owned_database(settings: Settings, key: DatabaseKey, provider: postgresql.Provider) -> OwnedDatabase:
     names = settings.role_names
-    migrator = migrator_key(key)
     return OwnedDatabase(
         key.value,
         OwnedDatabaseArgs(
@@ -85,9 +84,7 @@ def owned_database(settings: Settings, key: DatabaseKey, provider: postgresql.Pr
             owner_role=names.owner(key),
             migrator_role=names.migrator(key),
             protect=settings.protect_databases,
-            migrator_connection_limit=settings.connection_limits.get(migrator, -1),
-            migrator_statement_timeout_ms=settings.statement_timeouts_ms.get(migrator, 0),
-            migrator_password_rotation=settings.password_rotations.get(migrator, 1),
+            migrator=settings.login(migrator_key(key)),
         ),
         opts=pulumi.ResourceOptions(providers=[provider]),
     )
@@ -104,9 +101,7 @@ def runtime_roles(
                 role_name=role.name(settings.role_names),
                 model=role,
                 database=databases[role.database],
-                connection_limit=settings.connection_limits.get(role.key, -1),
-                statement_timeout_ms=settings.statement_timeouts_ms.get(role.key, 0),
-                password_rotation=settings.password_rotations.get(role.key, 1),
+                login=settings.login(role.key),
             ),
             opts=pulumi.ResourceOptions(providers=[provider]),
         )

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_postgresql as postgresql
 
+from infra.acl_chain import GrantTarget
 from infra.database import OwnedDatabase
 from infra.generated_password import GeneratedPassword
+from infra.settings import LoginSettings
 from model import privileges
 from model.names import SCHEMA
 from model.privileges import ObjectKind
@@ -22,9 +24,7 @@ class RuntimeRoleArgs:
     """The role in the privilege model: its database and what it may do there."""
     database: OwnedDatabase
     """The only database the role may connect to."""
-    connection_limit: int = -1
-    statement_timeout_ms: int = 0
-    password_rotation: int = 1
+    login: LoginSettings
 
 
 class RuntimeRole(pulumi.ComponentResource):
@@ -42,41 +42,22 @@ class RuntimeRole(pulumi.ComponentResource):
         self.model, self.database, self.role_key = model, database, name
         granted = {rule.kind: sorted(rule.privileges) for rule in privileges.runtime_rules(model)}
         password = GeneratedPassword(
-            f"{name}-password", str(args.password_rotation), opts=pulumi.ResourceOptions(parent=self)
+            f"{name}-password", str(args.login.password_rotation), opts=pulumi.ResourceOptions(parent=self)
         )
         role = postgresql.Role(
             f"{name}-role",
             name=args.role_name,
             login=True,
             password=password.scram_verifier,
-            connection_limit=args.connection_limit,
-            statement_timeout=args.statement_timeout_ms,
+            connection_limit=args.login.connection_limit,
+            statement_timeout=args.login.statement_timeout_ms,
             opts=pulumi.ResourceOptions(parent=self),
         )
         chain = database.acl_chain
-        chain.add(
-            self,
-            lambda opts: postgresql.Grant(
-                f"{name}-database-grant",
-                database=database.database_name,
-                role=role.name,
-                object_type="database",
-                privileges=granted[ObjectKind.DATABASE],
-                opts=opts,
-            ),
-        )
-        chain.add(
-            self,
-            lambda opts: postgresql.Grant(
-                f"{name}-schema-grant",
-                database=database.database_name,
-                schema=SCHEMA,
-                role=role.name,
-                object_type="schema",
-                privileges=granted[ObjectKind.SCHEMA],
-                opts=opts,
-            ),
-        )
+        on_database = GrantTarget(database.database_name, role.name, "database")
+        chain.grant(self, f"{name}-database-grant", on_database, granted[ObjectKind.DATABASE])
+        on_schema = GrantTarget(database.database_name, role.name, "schema", schema=SCHEMA)
+        chain.grant(self, f"{name}-schema-grant", on_schema, granted[ObjectKind.SCHEMA])
         # FOR ROLE the owner: default privileges apply only to objects created by the role they name,
         # and every table is created by the owner (the migrator acts as the owner).
         chain.add(
@@ -105,16 +86,7 @@ def grant_existing_tables(login: RuntimeRole, tables: frozenset[str]) -> postgre
     read-only login) would see none of today's tables without this grant. Deleting it revokes them,
     so a removed role leaves no ACL entry behind to block its DROP ROLE.
     """
-    return login.database.acl_chain.add(
-        login,
-        lambda opts: postgresql.Grant(
-            f"{login.role_key}-table-grant",
-            database=login.database.database_name,
-            schema=SCHEMA,
-            role=login.role_name,
-            object_type="table",
-            objects=sorted(tables),
-            privileges=sorted(login.model.table_privileges),
-            opts=opts,
-        ),
+    on_tables = GrantTarget(login.database.database_name, login.role_name, "table", SCHEMA, sorted(tables))
+    return login.database.acl_chain.grant(
+        login, f"{login.role_key}-table-grant", on_tables, login.model.table_privileges
     )

@@ -91,6 +91,16 @@ class ReadOnlyRole:
 
 
 @dataclass(frozen=True)
+class LoginSettings:
+    """What the stack config says of one login role (its key in the per-role maps)."""
+
+    connection_limit: int = -1
+    statement_timeout_ms: int = 0
+    password_rotation: int = 1
+    """Raise it to generate a new password on the next deploy."""
+
+
+@dataclass(frozen=True)
 class Settings:
     stack: str
     server: ServerSettings
@@ -107,6 +117,13 @@ class Settings:
     @property
     def protect_databases(self) -> bool:
         return not self.allow_database_deletion
+
+    def login(self, role_key: str) -> LoginSettings:
+        return LoginSettings(
+            connection_limit=self.connection_limits.get(role_key, -1),
+            statement_timeout_ms=self.statement_timeouts_ms.get(role_key, 0),
+            password_rotation=self.password_rotations.get(role_key, 1),
+        )
 
 
 def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:

@@ -9,6 +9,7 @@ membership and PUBLIC, so a grant made by hand anywhere shows up.
 from __future__ import annotations
 
 import psycopg
+import pytest
 
 from model.names import PUBLIC, SCHEMA, DatabaseKey
 from model.placement import VERSION_TABLES
@@ -75,26 +76,38 @@ def differences(kind: ObjectKind, grantee: str, actual: Cells, wanted: Cells, wh
     return lines
 
 
-def test_database_privileges(
+def objects_of(
+    connection: psycopg.Connection, kind: ObjectKind, stack: DeployedStack, database: DatabaseKey
+) -> list[str]:
+    """The objects of `kind` that exist in the database (the database itself, its schema, ...)."""
+    version_table = VERSION_TABLES[database]
+    if kind is ObjectKind.DATABASE:
+        return [stack.database(database)]
+    if kind is ObjectKind.SCHEMA:
+        return [SCHEMA]
+    if kind is ObjectKind.VERSION_TABLE:
+        return [version_table]
+    if kind is ObjectKind.SEQUENCES:
+        return tables_of(connection, "S")
+    return [table for table in tables_of(connection, "r") if table != version_table]
+
+
+@pytest.mark.parametrize("kind", list(FUNCTIONS), ids=[kind.value.replace(" ", "_") for kind in FUNCTIONS])
+def test_privileges(
     catalogs: dict[DatabaseKey, psycopg.Connection],
     stack: DeployedStack,
     grantee: Grantee,
     database: DatabaseKey,
+    kind: ObjectKind,
     public_too: bool,
 ) -> None:
-    wanted = {stack.database(database): expected_of(stack, grantee, database, ObjectKind.DATABASE)}
-    assert_cells(catalogs[database], ObjectKind.DATABASE, grantee.name, wanted, "the cluster", stack.stack)
-
-
-def test_schema_privileges(
-    catalogs: dict[DatabaseKey, psycopg.Connection],
-    stack: DeployedStack,
-    grantee: Grantee,
-    database: DatabaseKey,
-    public_too: bool,
-) -> None:
-    wanted = {SCHEMA: expected_of(stack, grantee, database, ObjectKind.SCHEMA)}
-    assert_cells(catalogs[database], ObjectKind.SCHEMA, grantee.name, wanted, stack.database(database), stack.stack)
+    """Every object of the kind, as has_*_privilege reports it for the role, against the model."""
+    connection = catalogs[database]
+    wanted = {
+        name: expected_of(stack, grantee, database, kind) for name in objects_of(connection, kind, stack, database)
+    }
+    where = "the cluster" if kind is ObjectKind.DATABASE else stack.database(database)
+    assert_cells(connection, kind, grantee.name, wanted, where, stack.stack)
 
 
 def test_default_privileges_hand_new_tables_to_the_runtime_roles(
@@ -132,34 +145,6 @@ def tables_of(connection: psycopg.Connection, kind: str) -> list[str]:
         (kind,),
     ).fetchall()
     return [row[0] for row in rows]
-
-
-def test_table_privileges(
-    catalogs: dict[DatabaseKey, psycopg.Connection],
-    stack: DeployedStack,
-    grantee: Grantee,
-    database: DatabaseKey,
-    public_too: bool,
-) -> None:
-    version_table = VERSION_TABLES[database]
-    tables = [table for table in tables_of(catalogs[database], "r") if table != version_table]
-    where = stack.database(database)
-    wanted = {table: expected_of(stack, grantee, database, ObjectKind.TABLES) for table in tables}
-    assert_cells(catalogs[database], ObjectKind.TABLES, grantee.name, wanted, where, stack.stack)
-    wanted = {version_table: expected_of(stack, grantee, database, ObjectKind.VERSION_TABLE)}
-    assert_cells(catalogs[database], ObjectKind.VERSION_TABLE, grantee.name, wanted, where, stack.stack)
-
-
-def test_sequence_privileges(
-    catalogs: dict[DatabaseKey, psycopg.Connection],
-    stack: DeployedStack,
-    grantee: Grantee,
-    database: DatabaseKey,
-    public_too: bool,
-) -> None:
-    sequences = tables_of(catalogs[database], "S")
-    wanted = {name: expected_of(stack, grantee, database, ObjectKind.SEQUENCES) for name in sequences}
-    assert_cells(catalogs[database], ObjectKind.SEQUENCES, grantee.name, wanted, stack.database(database), stack.stack)
 
 
 def test_no_object_is_granted_to_a_role_outside_the_stack(

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -103,14 +104,25 @@ def test_a_deploy_migrates_and_verifies_and_a_second_changes_nothing(
     assert "deploy: no changes" in output
 
 
+@contextmanager
+def a_deploy_held_in_the_logs_migration(
+    deployment: Deployment, project: dict[str, str]
+) -> Iterator[subprocess.Popen[str]]:
+    """A deploy that holds the stack's lock, waiting for the logs tree's run lock until the block ends."""
+    blocker = hold_logs_migrations(deployment)
+    deploy = start_deploy(deployment, project)
+    try:
+        wait_until_waiting_for_the_lock(deployment)
+        yield deploy
+    finally:
+        blocker.close()
+
+
 def test_two_deploys_at_once_one_runs_the_other_names_the_lock(
     fresh_deployment: Deployment, project: dict[str, str]
 ) -> None:
-    blocker = hold_logs_migrations(fresh_deployment)
-    first = start_deploy(fresh_deployment, project)
-    wait_until_waiting_for_the_lock(fresh_deployment)
-    second_code, second_output = finish(start_deploy(fresh_deployment, project))
-    blocker.close()
+    with a_deploy_held_in_the_logs_migration(fresh_deployment, project) as first:
+        second_code, second_output = finish(start_deploy(fresh_deployment, project))
     first_code, first_output = finish(first)
 
     assert first_code == ExitCode.OK, first_output[-4000:]
@@ -124,12 +136,9 @@ def test_two_deploys_at_once_one_runs_the_other_names_the_lock(
 def test_a_killed_deploy_leaves_a_lock_the_next_deploy_recovers(
     fresh_deployment: Deployment, project: dict[str, str]
 ) -> None:
-    blocker = hold_logs_migrations(fresh_deployment)
-    doomed = start_deploy(fresh_deployment, project)
-    wait_until_waiting_for_the_lock(fresh_deployment)
-    kill_process_tree(doomed.pid)
-    doomed.wait(timeout=30)
-    blocker.close()
+    with a_deploy_held_in_the_logs_migration(fresh_deployment, project) as doomed:
+        kill_process_tree(doomed.pid)
+        doomed.wait(timeout=30)
 
     code, output = finish(start_deploy(fresh_deployment, project))
     assert code == ExitCode.OK, output[-4000:]

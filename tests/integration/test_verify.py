@@ -43,9 +43,7 @@ def test_a_clean_deployment_passes_and_the_report_lists_every_check(deployed: De
     report = json.loads((REPO_ROOT / "reports" / "verify-test.json").read_text())
     checks = {entry["check"].split("[")[0] for entry in report["checks"]}
     assert {
-        "test_database_privileges",
-        "test_table_privileges",
-        "test_sequence_privileges",
+        "test_privileges",
         "test_tables",
         "test_indexes",
         "test_the_tree_is_at_head",
