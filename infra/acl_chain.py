@@ -72,4 +72,4 @@ class GrantTarget:
     role: pulumi.Input[str]
     object_type: str
     schema: str | None = None
-    objects: Sequence[str] | None = None
+    objects: pulumi.Input[Sequence[str]] | None = None

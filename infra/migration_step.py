@@ -50,7 +50,8 @@ def _upgrade(props: dict[str, Any]) -> dict[str, Any]:
             f"revision {at}: {error}"
         ) from None
     outputs = {key: value for key, value in props.items() if key != "password"}
-    return {**outputs, "revision": result.after, "applied": list(result.applied)}
+    tables = runner.data_tables(target)
+    return {**outputs, "revision": result.after, "applied": list(result.applied), "tables": tables}
 
 
 class _MigrationProvider(ResourceProvider):
@@ -59,7 +60,8 @@ class _MigrationProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = [key for key in RERUN_WHEN_CHANGED if olds.get(key) != news.get(key)]
-        return DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
+        # A state written before `tables` existed runs once more to learn them (a run at head changes nothing).
+        return DiffResult(changes=bool(changed) or "tables" not in olds, replaces=[], delete_before_replace=False)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs=_upgrade(news))
@@ -84,10 +86,12 @@ class MigrationRunArgs:
 
 
 class MigrationRun(pulumi.dynamic.Resource):
-    """The tree at head on its database. `revision` is the head reached, `applied` what this run applied."""
+    """The tree at head on its database: `revision` the head reached, `applied` what this run applied."""
 
     revision: pulumi.Output[str]
     applied: pulumi.Output[list[str]]
+    tables: pulumi.Output[list[str]]
+    """The database's tables after the run (its version table left out), as the catalog lists them."""
 
     def __init__(self, name: str, args: MigrationRunArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         props = {
@@ -102,5 +106,6 @@ class MigrationRun(pulumi.dynamic.Resource):
             "password": pulumi.Output.secret(args.migrator_password),
             "revision": None,
             "applied": None,
+            "tables": None,
         }
         super().__init__(_MigrationProvider(), name, props, opts)

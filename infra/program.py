@@ -15,7 +15,6 @@ from infra.runtime_role import RuntimeRole, RuntimeRoleArgs, grant_existing_tabl
 from infra.settings import NAMESPACE, Settings, embedded_server_password, parse_settings, raw_config_from_pulumi
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey, migrator_key
-from model.placement import DATA_TABLES
 from model.privileges import RUNTIME_ROLES, read_only_role
 
 
@@ -48,7 +47,7 @@ def define_stack() -> None:
     for key, database in databases.items():
         database.acl_chain.after(migrations[key])
     for login in logins:
-        grant_existing_tables(login, DATA_TABLES[login.model.database])
+        grant_existing_tables(login, migrations[login.model.database].tables)
     export_outputs(settings, databases, logins, migrations)
 
 

@@ -79,14 +79,14 @@ class RuntimeRole(pulumi.ComponentResource):
         self.register_outputs({"role_name": self.role_name})
 
 
-def grant_existing_tables(login: RuntimeRole, tables: frozenset[str]) -> postgresql.Grant:
+def grant_existing_tables(login: RuntimeRole, tables: pulumi.Output[list[str]]) -> postgresql.Grant:
     """The role's verbs on the tables that exist: declare it after the database's chain passed its migration.
 
     Default privileges reach only tables created later: a role added to a running stack (a new
     read-only login) would see none of today's tables without this grant. Deleting it revokes them,
     so a removed role leaves no ACL entry behind to block its DROP ROLE.
     """
-    on_tables = GrantTarget(login.database.database_name, login.role_name, "table", SCHEMA, sorted(tables))
+    on_tables = GrantTarget(login.database.database_name, login.role_name, "table", SCHEMA, tables)
     return login.database.acl_chain.grant(
         login, f"{login.role_key}-table-grant", on_tables, login.model.table_privileges
     )

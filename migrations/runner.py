@@ -86,6 +86,20 @@ def current_revision(target: Target) -> str | None:
         engine.dispose()
 
 
+def data_tables(target: Target) -> list[str]:
+    """The tables of the database's public schema, its version table left out: what runtime roles are granted."""
+    engine = create_engine(target.url.set(drivername="postgresql+psycopg"), poolclass=NullPool)
+    try:
+        with connect_with_retry(engine) as connection:
+            rows = connection.exec_driver_sql(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> %s ORDER BY 1",
+                (target.tree.version_table,),
+            )
+            return [row[0] for row in rows]
+    finally:
+        engine.dispose()
+
+
 def upgrade(target: Target, revision: str = "head") -> UpgradeResult:
     before = current_revision(target)
     config = alembic_config(target)

@@ -6,8 +6,8 @@ import psycopg
 from psycopg import sql
 
 from migrations import runner
+from migrations.schema import head_schema
 from migrations.shared.tree import TREES
-from model import placement
 from model.names import DatabaseKey
 from ops.deployed_stack import DeployedStack
 
@@ -18,7 +18,7 @@ def names(connection: psycopg.Connection, query: str) -> set[str]:
 
 def test_tables(catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, database: DatabaseKey) -> None:
     actual = names(catalogs[database], "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-    expected = placement.all_tables(database)
+    expected = head_schema(TREES[database.value]).tables | {TREES[database.value].version_table}
     misplaced, missing = sorted(actual - expected), sorted(expected - actual)
     assert not misplaced, (
         f"tables that do not belong in {stack.database(database)}: {misplaced}; move their data to the right "
@@ -29,7 +29,7 @@ def test_tables(catalogs: dict[DatabaseKey, psycopg.Connection], stack: Deployed
 
 def test_indexes(catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, database: DatabaseKey) -> None:
     actual = names(catalogs[database], "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
-    expected = placement.INDEXES[database]
+    expected = head_schema(TREES[database.value]).indexes
     assert actual <= expected, f"indexes not in the model in {stack.database(database)}: {sorted(actual - expected)}"
     assert actual >= expected, (
         f"{stack.database(database)} lacks the indexes {sorted(expected - actual)}: recreate them "

@@ -11,8 +11,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from migrations.shared.tree import TREES
 from model.names import PUBLIC, SCHEMA, DatabaseKey
-from model.placement import VERSION_TABLES
 from model.privileges import Grantee, ObjectKind, expected, rules
 from ops.deployed_stack import DeployedStack
 from tests.infra.conftest import stack_grantees
@@ -80,7 +80,7 @@ def objects_of(
     connection: psycopg.Connection, kind: ObjectKind, stack: DeployedStack, database: DatabaseKey
 ) -> list[str]:
     """The objects of `kind` that exist in the database (the database itself, its schema, ...)."""
-    version_table = VERSION_TABLES[database]
+    version_table = TREES[database.value].version_table
     if kind is ObjectKind.DATABASE:
         return [stack.database(database)]
     if kind is ObjectKind.SCHEMA:

@@ -16,6 +16,7 @@ import pytest
 from fixtures.cluster import Deployment
 from fixtures.programs import migration_steps_program, open_engine_stack
 from migrations import runner
+from migrations.schema import head_schema
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey
 from ops import automation
@@ -91,3 +92,41 @@ def test_no_password_in_plain_text_in_the_state_or_the_output(
         assert password not in result.stdout + result.stderr
         for path in state_files:
             assert password.encode() not in path.read_bytes(), path
+
+
+NEW_TABLE_REVISION = '''"""A table added in a later revision."""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "logs_9998"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("audit_events", sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True))
+
+
+def downgrade() -> None:
+    op.drop_table("audit_events")
+'''
+
+
+def test_a_table_added_in_a_revision_reaches_the_grants_and_the_expected_placement_with_no_other_edit(
+    fresh_deployment: Deployment, engine_workspace: Path, tmp_path: Path
+) -> None:
+    """The revision is the only edit: the step reports the table from the catalog, the schema reads it."""
+    logs_tree = tmp_path / "logs-tree"
+    shutil.copytree(REPO_ROOT / "migrations" / "logs", logs_tree)
+    head = runner.head_revision(TREES["logs"])
+    (logs_tree / "versions" / "logs_9998_audit_events.py").write_text(NEW_TABLE_REVISION.replace("{down}", head))
+
+    stack = open_test_stack(engine_workspace, migration_steps_program(fresh_deployment, logs_tree))
+    stack.up(color="never")
+    resources = (stack.export_stack().deployment or {})["resources"]
+    outputs = {r["urn"].rsplit("::", 1)[1]: r.get("outputs", {}) for r in resources}
+    assert outputs["logs-migrations"]["tables"] == ["audit_events", "llm_logs", "system_logs"]
+    schema = head_schema(TREES["logs"], logs_tree)
+    assert "audit_events" in schema.tables and "audit_events_pkey" in schema.indexes

@@ -7,8 +7,8 @@ from alembic.script import ScriptDirectory
 
 from fixtures.cluster import Deployment
 from migrations import runner
+from migrations.schema import TreeSchema, head_schema, read_schema
 from migrations.shared.tree import TREES
-from model import placement
 from model.names import DatabaseKey
 from tests.migrations import catalog
 from tests.migrations.conftest import target_for
@@ -89,9 +89,22 @@ def test_only_the_owner_may_touch_the_version_table(migrated: Deployment) -> Non
     assert {row[0] for row in grantees} <= {migrated.names.owner(DatabaseKey.MAIN)}
 
 
-def test_the_expected_placement_is_exactly_what_the_trees_create(migrated: Deployment) -> None:
-    """model/placement.py (what scripts/verify expects) and the trees cannot drift apart."""
+def test_the_schema_read_from_a_tree_is_what_migrating_with_it_creates(migrated: Deployment) -> None:
+    """migrations/schema.py (what the deploy grants and scripts/verify expects) reads the trees right."""
     for key in DatabaseKey:
+        tree = TREES[key.value]
+        expected = head_schema(tree)
         with migrated.server.connect(migrated.databases[key]) as connection:
-            assert catalog.tables(connection) == placement.all_tables(key)
-            assert catalog.indexes(connection) == placement.INDEXES[key]
+            assert catalog.tables(connection) == expected.tables | {tree.version_table}
+            assert catalog.indexes(connection) == expected.indexes
+
+
+def test_the_schema_reading_follows_drops_and_keys() -> None:
+    script = (
+        "CREATE TABLE a (\n    id int, \n    PRIMARY KEY (id)\n);\n"
+        "CREATE TABLE b (\n    id int, \n    CONSTRAINT uq_b UNIQUE (id)\n);\n"
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "ix_a" ON "a" (id);\n'
+        "DO $x$ BEGIN RAISE EXCEPTION 'DROP INDEX uq_b'; END $x$;\n"
+        "DROP TABLE a;\n"
+    )
+    assert read_schema(script, "v") == TreeSchema(frozenset({"b"}), frozenset({"uq_b"}))

@@ -14,6 +14,7 @@ import pulumi
 import pytest
 
 RECORDED: list[pulumi.runtime.MockResourceArgs] = []
+TABLES_AT_HEAD = {"main": ["user_invitations"], "logs": ["llm_logs", "system_logs"]}
 STACK_CONFIG = {
     "headhunter-db:host": "db.internal",
     "headhunter-db:port": "5432",
@@ -34,6 +35,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         if args.typ == "pulumi-python:dynamic:Resource":
             outputs.update(result="generated", scram_verifier="SCRAM-SHA-256$mock", revision="head", applied=[])
+            # What a migration run reports from the catalog once its tree is at head.
+            outputs["tables"] = TABLES_AT_HEAD.get(str(args.inputs.get("tree")), [])
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
