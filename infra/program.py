@@ -12,7 +12,7 @@ import pulumi_postgresql as postgresql
 from infra.database import OwnedDatabase, OwnedDatabaseArgs
 from infra.migration_step import MigrationRun, MigrationRunArgs
 from infra.runtime_role import RuntimeRole, RuntimeRoleArgs, grant_existing_tables
-from infra.settings import NAMESPACE, Settings, embedded_server_password, parse_settings, raw_config_from_pulumi
+from infra.settings import Settings, admin_password_from_pulumi, parse_settings, raw_config_from_pulumi
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey, migrator_key
 from model.privileges import RUNTIME_ROLES, read_only_role
@@ -58,19 +58,13 @@ def server_provider(settings: Settings) -> postgresql.Provider:
         host=server.host,
         port=server.port,
         username=server.admin_user,
-        password=admin_password(settings),
+        password=admin_password_from_pulumi(settings),
         sslmode=server.sslmode,
         superuser=server.admin_is_superuser,
         expected_version=server.min_version,
         database="postgres",
         connect_timeout=15,
     )
-
-
-def admin_password(settings: Settings) -> pulumi.Output[str]:
-    if settings.server.embedded:
-        return pulumi.Output.secret(embedded_server_password())
-    return pulumi.Config(NAMESPACE).require_secret("adminPassword")
 
 
 def owned_database(settings: Settings, key: DatabaseKey, provider: postgresql.Provider) -> OwnedDatabase:

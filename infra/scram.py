@@ -1,29 +1,23 @@
-"""The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 5802 and 7677), in pg_authid's format.
+"""The SCRAM-SHA-256 verifier PostgreSQL stores for a password, computed by libpq itself.
 
 Roles are created with the verifier, never the password, so the plain text never reaches the server
-(where `log_statement` could log it). libpq computes the same (PQencryptPasswordConn), but only on a
-connection; the deploy creates passwords before any exists.
+(where `log_statement` could log it). libpq's PQencryptPasswordConn computes it (psycopg exposes it
+as PGconn.encrypt_password); it takes a connection only to look up `password_encryption` when no
+algorithm is named, and we name one. The deploy makes passwords before any connection exists, so a
+connection object that never connects serves: its socket path does not exist, so nothing is sent.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import secrets
+from psycopg import pq
 
-SCRAM_ITERATIONS = 4096  # PostgreSQL's default scram_iterations
+_NEVER_CONNECTS = b"host=/nonexistent/headhunter-scram dbname=none connect_timeout=1"
 
 
-def scram_sha256_verifier(password: str, salt: bytes | None = None, iterations: int = SCRAM_ITERATIONS) -> str:
-    """The verifier PostgreSQL stores for `password` (RFC 5802/7677), in pg_authid's format."""
-    salt = secrets.token_bytes(16) if salt is None else salt
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-
-    def b64(raw: bytes) -> str:
-        return base64.b64encode(raw).decode()
-
-    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+def scram_sha256_verifier(password: str) -> str:
+    """`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, with a fresh random salt."""
+    connection = pq.PGconn.connect_start(_NEVER_CONNECTS)
+    try:
+        return connection.encrypt_password(password.encode(), b"", b"scram-sha-256").decode()
+    finally:
+        connection.finish()

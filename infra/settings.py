@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -22,6 +22,9 @@ from infra import embedded_server
 from infra.identifiers import identifier_problem
 from model.names import DatabaseKey, RoleNames
 from model.privileges import role_keys
+
+if TYPE_CHECKING:
+    from pulumi import Output
 
 NAMESPACE = "headhunter-db"
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
@@ -333,3 +336,12 @@ def raw_config_from_pulumi() -> dict[str, str]:
         is_secret = runtime_config.is_config_secret(f"{NAMESPACE}:adminPassword")
         raw["adminPassword"] = SECRET_IS_SET if is_secret else SECRET_IN_PLAIN_TEXT
     return raw
+
+
+def admin_password_from_pulumi(settings: Settings) -> Output[str]:
+    """The admin password as a secret Output (inside the program): it never becomes a plain string here."""
+    import pulumi
+
+    if settings.server.embedded:
+        return pulumi.Output.secret(embedded_server_password())
+    return pulumi.Config(NAMESPACE).require_secret("adminPassword")
