@@ -93,6 +93,11 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...]]] = {
                 choices=["start", "stop", "status", "env", "reset"],
                 help="env prints PG* exports for psql; reset stops the server and deletes the cluster",
             ),
+            arg(
+                "--unsafe-fast",
+                action=FLAG,
+                help="start without fsync, synchronous_commit and full_page_writes (a crash can lose commits)",
+            ),
         ),
     ),
     "bootstrap": (

@@ -38,6 +38,7 @@ CONF_FILE_NAME = "localpg.conf"  # included from postgresql.conf, written by us
 SUPERUSER = "postgres"
 SERVER_ACCOUNT = "postgres"
 HOST = "127.0.0.1"
+PORT_RANGE = (20000, 30000)
 SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 INSTALL_HINT = (
     "install PostgreSQL's server binaries (Debian/Ubuntu: `apt-get install postgresql`), "
@@ -155,19 +156,26 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def write_server_conf(port: int) -> None:
-    # A throwaway cluster trades durability for speed: a crash of the machine loses it anyway.
+def preferred_port() -> int:
+    """A port of this checkout's own, the same after every reset, so a stack's outputs stay put."""
+    return PORT_RANGE[0] + int(hashlib.sha256(str(STATE_DIR).encode()).hexdigest(), 16) % (
+        PORT_RANGE[1] - PORT_RANGE[0]
+    )
+
+
+def write_server_conf(port: int, unsafe_fast: bool = False) -> None:
+    # Durable as PostgreSQL ships: a deploy's state records a role only once the server said it was
+    # committed, and a crash must not take it back. Only an explicit --unsafe-fast trades that away.
     settings = {
         "listen_addresses": f"'{HOST}'",
         "port": str(port),
         "unix_socket_directories": f"'{socket_dir()}'",
         "password_encryption": "'scram-sha-256'",
         "max_connections": "200",
-        "fsync": "off",
-        "synchronous_commit": "off",
-        "full_page_writes": "off",
         "logging_collector": "off",
     }
+    if unsafe_fast:
+        settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
     conf = data_dir() / CONF_FILE_NAME
     conf.write_text("".join(f"{key} = {value}\n" for key, value in settings.items()))
     give_to_server(conf)
@@ -250,7 +258,7 @@ def initialize(bin_dir: Path) -> None:
         raise UserError(f"initdb failed in {data_dir()}:\n{result.stderr.strip()}")
     with open(data_dir() / "postgresql.conf", "a") as conf:
         conf.write(f"\ninclude_if_exists = '{CONF_FILE_NAME}'\n")
-    write_server_conf(free_port())
+    write_server_conf(preferred_port() if port_is_free(preferred_port()) else free_port())
     write_private(PASSWORD_FILE, password)
 
 
@@ -276,14 +284,17 @@ def is_running(bin_dir: Path) -> bool:
     return status.returncode == 0
 
 
-def start() -> Connection:
+def start(unsafe_fast: bool = False) -> Connection:
     bin_dir = find_bin_dir()
     if not is_initialized():
         print(f"localpg: creating a cluster in {data_dir()}", file=sys.stderr)
         initialize(bin_dir)
     if not is_running(bin_dir):
-        if not port_is_free(configured_port()):
-            write_server_conf(free_port())  # someone else took our port since last time
+        port = configured_port()
+        if not port_is_free(port):
+            port = free_port()
+            print(f"localpg: port {configured_port()} is taken by another program: using {port}", file=sys.stderr)
+        write_server_conf(port, unsafe_fast)
         result = run_as_server(
             [str(bin_dir / "pg_ctl"), "start", "-D", str(data_dir()), "-l", str(log_file()), "-w", "-t", "60"],
             capture_output=True,
@@ -325,7 +336,7 @@ def status() -> int:
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse("localpg", sys.argv[1:] if argv is None else argv)
     if args.command == "start":
-        start()
+        start(args.unsafe_fast)
     elif args.command == "stop":
         stop()
     elif args.command == "status":

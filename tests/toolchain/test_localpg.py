@@ -60,9 +60,18 @@ def test_start_env_status_stop(state_dir: Path) -> None:
             "SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'postgres'"
         ).fetchone() == (True,)
 
+        durability = connection.execute(
+            "SELECT current_setting('fsync'), current_setting('synchronous_commit'), "
+            "current_setting('full_page_writes')"
+        ).fetchone()
+        assert durability == ("on", "on", "on")  # a commit the deploy recorded survives a crash
+
     processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert values["PGPASSWORD"] not in processes
 
+    assert localpg(state_dir, "stop").returncode == 0
+    assert localpg(state_dir, "start").returncode == 0  # a restart keeps the address the stack exported
+    assert exports(localpg(state_dir, "env").stdout)["PGPORT"] == values["PGPORT"]
     assert localpg(state_dir, "stop").returncode == 0
     stopped = localpg(state_dir, "status")
     assert stopped.returncode == 3 and "scripts/localpg start" in stopped.stdout
