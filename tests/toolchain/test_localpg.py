@@ -69,6 +69,16 @@ def test_start_env_status_stop(state_dir: Path) -> None:
     processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert values["PGPASSWORD"] not in processes
 
+    # Sessions the server ends itself leave its side of each connection in TIME_WAIT on the port.
+    for _ in range(3):
+        lingering = psycopg.connect(
+            host=values["PGHOST"], port=values["PGPORT"], user="postgres", password=values["PGPASSWORD"]
+        )
+        with psycopg.connect(
+            host=values["PGHOST"], port=values["PGPORT"], user="postgres", password=values["PGPASSWORD"]
+        ) as killer:
+            killer.execute("SELECT pg_terminate_backend(%s)", (lingering.info.backend_pid,))
+        lingering.close()
     assert localpg(state_dir, "stop").returncode == 0
     assert localpg(state_dir, "start").returncode == 0  # a restart keeps the address the stack exported
     assert exports(localpg(state_dir, "env").stdout)["PGPORT"] == values["PGPORT"]
