@@ -37,9 +37,11 @@ class OwnedDatabase(pulumi.ComponentResource):
     migrator_name: pulumi.Output[str]
     migrator_password: pulumi.Output[str]
     acl_chain: AclChain
+    key: DatabaseKey
 
     def __init__(self, name: str, args: OwnedDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("headhunter:db:OwnedDatabase", name, None, opts)
+        self.key = args.key
         child = pulumi.ResourceOptions(parent=self)
         # Deleting a Role runs REASSIGN OWNED and DROP OWNED: an owner role goes with its database.
         keep = pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect)

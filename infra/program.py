@@ -95,6 +95,7 @@ def runtime_roles(
                 model=role,
                 database=databases[role.database],
                 login=settings.login(role.key),
+                elsewhere=tuple(database for key, database in databases.items() if key != role.database),
             ),
             opts=pulumi.ResourceOptions(providers=[provider]),
         )

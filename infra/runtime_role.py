@@ -25,6 +25,8 @@ class RuntimeRoleArgs:
     database: OwnedDatabase
     """The only database the role may connect to."""
     login: LoginSettings
+    elsewhere: tuple[OwnedDatabase, ...] = ()
+    """The other databases: the role holds nothing there, and a grant made there by hand is revoked."""
 
 
 class RuntimeRole(pulumi.ComponentResource):
@@ -40,7 +42,8 @@ class RuntimeRole(pulumi.ComponentResource):
         super().__init__("headhunter:db:RuntimeRole", name, None, opts)
         database, model = args.database, args.model
         self.model, self.database, self.role_key = model, database, name
-        granted = {rule.kind: sorted(rule.privileges) for rule in privileges.runtime_rules(model)}
+        rules = privileges.runtime_rules(model)
+        granted = {rule.kind: sorted(rule.privileges) for rule in rules if rule.database == model.database}
         password = GeneratedPassword(
             f"{name}-password", str(args.login.password_rotation), opts=pulumi.ResourceOptions(parent=self)
         )
@@ -58,6 +61,11 @@ class RuntimeRole(pulumi.ComponentResource):
         chain.grant(self, f"{name}-database-grant", on_database, granted[ObjectKind.DATABASE])
         on_schema = GrantTarget(database.database_name, role.name, "schema", schema=SCHEMA)
         chain.grant(self, f"{name}-schema-grant", on_schema, granted[ObjectKind.SCHEMA])
+        for other in args.elsewhere:
+            # Exactly nothing: a refresh reads what the role holds there, and the next deploy revokes it.
+            nothing = sorted(privileges.expected(rules, model.key, other.key, ObjectKind.DATABASE))
+            on_other = GrantTarget(other.database_name, role.name, "database")
+            other.acl_chain.grant(self, f"{name}-{other.key}-database-revoke", on_other, nothing)
         # FOR ROLE the owner: default privileges apply only to objects created by the role they name,
         # and every table is created by the owner (the migrator acts as the owner).
         chain.add(

@@ -107,12 +107,19 @@ def _everything(grantee: str, database: DatabaseKey, via: Via) -> tuple[Rule, ..
 
 
 def runtime_rules(role: RuntimeRole) -> tuple[Rule, ...]:
+    """Its own database's grants, and nothing on the other: a CONNECT granted there by hand is revoked."""
     database = role.database
+    elsewhere = tuple(
+        Rule(role.key, other, ObjectKind.DATABASE, frozenset(), Via.REVOKED)
+        for other in DatabaseKey
+        if other != database
+    )
     return (
         Rule(role.key, database, ObjectKind.DATABASE, frozenset({"CONNECT"}), Via.GRANT),
         Rule(role.key, database, ObjectKind.SCHEMA, frozenset({"USAGE"}), Via.GRANT),
         Rule(role.key, database, ObjectKind.TABLES, role.table_privileges, Via.GRANT),
         Rule(role.key, database, ObjectKind.NEW_TABLES, role.table_privileges, Via.DEFAULT_PRIVILEGES),
+        *elsewhere,
     )
 
 

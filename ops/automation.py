@@ -243,3 +243,8 @@ def printer() -> Callable[[str], None]:
 def engine_options() -> dict[str, Any]:
     """Options of every up, preview, refresh and destroy the scripts run."""
     return {"color": "never", "on_output": printer(), "suppress_progress": os.environ.get("CI") == "true"}
+
+
+def deploy_options() -> dict[str, Any]:
+    """Options of the scripts' up and preview: read the server first, so drift by hand is put back."""
+    return {**engine_options(), "refresh": True}

@@ -39,18 +39,18 @@ def deploy(plan: DeployPlan) -> int:
     recovering(stack, lambda: clear_pending_operations(stack))
     with automation.engine_errors(name):
         print(f"deploy: preview of stack {name}", flush=True)
-        preview = stack.preview(diff=True, **automation.engine_options())
+        preview = stack.preview(diff=True, **automation.deploy_options())
     changes = {str(op): n for op, n in preview.change_summary.items() if str(op) != "same"}
     print(f"deploy: {', '.join(f'{n} to {op}' for op, n in changes.items()) or 'no changes'}", flush=True)
     print(f"deploy: up of stack {name}", flush=True)
-    recovering(stack, lambda: stack.up(**automation.engine_options()))
+    recovering(stack, lambda: stack.up(**automation.deploy_options()))
     print(f"deploy: verifying stack {name}", flush=True)
     deployed = DeployedStack.from_stack_outputs(name, automation.outputs(stack))
     if plan.verify(deployed) != ExitCode.OK:
         raise UserError(
-            f"stack {name} was deployed but differs from the model (see the report above): a difference in "
-            "grants or role attributes is repaired by deploying again; a misplaced table is not (the deploy "
-            "never drops data) and must be moved by hand.",
+            f"stack {name} was deployed, but the server holds what the stack does not manage (see the report "
+            "above): the deploy put back every grant and role attribute of its own, and never drops a table or "
+            "a role it did not create. Each difference above names the SQL that removes it.",
             ExitCode.VERIFY_FAILED,
         )
     return ExitCode.OK

@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = automation.open_stack(automation.StackTarget(stack_name, create=True))
     automation.preflight(stack)
     with automation.engine_errors(stack_name):
-        result = stack.up(**automation.engine_options())
+        result = stack.up(**automation.deploy_options())
     outputs = automation.outputs(stack)
     changes = {str(op): count for op, count in (result.summary.resource_changes or {}).items()}
     print_summary(stack_name, changes, outputs)

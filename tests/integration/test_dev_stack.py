@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from psycopg import sql
 
 from fixtures.cluster import Server
 from ops.errors import ExitCode
@@ -131,3 +132,32 @@ def test_without_the_plugin_the_deploy_stops_before_any_change(
     assert "the postgresql resource plugin v3.18.0 is not installed" in result.stderr
     assert "HEADHUNTER_PLUGIN_SOURCES" in result.stderr
     assert leftover_objects(devlike, server) == []
+
+
+def drift_by_hand(server: Server, project: ProjectStack) -> None:
+    """Three changes a person makes by hand: an extra table privilege, a foreign CONNECT, a role attribute."""
+    logs_db = project.databases[1]
+    writer, app = sql.Identifier(f"{project.prefix}_logs_writer"), sql.Identifier(f"{project.prefix}_app")
+    with server.connect(logs_db) as logs:
+        logs.execute(sql.SQL("GRANT SELECT ON system_logs TO {}").format(writer))
+        logs.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(logs_db), app))
+    with server.connect() as admin:
+        admin.execute(sql.SQL("ALTER ROLE {} CREATEDB").format(writer))
+
+
+def test_one_deploy_repairs_drift_and_names_what_it_does_not_manage(server: Server, devlike: ProjectStack) -> None:
+    up = devlike.script("ops.commands.up", devlike.stack)
+    assert up.returncode == ExitCode.OK, up.stdout[-3000:] + up.stderr[-3000:]
+    drift_by_hand(server, devlike)
+    drifted = devlike.script("ops.commands.verify", devlike.stack)
+    assert drifted.returncode == ExitCode.VERIFY_FAILED
+
+    repaired = devlike.script("ops.commands.deploy", devlike.stack)
+    assert repaired.returncode == ExitCode.OK, repaired.stdout[-4000:] + repaired.stderr[-2000:]
+
+    with server.connect() as admin:
+        admin.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(f"{devlike.prefix}_intruder")))
+    named = devlike.script("ops.commands.deploy", devlike.stack)
+    assert named.returncode == ExitCode.VERIFY_FAILED
+    assert f"DROP ROLE {devlike.prefix}_intruder;" in named.stdout
+    assert "never drops a table or a role it did not create" in named.stderr

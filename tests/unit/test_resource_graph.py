@@ -114,6 +114,11 @@ def test_grants_are_exactly_these(graph: list[pulumi.runtime.MockResourceArgs]) 
         ("hh_logs_reader", "hh_logs", "schema", "public", ("USAGE",)),
         ("hh_analyst", "hh_logs", "database", None, ("CONNECT",)),
         ("hh_analyst", "hh_logs", "schema", "public", ("USAGE",)),
+        # Nothing on the other database, held explicitly so that a refresh sees a grant made by hand.
+        ("hh_app", "hh_logs", "database", None, ()),
+        ("hh_logs_writer", "hh_db", "database", None, ()),
+        ("hh_logs_reader", "hh_db", "database", None, ()),
+        ("hh_analyst", "hh_db", "database", None, ()),
     }
 
 
