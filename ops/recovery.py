@@ -1,0 +1,116 @@
+"""What a killed deploy leaves behind, settled by the next `scripts/deploy` or `scripts/up`.
+
+A deploy killed mid-way (a cancelled CI job, a lost runner) leaves the stack's lock and the creates
+it had started. The lock is removed only when its deploy ran on this machine, on a file backend,
+and its process is gone; the pending creates are settled: roles and databases it may have made are
+adopted by name (imported into the state), everything else is retried by the next `up`. Nothing
+on the server is dropped, and no person has to type a command in between.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+from pulumi import automation as auto
+
+from ops import automation, toolchain
+
+T = TypeVar("T")
+
+
+def recovering(stack: auto.Stack, action: Callable[[], T]) -> T:
+    """Run a locking engine action; a lock whose deploy no longer runs is removed and the action retried.
+
+    Only that lock file is removed, never the others (`pulumi cancel` would delete every lock of the
+    stack, a live one that another recovering deploy just took included). Only locks of a file
+    backend, on this machine, whose process has exited, qualify; any other lock stops this deploy
+    with exit 6 and the holder's name, for a person to judge.
+    """
+    with automation.engine_errors(stack.name):
+        try:
+            return action()
+        except auto.CommandError as error:
+            holders = list(automation.LOCK_HOLDER.finditer(str(error)))
+            stale = [m for m in holders if m["url"].startswith("file://") and is_gone(m["host"], int(m["pid"]))]
+            if not holders or len(stale) != len(holders):
+                raise
+            for holder in stale:
+                print(f"deploy: removing the lock of a deploy that no longer runs (pid {holder['pid']})", flush=True)
+                Path(urlparse(holder["url"]).path).unlink(missing_ok=True)
+            clear_pending_operations(stack)
+            return action()
+
+
+# Creates that fail when run twice ("already exists"): a killed deploy may have made the object
+# before the state recorded it, so it is adopted (imported, by its name) instead of created again.
+ADOPTED_WHEN_PENDING = ("postgresql:index/role:Role", "postgresql:index/database:Database")
+
+
+def clear_pending_operations(stack: auto.Stack) -> None:
+    """Settle what a killed `up` left pending: drop its pending creates, adopt its roles and databases.
+
+    A pending create may or may not have reached the server. The roles and databases that did are
+    imported into the state by name (the next `up` then brings their attributes to the program's);
+    every other pending create (grants, default privileges, passwords, migration runs) is safe to
+    run again, so the next `up` redoes it. Nothing on the server is dropped.
+    """
+    deployment = stack.export_stack().deployment or {}
+    pending = [op["resource"] for op in deployment.get("pending_operations") or [] if op.get("type") == "creating"]
+    if not pending:
+        return
+    print(f"deploy: an interrupted deploy left {len(pending)} creates pending: settling them", flush=True)
+    stack.refresh(clear_pending_creates=True, color="never")
+    for resource in pending:
+        if resource.get("type") in ADOPTED_WHEN_PENDING:
+            adopt(stack, resource)
+
+
+def adopt(stack: auto.Stack, resource: dict[str, Any]) -> None:
+    """Import a role or database that a killed deploy created; skip it when it never reached the server."""
+    name = resource["inputs"]["name"]
+    spec = {
+        "nameTable": {"parent": resource["parent"], "provider": resource["provider"].rsplit("::", 1)[0]},
+        "resources": [
+            {
+                "type": resource["type"],
+                "name": resource["urn"].rsplit("::", 1)[1],
+                "id": name,
+                "parent": "parent",
+                "provider": "provider",
+            }
+        ],
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        spec_file = Path(folder) / "adopt.json"
+        spec_file.write_text(json.dumps(spec))
+        result = run_cli(stack, "import", "--file", str(spec_file), "--yes", "--skip-preview", "--generate-code=false")
+    if result.returncode == 0:
+        print(f"deploy: adopted {name}, which the interrupted deploy had created", flush=True)
+    elif "does not exist" not in result.stdout + result.stderr:
+        raise auto.CommandError(auto.CommandResult(result.stdout, result.stderr, result.returncode))
+
+
+def run_cli(stack: auto.Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """A CLI command the Automation API lacks, in the stack's workspace and environment."""
+    command = [str(toolchain.cli_path()), *args, "--stack", stack.name, "--non-interactive", "--color", "never"]
+    env = {**os.environ, **stack.workspace.env_vars}
+    return subprocess.run(command, cwd=stack.workspace.work_dir, env=env, capture_output=True, text=True)
+
+
+def is_gone(host: str, pid: int) -> bool:
+    """True when the lock's process ran on this machine and has exited (a zombie has exited too)."""
+    if host != socket.gethostname():
+        return False  # another machine's deploy: we cannot tell, so we leave its lock alone
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")

@@ -1,0 +1,95 @@
+"""A deploy killed at any moment of provisioning from an empty stack: the next one finishes the job alone.
+
+The kill (SIGKILL of the deploy's whole process group, as a cancelled CI job gets) lands at several
+points: among the first creates, among the grants, during the migration steps. The next
+`scripts/up` must settle what the killed one left (its lock, its pending creates: the roles and
+databases it made are adopted, not created twice) and end with exit 0 and a stack that verifies,
+with no command typed in between.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fixtures.cluster import Server
+from ops.errors import ExitCode
+from ops.paths import REPO_ROOT
+from tests.support.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
+
+pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.slow]
+# Moments of a provisioning from empty, as the server shows them: the kill lands right after each.
+KILL_POINTS = {
+    "the first role exists": "SELECT count(*) > 0 FROM pg_roles WHERE rolname LIKE 'killed\\_%'",
+    "a database exists": "SELECT count(*) > 0 FROM pg_database WHERE datname LIKE 'killed\\_%'",
+    "a runtime role got CONNECT": (
+        "SELECT count(*) > 0 FROM pg_database d, aclexplode(d.datacl) a "
+        "WHERE d.datname LIKE 'killed\\_%' AND pg_get_userbyid(a.grantee) LIKE 'killed\\_%'"
+    ),
+    "the logs tree is migrating": "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = 'killed_logs' "
+    "AND usename = 'killed_logs_migrator'",
+}
+
+
+@pytest.fixture
+def killed(tmp_path: Path, server: Server) -> Iterator[ProjectStack]:
+    project = project_stack(tmp_path, "killed", "killed")
+    cleanup(project, server)
+    yield project
+    cleanup(project, server)
+
+
+def kill_while_deploying(project: ProjectStack, server: Server, moment: str) -> None:
+    deploy = subprocess.Popen(
+        [sys.executable, "-m", "ops.commands.up", project.stack],
+        cwd=REPO_ROOT,
+        env=project.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    with server.connect() as admin:
+        while not admin.execute(KILL_POINTS[moment]).fetchone()[0]:  # type: ignore[index]
+            assert deploy.poll() is None, f"the deploy ended before {moment}"
+            assert time.monotonic() < deadline, f"the deploy never reached the moment: {moment}"
+            time.sleep(0.02)
+    os.killpg(deploy.pid, signal.SIGKILL)
+    deploy.wait(timeout=30)
+
+
+def stray_plugins(project: ProjectStack) -> list[str]:
+    """Plugin processes still running for this project's folder after its deploy was killed."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.readlink(proc / "cwd").startswith(str(project.folder)):
+                found.append((proc / "cmdline").read_text().replace("\0", " ").strip())
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("moment", list(KILL_POINTS))
+def test_the_next_deploy_converges_after_a_kill(server: Server, killed: ProjectStack, moment: str) -> None:
+    kill_while_deploying(killed, server, moment)
+    time.sleep(0.5)
+    assert stray_plugins(killed) == []
+
+    recovered = killed.script("ops.commands.up", killed.stack)
+    assert recovered.returncode == ExitCode.OK, recovered.stdout[-4000:] + recovered.stderr[-2000:]
+    verified = killed.script("ops.commands.verify", killed.stack)
+    assert verified.returncode == ExitCode.OK, verified.stdout[-3000:]
+    again = killed.script("ops.commands.deploy", killed.stack)
+    assert again.returncode == ExitCode.OK, again.stdout[-3000:]
+    assert "deploy: no changes" in again.stdout
+    destroyed = killed.pulumi("destroy", "--yes", "--skip-preview")
+    assert destroyed.returncode == 0, destroyed.stdout[-3000:]
+    assert leftover_objects(killed, server) == []
