@@ -16,6 +16,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError
 
 from migrations import runner
 from migrations.shared.tree import Tree
@@ -44,14 +45,21 @@ def _upgrade(props: dict[str, Any]) -> dict[str, Any]:
     try:
         result = runner.upgrade(target)
     except Exception as error:  # the database's own message is what the operator needs
-        at = runner.current_revision(target) or "base"
         raise MigrationFailedError(
             f"the {props['tree']} tree failed on database {props['database']!r}; the database stays at "
-            f"revision {at}: {error}"
+            f"revision {revision_after_failure(target)}: {error}"
         ) from None
     outputs = {key: value for key, value in props.items() if key != "password"}
     tables = runner.data_tables(target)
     return {**outputs, "revision": result.after, "applied": list(result.applied), "tables": tables}
+
+
+def revision_after_failure(target: runner.Target) -> str:
+    """Where the failed run left the database; a server that went away cannot say, and that is said."""
+    try:
+        return runner.current_revision(target) or "base"
+    except OperationalError:
+        return "unknown (the server does not answer; each revision is its own transaction, so no half)"
 
 
 class _MigrationProvider(ResourceProvider):

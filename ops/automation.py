@@ -39,6 +39,18 @@ DEV_STACK = "dev"
 DEV_PASSPHRASE = "headhunter-dev-only"  # noqa: S105 (published on purpose, dev stack only)
 
 Program = Callable[[], None]
+# What the provider and the migration step report when the server stops or restarts under them.
+SERVER_WENT_AWAY = (
+    "the database system is shutting down",
+    "terminating connection due to administrator command",
+    "server closed the connection unexpectedly",
+    "connection refused",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "connection reset by peer",
+    "driver: bad connection",
+    "broken pipe",
+)
 # How the engine names a lock's holder in its "currently locked" error.
 LOCK_HOLDER = re.compile(r"(?P<url>\S+): created by (?P<user>\S+)@(?P<host>\S+) \(pid (?P<pid>\d+)\)")
 
@@ -143,6 +155,13 @@ def translate(error: auto.CommandError, stack_name: str) -> UserError:
             f"{_engine_error_lines(text)}\nFix the key it names in Pulumi.{stack_name}.yaml; every key is described "
             "in Pulumi.yaml.",
             ExitCode.BAD_INPUT,
+        )
+    if any(sign in text.lower() for sign in SERVER_WENT_AWAY):
+        return UserError(
+            f"PostgreSQL went away during the deploy of stack {stack_name!r}:\n{_engine_error_lines(text)}\n"
+            "Start the server (or wait for the failover) and deploy again: the next deploy picks up where this "
+            "one stopped.",
+            ExitCode.SERVER_UNREACHABLE,
         )
     if "MigrationFailedError" in text or "migration tree failed" in text or "tree failed on database" in text:
         return UserError(

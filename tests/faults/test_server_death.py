@@ -1,0 +1,71 @@
+"""The server dies (an immediate stop, as a crash or a failover does) in the middle of a deploy.
+
+The deploy that was running fails with an exit code a pipeline can act on and no traceback; once
+the server is back, the next `scripts/up` converges alone: what the server had committed survives
+(the embedded server is durable), and the deploy picks up from there.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fixtures.cluster import Server
+from ops import localpg
+from ops.errors import ExitCode
+from ops.paths import REPO_ROOT
+from tests.faults.test_killed_provisioning import KILL_POINTS
+from tests.support.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
+
+pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.slow]
+MOMENTS = ("a database exists", "the logs tree is migrating")
+
+
+@pytest.fixture
+def crashed(tmp_path: Path, server: Server) -> Iterator[ProjectStack]:
+    project = project_stack(tmp_path, "killed", "killed")  # the same names, so the same moments apply
+    cleanup(project, server)
+    yield project
+    localpg.start()
+    cleanup(project, server)
+
+
+def crash_server() -> None:
+    pg_ctl = str(localpg.find_bin_dir() / "pg_ctl")
+    localpg.run_as_server([pg_ctl, "stop", "-D", str(localpg.data_dir()), "-m", "immediate"], capture_output=True)
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_a_deploy_outlives_a_server_crash(server: Server, crashed: ProjectStack, moment: str) -> None:
+    deploy = subprocess.Popen(
+        [sys.executable, "-m", "ops.commands.up", crashed.stack],
+        cwd=REPO_ROOT,
+        env=crashed.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    with server.connect() as admin:
+        while not admin.execute(KILL_POINTS[moment]).fetchone()[0]:  # type: ignore[index]
+            assert deploy.poll() is None and time.monotonic() < deadline, f"the deploy never reached: {moment}"
+            time.sleep(0.02)
+    crash_server()
+    _, err = deploy.communicate(timeout=300)
+    assert deploy.returncode in (ExitCode.SERVER_UNREACHABLE, ExitCode.MIGRATION_FAILED), err[-3000:]
+    assert "PostgreSQL went away" in err or "a migration failed" in err, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]  # our own message; the engine's stream is the engine's
+
+    localpg.start()
+    recovered = crashed.script("ops.commands.up", crashed.stack)
+    assert recovered.returncode == ExitCode.OK, recovered.stdout[-4000:] + recovered.stderr[-2000:]
+    verified = crashed.script("ops.commands.verify", crashed.stack)
+    assert verified.returncode == ExitCode.OK, verified.stdout[-3000:]
+    destroyed = crashed.pulumi("destroy", "--yes", "--skip-preview")
+    assert destroyed.returncode == 0, destroyed.stdout[-3000:]
+    assert leftover_objects(crashed, server) == []
