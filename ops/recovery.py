@@ -9,8 +9,10 @@ on the server is dropped, and no person has to type a command in between.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -45,6 +47,7 @@ def recovering(stack: auto.Stack, action: Callable[[], T]) -> T:
             for holder in stale:
                 print(f"deploy: removing the lock of a deploy that no longer runs (pid {holder['pid']})", flush=True)
                 Path(urlparse(holder["url"]).path).unlink(missing_ok=True)
+            end_orphaned_plugins(stack.workspace.env_vars.get("PULUMI_BACKEND_URL", ""))
             clear_pending_operations(stack)
             return action()
 
@@ -114,3 +117,29 @@ def is_gone(host: str, pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return True
     return state in ("Z", "X")
+
+
+def end_orphaned_plugins(backend_url: str) -> None:
+    """End the plugins (language host, program, providers) a killed deploy of this backend left running.
+
+    The engine starts its plugins in process groups of their own, so a SIGKILL of the deploy's group
+    leaves them behind, reparented to init. Only those qualify: their environment names this
+    backend, and their engine is gone (their parent is init).
+    """
+    if not backend_url:
+        return
+    marker = f"PULUMI_BACKEND_URL={backend_url}".encode()
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or marker not in (proc / "environ").read_bytes().split(b"\0"):
+                continue
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (proc / "cmdline").read_text().replace("\0", " ").strip()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == 1:
+            print(
+                f"deploy: ending {command.split()[0]} (pid {proc.name}), left running by the killed deploy", flush=True
+            )
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(os.getpgid(int(proc.name)), signal.SIGKILL)  # its own group: it and its children
