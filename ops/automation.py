@@ -8,8 +8,11 @@ config, the passphrase, the server and the provider plugin.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -107,12 +110,54 @@ def check_stack_file(target: StackTarget) -> None:
         raise UserError(f"{stack_file.name} is not valid YAML{line}: fix the file and run again.") from None
 
 
+def repair_checkpoint(backend_dir: Path, project: str, stack: str) -> None:
+    """A checkpoint a killed deploy left half-written is restored from the backend's own backup.
+
+    The file backend writes `<stack>.json` (with a `.attrs` sidecar) after each step and keeps the
+    previous one as `<stack>.json.bak`. A kill in the middle of a write can leave an empty or cut
+    file, and then every command, `pulumi cancel` included, fails with "failed to load checkpoint".
+    The damaged file is kept beside the restored one, for a person to look at.
+    """
+    checkpoint = backend_dir / ".pulumi" / "stacks" / project / f"{stack}.json"
+    attrs = checkpoint.with_name(checkpoint.name + ".attrs")
+    if attrs.exists() and not _is_json(attrs):
+        attrs.unlink()  # metadata only; the engine writes it again
+        print(f"deploy: removed the damaged {attrs.name} that an interrupted deploy left", flush=True)
+    if not checkpoint.exists() or _is_json(checkpoint):
+        return
+    backup = checkpoint.with_name(checkpoint.name + ".bak")
+    if not _is_json(backup):
+        raise UserError(
+            f"the state file {checkpoint} is damaged and its backup {backup.name} too: restore the backend from "
+            "your own backup.",
+            ExitCode.DEPLOY_FAILED,
+        )
+    kept = checkpoint.with_name(f"{checkpoint.name}.damaged-{int(time.time())}")
+    checkpoint.rename(kept)
+    shutil.copyfile(backup, checkpoint)
+    checkpoint.with_name(checkpoint.name + ".attrs").unlink(missing_ok=True)
+    print(
+        f"deploy: the state file of stack {stack!r} was damaged by an interrupted deploy: restored the previous "
+        f"checkpoint from {backup.name} (the damaged file is kept as {kept.name}); the deploy redoes the rest",
+        flush=True,
+    )
+
+
+def _is_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_bytes() or b"!")
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def open_stack(target: StackTarget) -> auto.Stack:
     check_stack_file(target)
     env = stack_env(target.name)
     backend = env["PULUMI_BACKEND_URL"]
     if backend.startswith("file://"):
         Path(backend.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        repair_checkpoint(Path(backend.removeprefix("file://")), target.project_name, target.name)
     cli = toolchain.cli_path()
     command = auto.PulumiCommand(root=str(cli.parent.parent), skip_version_check=True)
     options = auto.LocalWorkspaceOptions(
