@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,8 +18,7 @@ import pytest
 
 from fixtures.cluster import Server
 from ops.errors import ExitCode
-from ops.paths import REPO_ROOT
-from tests.support.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
+from tests.support.project_stack import ProjectStack, cleanup, leftover_objects, project_stack, start_up
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.slow]
 # Moments of a provisioning from empty, as the server shows them: the kill lands right after each.
@@ -47,22 +43,9 @@ def killed(tmp_path: Path, server: Server) -> Iterator[ProjectStack]:
 
 
 def kill_while_deploying(project: ProjectStack, server: Server, moment: str) -> None:
-    deploy = subprocess.Popen(
-        [sys.executable, "-m", "ops.commands.up", project.stack],
-        cwd=REPO_ROOT,
-        env=project.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    with server.connect() as admin:
-        while not admin.execute(KILL_POINTS[moment]).fetchone()[0]:  # type: ignore[index]
-            assert deploy.poll() is None, f"the deploy ended before {moment}"
-            assert time.monotonic() < deadline, f"the deploy never reached the moment: {moment}"
-            time.sleep(0.02)
+    deploy = start_up(project, server, KILL_POINTS[moment])
     os.killpg(deploy.pid, signal.SIGKILL)
-    deploy.wait(timeout=30)
+    deploy.communicate(timeout=30)
 
 
 def stray_plugins(project: ProjectStack) -> list[str]:

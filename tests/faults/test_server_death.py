@@ -7,9 +7,6 @@ the server is back, the next `scripts/up` converges alone: what the server had c
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +15,8 @@ import pytest
 from fixtures.cluster import Server
 from ops import localpg
 from ops.errors import ExitCode
-from ops.paths import REPO_ROOT
 from tests.faults.test_killed_provisioning import KILL_POINTS
-from tests.support.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
+from tests.support.project_stack import ProjectStack, cleanup, leftover_objects, project_stack, start_up
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.slow]
 MOMENTS = ("a database exists", "the logs tree is migrating")
@@ -42,19 +38,7 @@ def crash_server() -> None:
 
 @pytest.mark.parametrize("moment", MOMENTS)
 def test_a_deploy_outlives_a_server_crash(server: Server, crashed: ProjectStack, moment: str) -> None:
-    deploy = subprocess.Popen(
-        [sys.executable, "-m", "ops.commands.up", crashed.stack],
-        cwd=REPO_ROOT,
-        env=crashed.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    with server.connect() as admin:
-        while not admin.execute(KILL_POINTS[moment]).fetchone()[0]:  # type: ignore[index]
-            assert deploy.poll() is None and time.monotonic() < deadline, f"the deploy never reached: {moment}"
-            time.sleep(0.02)
+    deploy = start_up(crashed, server, KILL_POINTS[moment])
     crash_server()
     _, err = deploy.communicate(timeout=300)
     assert deploy.returncode in (ExitCode.SERVER_UNREACHABLE, ExitCode.MIGRATION_FAILED), err[-3000:]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,28 @@ class ProjectStack:
         return subprocess.run(
             command, cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S
         )
+
+
+def start_up(project: ProjectStack, server: Server, until: str) -> subprocess.Popen[str]:
+    """`scripts/up` of the stack in a session of its own, returned once the server shows `until` (a query).
+
+    The deploy is left running at that moment, for a test to kill it or its server there.
+    """
+    deploy = subprocess.Popen(
+        [sys.executable, "-m", "ops.commands.up", project.stack],
+        cwd=REPO_ROOT,
+        env=project.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    with server.connect() as admin:
+        while not admin.execute(until).fetchone()[0]:  # type: ignore[index]
+            assert deploy.poll() is None and time.monotonic() < deadline, f"the deploy never reached: {until}"
+            time.sleep(0.02)
+    return deploy
 
 
 def project_stack(folder: Path, stack: str, prefix: str, **config: object) -> ProjectStack:
