@@ -134,12 +134,10 @@ def end_orphaned_plugins(backend_url: str) -> None:
             if not proc.name.isdigit() or marker not in (proc / "environ").read_bytes().split(b"\0"):
                 continue
             parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            command = (proc / "cmdline").read_text().replace("\0", " ").strip()
+            program = (proc / "cmdline").read_text().split("\0")[0] or "a process that is exiting"
         except (OSError, ValueError, IndexError):
             continue
         if parent == 1:
-            print(
-                f"deploy: ending {command.split()[0]} (pid {proc.name}), left running by the killed deploy", flush=True
-            )
+            print(f"deploy: ending {program} (pid {proc.name}), left running by the killed deploy", flush=True)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(os.getpgid(int(proc.name)), signal.SIGKILL)  # its own group: it and its children
