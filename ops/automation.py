@@ -135,7 +135,7 @@ def repair_checkpoint(backend_dir: Path, project: str, stack: str) -> None:
     kept = checkpoint.with_name(f"{checkpoint.name}.damaged-{int(time.time())}")
     checkpoint.rename(kept)
     shutil.copyfile(backup, checkpoint)
-    checkpoint.with_name(checkpoint.name + ".attrs").unlink(missing_ok=True)
+    attrs.unlink(missing_ok=True)
     print(
         f"deploy: the state file of stack {stack!r} was damaged by an interrupted deploy: restored the previous "
         f"checkpoint from {backup.name} (the damaged file is kept as {kept.name}); the deploy redoes the rest",
@@ -156,8 +156,9 @@ def open_stack(target: StackTarget) -> auto.Stack:
     env = stack_env(target.name)
     backend = env["PULUMI_BACKEND_URL"]
     if backend.startswith("file://"):
-        Path(backend.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
-        repair_checkpoint(Path(backend.removeprefix("file://")), target.project_name, target.name)
+        backend_dir = Path(backend.removeprefix("file://"))
+        backend_dir.mkdir(parents=True, exist_ok=True)
+        repair_checkpoint(backend_dir, target.project_name, target.name)
     cli = toolchain.cli_path()
     command = auto.PulumiCommand(root=str(cli.parent.parent), skip_version_check=True)
     options = auto.LocalWorkspaceOptions(

@@ -113,10 +113,15 @@ def is_gone(host: str, pid: int) -> bool:
     if host != socket.gethostname():
         return False  # another machine's deploy: we cannot tell, so we leave its lock alone
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        state = process_status(pid)[0]
     except (FileNotFoundError, ProcessLookupError):
         return True
     return state in ("Z", "X")
+
+
+def process_status(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name: state, parent pid, process group, ..."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def end_orphaned_plugins(backend_url: str) -> None:
@@ -133,7 +138,7 @@ def end_orphaned_plugins(backend_url: str) -> None:
         try:
             if not proc.name.isdigit() or marker not in (proc / "environ").read_bytes().split(b"\0"):
                 continue
-            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            parent = int(process_status(int(proc.name))[1])
             program = (proc / "cmdline").read_text().split("\0")[0] or "a process that is exiting"
         except (OSError, ValueError, IndexError):
             continue

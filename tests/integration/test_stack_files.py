@@ -16,21 +16,17 @@ import pytest
 from ops import toolchain
 from ops.automation import DEV_PASSPHRASE, DEV_STACK
 from ops.paths import REPO_ROOT
+from tests.support.project_stack import TEST_PASSPHRASE, project_folder
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider]
 SHIPPED_STACKS = sorted(path.name.split(".")[1] for path in REPO_ROOT.glob("Pulumi.*.yaml"))
 
 
 def project_copy(folder: Path, stack: str) -> dict[str, str]:
-    shutil.copyfile(REPO_ROOT / "Pulumi.yaml", folder / "Pulumi.yaml")
-    shutil.copyfile(REPO_ROOT / f"Pulumi.{stack}.yaml", folder / f"Pulumi.{stack}.yaml")
-    (folder / "infra").symlink_to(REPO_ROOT / "infra")
-    (folder / ".venv").symlink_to(REPO_ROOT / ".venv")
-    (folder / "state").mkdir()
-    env = toolchain.pulumi_env()
+    """The project with one shipped stack file, as it is in the repository."""
     # The dev stack file carries the salt of its published passphrase; the others get theirs here.
-    passphrase = DEV_PASSPHRASE if stack == DEV_STACK else "test-only"
-    env.update(PULUMI_BACKEND_URL=f"file://{folder / 'state'}", PULUMI_CONFIG_PASSPHRASE=passphrase)
+    env = project_folder(folder, DEV_PASSPHRASE if stack == DEV_STACK else TEST_PASSPHRASE)
+    shutil.copyfile(REPO_ROOT / f"Pulumi.{stack}.yaml", folder / f"Pulumi.{stack}.yaml")
     return env
 
 

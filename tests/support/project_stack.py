@@ -24,6 +24,7 @@ from ops import toolchain
 from ops.paths import REPO_ROOT
 
 COMMAND_TIMEOUT_S = 600
+TEST_PASSPHRASE = "test-only"
 
 
 @dataclass(frozen=True)
@@ -74,23 +75,29 @@ def start_up(project: ProjectStack, server: Server, until: str) -> subprocess.Po
     return deploy
 
 
-def project_stack(folder: Path, stack: str, prefix: str, **config: object) -> ProjectStack:
-    """The dev stack's settings under the names of `prefix`, with `config` on top."""
+def project_folder(folder: Path, passphrase: str = TEST_PASSPHRASE) -> dict[str, str]:
+    """Pulumi.yaml, links to infra/ and .venv, and a state backend of its own; returns the environment."""
     (folder / "Pulumi.yaml").write_text((REPO_ROOT / "Pulumi.yaml").read_text())
     (folder / "infra").symlink_to(REPO_ROOT / "infra")
     (folder / ".venv").symlink_to(REPO_ROOT / ".venv")
-    stack_file = yaml.safe_load((REPO_ROOT / "Pulumi.dev.yaml").read_text())
-    stack_file.pop("encryptionsalt", None)
-    values = {"mainDatabase": f"{prefix}_db", "logsDatabase": f"{prefix}_logs", "rolePrefix": prefix, **config}
-    stack_file["config"].update({f"{NAMESPACE}:{key}": value for key, value in values.items()})
-    (folder / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(stack_file))
     (folder / "state").mkdir()
     env = toolchain.pulumi_env(dict(os.environ))
     env.update(
         HEADHUNTER_PROJECT_DIR=str(folder),
         PULUMI_BACKEND_URL=f"file://{folder / 'state'}",
-        PULUMI_CONFIG_PASSPHRASE="test-only",
+        PULUMI_CONFIG_PASSPHRASE=passphrase,
     )
+    return env
+
+
+def project_stack(folder: Path, stack: str, prefix: str, **config: object) -> ProjectStack:
+    """The dev stack's settings under the names of `prefix`, with `config` on top."""
+    env = project_folder(folder)
+    stack_file = yaml.safe_load((REPO_ROOT / "Pulumi.dev.yaml").read_text())
+    stack_file.pop("encryptionsalt", None)
+    values = {"mainDatabase": f"{prefix}_db", "logsDatabase": f"{prefix}_logs", "rolePrefix": prefix, **config}
+    stack_file["config"].update({f"{NAMESPACE}:{key}": value for key, value in values.items()})
+    (folder / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(stack_file))
     return ProjectStack(folder, stack, prefix, env)
 
 
