@@ -27,6 +27,8 @@ class OwnedDatabaseArgs:
     protect: bool
     """Refuse `pulumi destroy` and replacement (a rename) of the database, and keep it if removed."""
     migrator: LoginSettings
+    managed_admin: str | None = None
+    """The admin's name on a managed server (RDS, Cloud SQL, Azure), whose admin is no superuser."""
 
 
 class OwnedDatabase(pulumi.ComponentResource):
@@ -70,6 +72,9 @@ class OwnedDatabase(pulumi.ComponentResource):
         # Every ACL change on this database goes through one chain: concurrent GRANTs on the same
         # catalog row fail with "tuple concurrently updated" (pulumi-postgresql#126).
         self.acl_chain = AclChain(start=database)
+        admin = args.managed_admin
+        if admin is not None:
+            self.acl_chain.add(self, lambda opts: admin_acts_as_owner(name, admin, owner, opts))
         model = rules()
         # PUBLIC keeps exactly what the model leaves it (nothing): a Grant to PUBLIC with fewer
         # privileges revokes the rest.
@@ -91,3 +96,20 @@ class OwnedDatabase(pulumi.ComponentResource):
                 "migrator_name": self.migrator_name,
             }
         )
+
+
+def admin_acts_as_owner(
+    name: str, admin: str, owner: postgresql.Role, opts: pulumi.ResourceOptions
+) -> postgresql.GrantRole:
+    """Make a managed server's admin a member of the owner role, first in the database's chain.
+
+    Only the owner may revoke what the owner granted: PUBLIC's CONNECT and TEMPORARY on a new
+    database are the owner's grants, so a REVOKE by an admin that is no superuser and no member of
+    the owner changes nothing ("no privileges could be revoked"). A member's REVOKE acts as the
+    owner. PostgreSQL 15 lets a CREATEROLE admin grant any role that is not a superuser; from 16 on,
+    the role's creator holds ADMIN OPTION on it, which allows the same GRANT.
+    The provider grants the owner to itself around a database's create and revokes it afterwards
+    unless the admin is already a member: this grant therefore comes after the database's create,
+    and every grant of the chain after it (the provider then finds a member, and leaves it one).
+    """
+    return postgresql.GrantRole(f"{name}-admin-acts-as-owner", role=admin, grant_role=owner.name, opts=opts)

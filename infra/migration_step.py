@@ -9,7 +9,7 @@ with the database's message, and deleting it (destroy) never downgrades: the dat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ def _upgrade(props: dict[str, Any]) -> dict[str, Any]:
         host=props["host"],
         port=int(props["port"]),
         database=props["database"],
-        query={"sslmode": props["sslmode"]},
+        query={"sslmode": props["sslmode"], **(props.get("tls") or {})},
     )
     script_location = Path(props["script_location"]) if props.get("script_location") else None
     target = runner.Target(runner.tree_named(props["tree"]), url, props["database"], script_location)
@@ -89,6 +89,8 @@ class MigrationRunArgs:
     """The database the tree belongs to; the placement guard checks it before anything runs."""
     migrator: pulumi.Input[str]
     migrator_password: pulumi.Input[str]
+    tls: dict[str, str] = field(default_factory=dict)
+    """sslrootcert, sslcert and sslkey (those the stack sets), as libpq names them."""
     script_location: Path | None = None
     """Run a copy of the tree instead (tests, benchmarks); None for the tree in migrations/."""
 
@@ -109,6 +111,7 @@ class MigrationRun(pulumi.dynamic.Resource):
             "host": args.host,
             "port": args.port,
             "sslmode": args.sslmode,
+            "tls": args.tls,
             "database": args.database,
             "user": args.migrator,
             "password": pulumi.Output.secret(args.migrator_password),

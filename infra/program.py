@@ -6,6 +6,8 @@ project's scripts run the same `pulumi up` through the Automation API.
 
 from __future__ import annotations
 
+import urllib.parse
+
 import pulumi
 import pulumi_postgresql as postgresql
 
@@ -31,6 +33,7 @@ def define_stack() -> None:
                 host=settings.server.host,
                 port=settings.server.port,
                 sslmode=settings.server.sslmode,
+                tls=settings.server.tls.libpq_parameters(),
                 database=database.database_name,
                 migrator=database.migrator_name,
                 migrator_password=database.migrator_password,
@@ -60,11 +63,18 @@ def server_provider(settings: Settings) -> postgresql.Provider:
         username=server.admin_user,
         password=admin_password_from_pulumi(settings),
         sslmode=server.sslmode,
+        sslrootcert=server.tls.root_cert or None,
+        clientcert=client_certificate(settings),
         superuser=server.admin_is_superuser,
         expected_version=server.min_version,
         database="postgres",
         connect_timeout=15,
     )
+
+
+def client_certificate(settings: Settings) -> postgresql.ProviderClientcertArgs | None:
+    tls = settings.server.tls
+    return postgresql.ProviderClientcertArgs(cert=tls.cert, key=tls.key) if tls.cert else None
 
 
 def owned_database(settings: Settings, key: DatabaseKey, provider: postgresql.Provider) -> OwnedDatabase:
@@ -78,6 +88,7 @@ def owned_database(settings: Settings, key: DatabaseKey, provider: postgresql.Pr
             migrator_role=names.migrator(key),
             protect=settings.protect_databases,
             migrator=settings.login(migrator_key(key)),
+            managed_admin=None if settings.server.admin_is_superuser else settings.server.admin_user,
         ),
         opts=pulumi.ResourceOptions(providers=[provider]),
     )
@@ -136,14 +147,17 @@ def connection_url(
     settings: Settings, user: pulumi.Output[str], password: pulumi.Output[str], database: pulumi.Output[str]
 ) -> pulumi.Output[str]:
     server = settings.server
+    # The TLS files go into the URL, so every client of it (the migrations, the verification, a
+    # person's psql) checks the server as the provider does.
+    query = urllib.parse.urlencode({"sslmode": server.sslmode, **server.tls.libpq_parameters()})
     return pulumi.Output.secret(
         pulumi.Output.format(
-            "postgresql://{0}:{1}@{2}:{3}/{4}?sslmode={5}",
+            "postgresql://{0}:{1}@{2}:{3}/{4}?{5}",
             user,
             password,
             server.host,
             server.port,
             database,
-            server.sslmode,
+            query,
         )
     )

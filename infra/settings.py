@@ -10,6 +10,7 @@ both are flattened into `{key: string}` and go through the same `parse_settings`
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -36,7 +37,8 @@ MIN_SUPPORTED_SERVER_VERSION = 15
 
 # Every key the program reads; Pulumi.yaml declares exactly these (tests/unit/test_settings.py).
 PLAIN_KEYS = (
-    "embeddedServer", "host", "port", "sslmode", "adminUser", "adminIsSuperuser", "minServerVersion",
+    "embeddedServer", "host", "port", "sslmode", "sslRootCert", "sslCert", "sslKey", "adminUser", "adminIsSuperuser",
+    "minServerVersion",
     "mainDatabase", "logsDatabase", "rolePrefix", "production", "allowDatabaseDeletion", "connectionLimits",
     "statementTimeoutsMs", "passwordRotations", "readOnlyRoles",
 )  # fmt: skip
@@ -70,6 +72,20 @@ def _as_config_string(value: object) -> str:
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """Absolute paths of the PEM files every connection hands to libpq; "" when not set."""
+
+    root_cert: str = ""
+    cert: str = ""
+    key: str = ""
+
+    def libpq_parameters(self) -> dict[str, str]:
+        """sslrootcert, sslcert and sslkey, as libpq (psycopg, and lib/pq in the provider) names them."""
+        named = {"sslrootcert": self.root_cert, "sslcert": self.cert, "sslkey": self.key}
+        return {name: path for name, path in named.items() if path}
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     embedded: bool
     """True for the dev stack: host, port and admin password are those of scripts/localpg's server."""
@@ -83,6 +99,7 @@ class ServerSettings:
     # or it tries superuser-only statements.
     admin_is_superuser: bool
     min_version: str
+    tls: TlsFiles = TlsFiles()
 
 
 @dataclass(frozen=True)
@@ -171,6 +188,7 @@ def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
         admin_user=reader.required("adminUser"),
         admin_is_superuser=reader.boolean("adminIsSuperuser"),
         min_version=str(reader.integer("minServerVersion", minimum=MIN_SUPPORTED_SERVER_VERSION)),
+        tls=reader.tls_files(reader.choice("sslmode", SSL_MODES)),
     )
     database_names = {
         DatabaseKey.MAIN: reader.identifier("mainDatabase"),
@@ -206,6 +224,14 @@ def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
         password_rotations=reader.per_role_integers("passwordRotations", keys, minimum=1),
         read_only_roles=read_only_roles,
     )
+
+
+def project_dir() -> Path:
+    """The folder of Pulumi.yaml, from which relative paths in a stack file are read.
+
+    Not the working directory: the engine runs the program in `main` (infra/).
+    """
+    return Path(os.environ.get("HEADHUNTER_PROJECT_DIR") or PROJECT_FILE.parent)
 
 
 def embedded_server_password() -> str:
@@ -283,6 +309,33 @@ class _Reader:
         if value not in choices:
             raise self.error(key, f"is {value!r}, an unknown value", f"use one of {', '.join(choices)}")
         return value
+
+    def tls_files(self, sslmode: str) -> TlsFiles:
+        files = TlsFiles(self.pem_file("sslRootCert"), self.pem_file("sslCert"), self.pem_file("sslKey"))
+        if sslmode in ("verify-ca", "verify-full") and not files.root_cert:
+            raise self.error(
+                "sslRootCert",
+                f"is not set, and sslmode {sslmode} checks the server's certificate against it",
+                "set it to the CA bundle of your server (RDS: global-bundle.pem; Cloud SQL: the instance's "
+                "server-ca.pem)",
+            )
+        if bool(files.cert) != bool(files.key):
+            missing = "sslKey" if files.cert else "sslCert"
+            raise self.error(missing, "is not set, but its partner is", "set sslCert and sslKey together, or neither")
+        if files.key and Path(files.key).stat().st_mode & 0o077:
+            fix = f"run `chmod 600 {files.key}`: libpq refuses such a key"
+            raise self.error("sslKey", f"({files.key}) can be read by others", fix)
+        return files
+
+    def pem_file(self, key: str) -> str:
+        """The absolute path of a PEM file the stack names, checked to exist; "" when not set."""
+        value = self.optional(key)
+        if not value:
+            return ""
+        path = Path(value) if Path(value).is_absolute() else project_dir() / value
+        if not path.is_file():
+            raise self.error(key, f"names {path}, which is not a file", "put the PEM file there or correct the path")
+        return str(path)
 
     def structured(self, key: str) -> object:
         text = self.optional(key)

@@ -32,7 +32,7 @@ from infra.settings import (
     embedded_server_password,
     parse_settings,
 )
-from ops import paths, toolchain
+from ops import paths, tls_check, toolchain
 from ops.errors import ExitCode, UserError
 
 PROJECT_NAME = "headhunter-db"
@@ -273,17 +273,12 @@ def check_server(settings: Settings, admin_password: str) -> None:
         else f"check {NAMESPACE}:host, port, adminUser and adminPassword in Pulumi.{settings.stack}.yaml"
     )
     try:
-        with psycopg.connect(
-            host=server.host,
-            port=server.port,
-            user=server.admin_user,
-            password=admin_password,
-            dbname="postgres",
-            sslmode=server.sslmode,
-            connect_timeout=10,
-        ) as connection:
+        with connect_admin(settings, admin_password) as connection:
             version = connection.info.server_version
     except psycopg.OperationalError as error:
+        if problem := tls_check.certificate_problem(server):
+            message = f"the certificate of the PostgreSQL server at {server.host}:{server.port} {problem}."
+            raise UserError(f"{message} Nothing was changed.", ExitCode.SERVER_UNREACHABLE) from None
         reason = str(error).strip().splitlines()[-1]
         raise UserError(f"cannot reach PostgreSQL at {where} ({reason}): {fix}.", ExitCode.SERVER_UNREACHABLE) from None
     if version // 10000 < int(server.min_version.split(".")[0]):
@@ -292,6 +287,22 @@ def check_server(settings: Settings, admin_password: str) -> None:
             f"{NAMESPACE}:minServerVersion {server.min_version}: upgrade the server or lower that key.",
             ExitCode.BAD_INPUT,
         )
+
+
+def connect_admin(settings: Settings, admin_password: str) -> psycopg.Connection[tuple[Any, ...]]:
+    """The admin's session on the server's maintenance database, as the provider connects."""
+    server = settings.server
+    parameters: dict[str, Any] = {
+        "host": server.host,
+        "port": server.port,
+        "user": server.admin_user,
+        "password": admin_password,
+        "dbname": "postgres",
+        "sslmode": server.sslmode,
+        "connect_timeout": 10,
+        **server.tls.libpq_parameters(),
+    }
+    return psycopg.connect(autocommit=True, **parameters)
 
 
 def outputs(stack: auto.Stack) -> Mapping[str, Any]:

@@ -68,9 +68,20 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...]]] = {
             arg("--sql", action=FLAG, help="print the upgrade's SQL for review; run nothing"),
         ),
     ),
+    "destroy": (
+        "Remove what a stack created: the databases with every row, the roles, the grants. A killed or failed "
+        "deploy is settled first (its stale lock, the roles and databases the state lost), and whatever of the "
+        "stack's names remains afterwards is named with the SQL that removes it (exit 3). A stack whose "
+        "databases are protected (allowDatabaseDeletion false, every production stack) is refused.",
+        (
+            arg("stack", metavar="STACK", help=STACK_HELP),
+            arg("--yes", action=FLAG, help="go ahead (without it, nothing is changed)"),
+        ),
+    ),
     "docs": (
-        "Re-render the generated privilege matrix in docs/architecture.md from the model.",
-        (arg("--check", action=FLAG, help="change nothing; exit 3 when the docs are stale"),),
+        "Re-render the generated parts of the docs: the privilege matrix in docs/architecture.md from the model, "
+        "and the fault table in docs/faults.md from the last whole run of the suite (reports/faults.json).",
+        (arg("--check", action=FLAG, help="change nothing; exit 3 when the privilege matrix is stale"),),
     ),
     "bench": (
         "Benchmarks on the embedded PostgreSQL, each against a baseline measured in the same run; writes "

@@ -94,11 +94,31 @@ def adopt(stack: auto.Stack, resource: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         spec_file = Path(folder) / "adopt.json"
         spec_file.write_text(json.dumps(spec))
-        result = run_cli(stack, "import", "--file", str(spec_file), "--yes", "--skip-preview", "--generate-code=false")
+        # `pulumi import` protects what it imports unless told otherwise; the pending create carries
+        # the program's own choice (protected databases on a stack that forbids their deletion).
+        protect = f"--protect={str(bool(resource.get('protect'))).lower()}"
+        result = run_cli(
+            stack, "import", "--file", str(spec_file), protect, "--yes", "--skip-preview", "--generate-code=false"
+        )
     if result.returncode == 0:
+        restore_dependencies(stack, resource)
         print(f"deploy: adopted {name}, which the interrupted deploy had created", flush=True)
     elif "does not exist" not in result.stdout + result.stderr:
         raise auto.CommandError(auto.CommandResult(result.stdout, result.stderr, result.returncode))
+
+
+def restore_dependencies(stack: auto.Stack, pending: dict[str, Any]) -> None:
+    """Give an adopted resource the dependencies its pending create recorded.
+
+    `pulumi import` records none, so a destroy before the next `up` would delete a database's owner
+    role before the database (whose delete then fails: the provider grants itself that role first).
+    """
+    exported = stack.export_stack()
+    for resource in (exported.deployment or {}).get("resources") or []:
+        if resource.get("urn") == pending["urn"]:
+            resource["dependencies"] = pending.get("dependencies") or []
+            resource["propertyDependencies"] = pending.get("propertyDependencies") or {}
+    stack.import_stack(exported)
 
 
 def run_cli(stack: auto.Stack, *args: str) -> subprocess.CompletedProcess[str]:

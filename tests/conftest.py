@@ -12,8 +12,14 @@ from fixtures.cluster import Deployment, Server, sql_deployment
 from fixtures.programs import engine_project
 from ops import localpg
 from ops.deployed_stack import ENV_VAR
+from tests.support.fault_log import FaultLog, fault_seen
 
 INFRA_SUITE = Path(__file__).resolve().parent / "infra"
+__all__ = ["fault_seen"]  # a fixture of every suite: the fault tests record what they saw with it
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(FaultLog(config), "fault_log")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -18,6 +18,7 @@ import yaml
 from fixtures.cluster import Server, scalar
 from ops.errors import ExitCode
 from ops.paths import REPO_ROOT
+from tests.support.fault_log import SeenFunction
 
 STACK = "faults"
 PASSPHRASE = "faults-passphrase"
@@ -102,60 +103,78 @@ def assert_nothing_created(server: Server) -> None:
         ({"hostname": "db.internal"}, ExitCode.BAD_INPUT, "headhunter-db:hostname is not a key this program reads"),
     ],
 )
+@pytest.mark.fault(
+    what="bad stack config: a name over 63 bytes, with a space or a quote; a server older than "
+    "`minServerVersion`; nothing listening; a port that is not a number; a key the program does not read",
+    recovery="fix the key the message names; nothing was created",
+)
 def test_bad_config_stops_before_any_change(
-    project: Project, changes: dict[str, object], code: ExitCode, message: str
+    project: Project, changes: dict[str, object], code: ExitCode, message: str, fault_seen: SeenFunction
 ) -> None:
     project.write_stack(good_config(project.server, **changes), project.server.connection.password)
     result = project.up()
     assert result.returncode == code, result.stderr
     assert message in result.stderr
     assert_nothing_created(project.server)
+    fault_seen("scripts/up", result.returncode, result.stderr, message)
 
 
-def test_a_wrong_admin_password(project: Project) -> None:
+@pytest.mark.fault(what="a wrong admin password", recovery="`pulumi config set --secret headhunter-db:adminPassword`")
+def test_a_wrong_admin_password(project: Project, fault_seen: SeenFunction) -> None:
     project.write_stack(good_config(project.server), "not-the-admin-password")
     result = project.up()
     assert result.returncode == ExitCode.SERVER_UNREACHABLE
     assert "password authentication failed" in result.stderr and "adminPassword" in result.stderr
     assert "not-the-admin-password" not in result.stdout + result.stderr
     assert_nothing_created(project.server)
+    fault_seen("scripts/up", result.returncode, result.stderr, "password authentication failed")
 
 
-def test_a_missing_secret(project: Project) -> None:
+@pytest.mark.fault(what="a missing admin password", recovery="set it as a secret")
+def test_a_missing_secret(project: Project, fault_seen: SeenFunction) -> None:
     project.write_stack(good_config(project.server), admin_password=None)
     result = project.up()
     assert result.returncode == ExitCode.BAD_INPUT
     assert "headhunter-db:adminPassword is missing: set it with `pulumi config set --secret" in result.stderr
     assert_nothing_created(project.server)
+    fault_seen("scripts/up", result.returncode, result.stderr, "adminPassword is missing")
 
 
-def test_an_admin_password_in_plain_text(project: Project) -> None:
+@pytest.mark.fault(what="an admin password stored in plain text", recovery="store it with `--secret`")
+def test_an_admin_password_in_plain_text(project: Project, fault_seen: SeenFunction) -> None:
     project.write_stack(good_config(project.server, adminPassword="plain-text-password"), admin_password=None)
     result = project.up()
     assert result.returncode == ExitCode.BAD_INPUT
     assert "headhunter-db:adminPassword is stored in plain text" in result.stderr
     assert "plain-text-password" not in result.stdout + result.stderr
     assert_nothing_created(project.server)
+    fault_seen("scripts/up", result.returncode, result.stderr, "stored in plain text")
 
 
-def test_a_wrong_passphrase(project: Project) -> None:
+@pytest.mark.fault(what="a wrong secrets passphrase", recovery="give the right one")
+def test_a_wrong_passphrase(project: Project, fault_seen: SeenFunction) -> None:
     project.write_stack(good_config(project.server), project.server.connection.password)
     result = project.up(passphrase="not-the-passphrase")
     assert result.returncode == ExitCode.BAD_INPUT, result.stderr
     assert "passphrase" in result.stderr and "PULUMI_CONFIG_PASSPHRASE" in result.stderr
     assert_nothing_created(project.server)
+    fault_seen("scripts/up", result.returncode, result.stderr, "PULUMI_CONFIG_PASSPHRASE")
 
 
-def test_no_passphrase_for_a_stack_other_than_dev(project: Project) -> None:
+@pytest.mark.fault(what="no passphrase for a stack other than dev", recovery="set PULUMI_CONFIG_PASSPHRASE(_FILE)")
+def test_no_passphrase_for_a_stack_other_than_dev(project: Project, fault_seen: SeenFunction) -> None:
     project.write_stack(good_config(project.server), project.server.connection.password)
     result = project.up(passphrase=None)
     assert result.returncode == ExitCode.BAD_INPUT
     assert "stack 'faults' needs its secrets passphrase: set PULUMI_CONFIG_PASSPHRASE" in result.stderr
+    fault_seen("scripts/up", result.returncode, result.stderr, "needs its secrets passphrase")
 
 
-def test_a_stack_file_that_is_not_yaml(project: Project) -> None:
+@pytest.mark.fault(what="a stack file that is not YAML", recovery="fix the file")
+def test_a_stack_file_that_is_not_yaml(project: Project, fault_seen: SeenFunction) -> None:
     (project.folder / f"Pulumi.{STACK}.yaml").write_text("config:\n  headhunter-db:host: [unclosed\n")
     result = project.up()
     assert result.returncode == ExitCode.BAD_INPUT
     assert f"Pulumi.{STACK}.yaml is not valid YAML at line" in result.stderr
     assert_nothing_created(project.server)
+    fault_seen("scripts/up", result.returncode, result.stderr, "is not valid YAML")

@@ -18,6 +18,7 @@ import pytest
 
 from fixtures.cluster import Server
 from ops.errors import ExitCode
+from tests.support.fault_log import SeenFunction
 from tests.support.project_stack import ProjectStack, cleanup, leftover_objects, project_stack, start_up
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.slow]
@@ -61,21 +62,55 @@ def stray_plugins(project: ProjectStack) -> list[str]:
     return found
 
 
+@pytest.mark.fault(
+    what="a deploy is killed (SIGKILL of its process group) while provisioning from an empty stack: after the "
+    "first role, after a database, among the grants, during the logs migration",
+    recovery="the next `scripts/up` or `scripts/deploy` removes the dead deploy's lock, ends the plugins it left "
+    "running, adopts the roles and databases it had created (imported by name), retries the rest, and exits 0 "
+    "with a stack that verifies; no command in between",
+)
 @pytest.mark.parametrize("moment", list(KILL_POINTS))
-def test_the_next_deploy_converges_after_a_kill(server: Server, killed: ProjectStack, moment: str) -> None:
+def test_the_next_deploy_converges_after_a_kill(
+    server: Server, killed: ProjectStack, moment: str, fault_seen: SeenFunction
+) -> None:
     kill_while_deploying(killed, server, moment)
     strays = stray_plugins(killed)
 
     recovered = killed.script("ops.commands.up", killed.stack)
     assert recovered.returncode == ExitCode.OK, recovered.stdout[-4000:] + recovered.stderr[-2000:]
+    fault_seen("the next scripts/up", recovered.returncode, recovered.stdout, "removing the lock of a deploy")
     # The plugins the killed deploy left running are named and ended by the next one.
     assert stray_plugins(killed) == []
     assert not strays or "left running by the killed deploy" in recovered.stdout, recovered.stdout[-3000:]
     verified = killed.script("ops.commands.verify", killed.stack)
     assert verified.returncode == ExitCode.OK, verified.stdout[-3000:]
+    fault_seen("scripts/verify", verified.returncode)
     again = killed.script("ops.commands.deploy", killed.stack)
     assert again.returncode == ExitCode.OK, again.stdout[-3000:]
     assert "deploy: no changes" in again.stdout
     destroyed = killed.pulumi("destroy", "--yes", "--skip-preview")
     assert destroyed.returncode == 0, destroyed.stdout[-3000:]
     assert leftover_objects(killed, server) == []
+
+
+@pytest.mark.fault(
+    what="`destroy` right after a killed deploy (whose lock and lost creates plain `pulumi destroy` stops at), "
+    "with a role of the stack's prefix made by hand",
+    recovery="`scripts/destroy STACK --yes` settles the killed deploy first, destroys what the stack created, and "
+    "names what remains with the SQL that removes it (exit 3)",
+)
+def test_destroy_after_a_killed_deploy_removes_what_it_created_and_names_what_it_did_not(
+    server: Server, killed: ProjectStack, fault_seen: SeenFunction
+) -> None:
+    """Plain `pulumi destroy` stops at the killed deploy's lock; scripts/destroy settles it first."""
+    kill_while_deploying(killed, server, "a runtime role got CONNECT")
+    assert leftover_objects(killed, server), "the killed deploy created nothing to destroy"
+    with server.connect() as admin:
+        admin.execute("CREATE ROLE killed_by_hand")
+
+    destroyed = killed.script("ops.commands.destroy", killed.stack, "--yes")
+
+    assert destroyed.returncode == ExitCode.VERIFY_FAILED, destroyed.stdout[-3000:] + destroyed.stderr[-2000:]
+    assert 'left on the server: role killed_by_hand: DROP ROLE "killed_by_hand";' in destroyed.stdout
+    assert leftover_objects(killed, server) == ["killed_by_hand"]
+    fault_seen("scripts/destroy", destroyed.returncode, destroyed.stdout, "left on the server")

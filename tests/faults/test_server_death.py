@@ -16,6 +16,7 @@ from fixtures.cluster import Server
 from ops import localpg
 from ops.errors import ExitCode
 from tests.faults.test_killed_provisioning import KILL_POINTS
+from tests.support.fault_log import SeenFunction
 from tests.support.project_stack import ProjectStack, cleanup, leftover_objects, project_stack, start_up
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.slow]
@@ -36,18 +37,28 @@ def crash_server() -> None:
     localpg.run_as_server([pg_ctl, "stop", "-D", str(localpg.data_dir()), "-m", "immediate"], capture_output=True)
 
 
+@pytest.mark.fault(
+    what="the server stops at once (`pg_ctl -m immediate`: a crash or a failover) while a deploy provisions "
+    "or migrates",
+    recovery="start the server; the next `scripts/up` converges: what the server committed survives (the embedded "
+    "server is durable), the rest is redone",
+)
 @pytest.mark.parametrize("moment", MOMENTS)
-def test_a_deploy_outlives_a_server_crash(server: Server, crashed: ProjectStack, moment: str) -> None:
+def test_a_deploy_outlives_a_server_crash(
+    server: Server, crashed: ProjectStack, moment: str, fault_seen: SeenFunction
+) -> None:
     deploy = start_up(crashed, server, KILL_POINTS[moment])
     crash_server()
     _, err = deploy.communicate(timeout=300)
     assert deploy.returncode in (ExitCode.SERVER_UNREACHABLE, ExitCode.MIGRATION_FAILED), err[-3000:]
     assert "PostgreSQL went away" in err or "a migration failed" in err, err[-3000:]
     assert "Traceback" not in err, err[-3000:]  # our own message; the engine's stream is the engine's
+    fault_seen("scripts/up", deploy.returncode, err, "error: ")
 
     localpg.start()
     recovered = crashed.script("ops.commands.up", crashed.stack)
     assert recovered.returncode == ExitCode.OK, recovered.stdout[-4000:] + recovered.stderr[-2000:]
+    fault_seen("the next scripts/up", recovered.returncode)
     verified = crashed.script("ops.commands.verify", crashed.stack)
     assert verified.returncode == ExitCode.OK, verified.stdout[-3000:]
     destroyed = crashed.pulumi("destroy", "--yes", "--skip-preview")

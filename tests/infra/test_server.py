@@ -65,10 +65,11 @@ def test_connections_are_encrypted_when_the_stack_asks(
 
 def test_the_server_listens_only_where_the_stack_says(host: testinfra.host.Host, stack: DeployedStack) -> None:
     """Checked on the testinfra host that runs the server: a loopback server must not listen on every address."""
-    if not ipaddress.ip_address(socket.gethostbyname(stack.host)).is_loopback or host.backend.NAME != "local":
+    address = socket.gethostbyname(stack.host)  # testinfra's socket check takes an address, not a name
+    if not ipaddress.ip_address(address).is_loopback or host.backend.NAME != "local":
         pytest.skip(f"{stack.host} is not served by this testinfra host ({host.backend.hostname})")
-    assert host.socket(f"tcp://{stack.host}:{stack.port}").is_listening, (
-        f"nothing listens on {stack.host}:{stack.port}: start the server"
+    assert host.socket(f"tcp://{address}:{stack.port}").is_listening, (
+        f"nothing listens on {stack.host} ({address}) port {stack.port}: start the server"
     )
     assert not host.socket(f"tcp://0.0.0.0:{stack.port}").is_listening, (
         f"the server listens on every address at port {stack.port}: set listen_addresses to {stack.host}"

@@ -27,6 +27,7 @@ from model.names import DatabaseKey
 from ops.deployed_stack import ENV_VAR
 from ops.errors import ExitCode
 from ops.paths import REPO_ROOT
+from tests.support.fault_log import SeenFunction
 
 pytestmark = pytest.mark.engine
 
@@ -118,8 +119,11 @@ def a_deploy_held_in_the_logs_migration(
         blocker.close()
 
 
+@pytest.mark.fault(
+    what="two deploys of one stack at once", recovery="nothing to recover: the first deploy's result stands"
+)
 def test_two_deploys_at_once_one_runs_the_other_names_the_lock(
-    fresh_deployment: Deployment, project: dict[str, str]
+    fresh_deployment: Deployment, project: dict[str, str], fault_seen: SeenFunction
 ) -> None:
     with a_deploy_held_in_the_logs_migration(fresh_deployment, project) as first:
         second_code, second_output = finish(start_deploy(fresh_deployment, project))
@@ -129,12 +133,18 @@ def test_two_deploys_at_once_one_runs_the_other_names_the_lock(
     assert second_code == ExitCode.STACK_LOCKED, second_output[-4000:]
     assert "is locked by another deploy (" in second_output and "created by" in second_output
     assert "(pid " in second_output
+    fault_seen("the second scripts/deploy", second_code, second_output, "is locked by another deploy")
     assert at_head(fresh_deployment)
 
 
 @pytest.mark.slow
+@pytest.mark.fault(
+    what="a deploy is killed (SIGKILL of it and its children) while it migrates",
+    recovery="the next deploy removes the dead deploy's lock (its process is gone), clears its pending "
+    "operations and converges",
+)
 def test_a_killed_deploy_leaves_a_lock_the_next_deploy_recovers(
-    fresh_deployment: Deployment, project: dict[str, str]
+    fresh_deployment: Deployment, project: dict[str, str], fault_seen: SeenFunction
 ) -> None:
     with a_deploy_held_in_the_logs_migration(fresh_deployment, project) as doomed:
         kill_process_tree(doomed.pid)
@@ -143,6 +153,7 @@ def test_a_killed_deploy_leaves_a_lock_the_next_deploy_recovers(
     code, output = finish(start_deploy(fresh_deployment, project))
     assert code == ExitCode.OK, output[-4000:]
     assert "removing the lock of a deploy that no longer runs" in output
+    fault_seen("the next scripts/deploy", code, output, "removing the lock of a deploy that no longer runs")
     assert at_head(fresh_deployment)
     with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
         assert scalar(logs, "SELECT count(*) FROM alembic_version_logs") == 1

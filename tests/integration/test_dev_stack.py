@@ -19,6 +19,8 @@ from psycopg import sql
 
 from fixtures.cluster import Server
 from ops.errors import ExitCode
+from tests.support import observed
+from tests.support.fault_log import SeenFunction
 from tests.support.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider]
@@ -41,9 +43,17 @@ def protected(tmp_path: Path, server: Server) -> Iterator[ProjectStack]:
 
 
 def test_up_verify_preview_refresh_outputs_and_destroy(server: Server, devlike: ProjectStack) -> None:
-    up = devlike.script("ops.commands.up", devlike.stack)
+    with observed.statements_logged(server) as logged:
+        up = devlike.script("ops.commands.up", devlike.stack)
     assert up.returncode == ExitCode.OK, up.stdout[-3000:] + up.stderr[-3000:]
     assert "warning" not in (up.stdout + up.stderr).lower(), up.stdout + up.stderr
+    # What the server received: every login role's password as a SCRAM verifier, never in plain text.
+    passwords = observed.login_passwords(devlike)
+    assert len(passwords) == 5 and all(passwords.values())
+    assert logged[0].count("PASSWORD 'SCRAM-SHA-256$") >= len(passwords), logged[0][-3000:]
+    assert [key for key, password in passwords.items() if password in logged[0]] == []
+    # The privileges the server reports, against the matrix the docs promise, written out by hand.
+    assert observed.privilege_matrix(server, devlike) == observed.PROMISED_MATRIX
     with server.connect() as admin:
         owners: dict[str, str] = dict(
             admin.execute(
@@ -116,11 +126,24 @@ def unordered_acl_changes(resources: list[dict[str, Any]]) -> list[tuple[str, st
 def test_a_protected_stack_refuses_destroy_and_keeps_its_databases(server: Server, protected: ProjectStack) -> None:
     up = protected.script("ops.commands.up", protected.stack)
     assert up.returncode == ExitCode.OK, up.stdout[-3000:] + up.stderr[-3000:]
+    refused = protected.script("ops.commands.destroy", protected.stack, "--yes")
+    assert refused.returncode == ExitCode.BAD_INPUT, refused.stdout[-3000:] + refused.stderr[-3000:]
+    assert "allowDatabaseDeletion is false" in refused.stderr and "nothing was changed" in refused.stderr
     destroyed = protected.pulumi("destroy", "--yes", "--skip-preview")
     assert destroyed.returncode != 0
     assert "protected" in destroyed.stdout + destroyed.stderr
     left = leftover_objects(protected, server)
     assert {"kept_db", "kept_logs", "kept_main_owner", "kept_logs_owner"} <= set(left), left
+    # Even with protection lifted by hand, destroy forgets the databases and owner roles but keeps
+    # them on the server (retainOnDelete), rows and all.
+    with server.connect("kept_logs") as logs:
+        logs.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'kept', 'a row')")
+    assert protected.pulumi("state", "unprotect", "--all", "--yes").returncode == 0
+    forced = protected.pulumi("destroy", "--yes", "--skip-preview")
+    assert forced.returncode == 0, forced.stdout[-3000:] + forced.stderr
+    assert {"kept_db", "kept_logs", "kept_main_owner", "kept_logs_owner"} <= set(leftover_objects(protected, server))
+    with server.connect("kept_logs") as logs:
+        assert logs.execute("SELECT message FROM system_logs").fetchall() == [("a row",)]
 
 
 def test_without_the_plugin_the_deploy_stops_before_any_change(
@@ -145,15 +168,25 @@ def drift_by_hand(server: Server, project: ProjectStack) -> None:
         admin.execute(sql.SQL("ALTER ROLE {} CREATEDB").format(writer))
 
 
-def test_one_deploy_repairs_drift_and_names_what_it_does_not_manage(server: Server, devlike: ProjectStack) -> None:
+@pytest.mark.fault(
+    what="drift by hand: SELECT granted to the writer, CONNECT on the other database granted to the app, a role "
+    "attribute changed; then a role of the stack's prefix added",
+    recovery="one `scripts/deploy` (or `scripts/up`) refreshes first and puts back every grant and role attribute "
+    "of the stack; a table or role it did not create is named with the SQL that removes it, never dropped",
+)
+def test_one_deploy_repairs_drift_and_names_what_it_does_not_manage(
+    server: Server, devlike: ProjectStack, fault_seen: SeenFunction
+) -> None:
     up = devlike.script("ops.commands.up", devlike.stack)
     assert up.returncode == ExitCode.OK, up.stdout[-3000:] + up.stderr[-3000:]
     drift_by_hand(server, devlike)
     drifted = devlike.script("ops.commands.verify", devlike.stack)
     assert drifted.returncode == ExitCode.VERIFY_FAILED
+    fault_seen("scripts/verify", drifted.returncode)
 
     repaired = devlike.script("ops.commands.deploy", devlike.stack)
     assert repaired.returncode == ExitCode.OK, repaired.stdout[-4000:] + repaired.stderr[-2000:]
+    fault_seen("the next scripts/deploy", repaired.returncode)
 
     with server.connect() as admin:
         admin.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(f"{devlike.prefix}_intruder")))
@@ -161,3 +194,4 @@ def test_one_deploy_repairs_drift_and_names_what_it_does_not_manage(server: Serv
     assert named.returncode == ExitCode.VERIFY_FAILED
     assert f"DROP ROLE {devlike.prefix}_intruder;" in named.stdout
     assert "never drops a table or a role it did not create" in named.stderr
+    fault_seen("scripts/deploy with a role added by hand", named.returncode, named.stdout, "DROP ROLE")

@@ -24,6 +24,7 @@ from ops.errors import ExitCode
 from ops.paths import REPO_ROOT
 from tests.migrations import catalog
 from tests.migrations.test_safe_runs import FAILING_REVISION
+from tests.support.fault_log import SeenFunction
 
 pytestmark = pytest.mark.engine
 
@@ -50,8 +51,13 @@ def test_up_migrates_both_trees_and_a_second_up_changes_nothing(
     assert dict(preview.change_summary) == {"same": 3}  # the stack and both steps
 
 
+@pytest.mark.fault(
+    what="a migration raises half-way",
+    recovery="fix the revision and deploy again; the database stays at the previous revision, rows written "
+    "before are intact",
+)
 def test_a_failing_revision_fails_the_up_and_leaves_the_previous_revision(
-    fresh_deployment: Deployment, engine_workspace: Path, tmp_path: Path
+    fresh_deployment: Deployment, engine_workspace: Path, tmp_path: Path, fault_seen: SeenFunction
 ) -> None:
     stack = open_test_stack(engine_workspace, migration_steps_program(fresh_deployment))
     stack.up(color="never")
@@ -67,6 +73,7 @@ def test_a_failing_revision_fails_the_up_and_leaves_the_previous_revision(
 
     assert error.exit_code == ExitCode.MIGRATION_FAILED
     assert "division by zero" in str(error) and f"stays at revision {head}" in str(error)
+    fault_seen("pulumi up", error.exit_code, str(error), "stays at revision")
     target = runner.Target(TREES["logs"], fresh_deployment.migrator_url(DatabaseKey.LOGS))
     assert runner.current_revision(target) == head
 

@@ -12,10 +12,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ops import toolchain
 from ops.automation import DEV_PASSPHRASE, DEV_STACK
 from ops.paths import REPO_ROOT
+from tests.support import tls
 from tests.support.project_stack import TEST_PASSPHRASE, project_folder
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider]
@@ -23,11 +25,25 @@ SHIPPED_STACKS = sorted(path.name.split(".")[1] for path in REPO_ROOT.glob("Pulu
 
 
 def project_copy(folder: Path, stack: str) -> dict[str, str]:
-    """The project with one shipped stack file, as it is in the repository."""
+    """The project with one shipped stack file, as it is in the repository, and the TLS files it names."""
     # The dev stack file carries the salt of its published passphrase; the others get theirs here.
     env = project_folder(folder, DEV_PASSPHRASE if stack == DEV_STACK else TEST_PASSPHRASE)
     shutil.copyfile(REPO_ROOT / f"Pulumi.{stack}.yaml", folder / f"Pulumi.{stack}.yaml")
+    place_tls_files(folder, stack)
     return env
+
+
+def place_tls_files(folder: Path, stack: str) -> None:
+    """What the user puts in certs/ before a first deploy (certs/README.md), made by a test CA here."""
+    config = yaml.safe_load((folder / f"Pulumi.{stack}.yaml").read_text())["config"]
+    ca = tls.certificate_authority("stand-in for the provider's CA")
+    client = tls.issue(ca, "headhunter_admin")
+    contents = {"sslRootCert": ca.cert_pem(), "sslCert": client.cert_pem(), "sslKey": client.key_pem()}
+    for key, content in contents.items():
+        if relative := config.get(f"headhunter-db:{key}"):
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            (folder / relative).write_bytes(content)
+            (folder / relative).chmod(0o600)
 
 
 def pulumi(folder: Path, env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

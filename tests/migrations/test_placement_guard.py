@@ -11,6 +11,7 @@ from migrations.shared.placement_guard import WrongDatabaseError
 from migrations.shared.tree import LOGS, MAIN, Tree
 from model.names import DatabaseKey
 from tests.migrations import catalog
+from tests.support.fault_log import SeenFunction
 
 
 def superuser_target(deployment: Deployment, tree: Tree, database: DatabaseKey) -> runner.Target:
@@ -18,11 +19,15 @@ def superuser_target(deployment: Deployment, tree: Tree, database: DatabaseKey) 
     return runner.Target(tree, deployment.server.url(deployment.databases[database]))
 
 
+@pytest.mark.fault(
+    what="a migration tree pointed at the other database, with credentials that could create tables there",
+    recovery="point it at its own database; nothing was created",
+)
 @pytest.mark.parametrize(
     ("tree", "wrong", "right"), [(LOGS, DatabaseKey.MAIN, "logs"), (MAIN, DatabaseKey.LOGS, "main")]
 )
 def test_a_tree_on_the_other_database_is_refused_and_nothing_is_created(
-    fresh_deployment: Deployment, tree: Tree, wrong: DatabaseKey, right: str
+    fresh_deployment: Deployment, tree: Tree, wrong: DatabaseKey, right: str, fault_seen: SeenFunction
 ) -> None:
     with fresh_deployment.server.connect(fresh_deployment.databases[wrong]) as connection:
         before = catalog.tables(connection)
@@ -32,6 +37,7 @@ def test_a_tree_on_the_other_database_is_refused_and_nothing_is_created(
         refused.value
     )
     assert fresh_deployment.databases[wrong] in str(refused.value)
+    fault_seen(f"a run of the {right} tree", None, str(refused.value), "migration tree belongs to")
     with fresh_deployment.server.connect(fresh_deployment.databases[wrong]) as connection:
         assert catalog.tables(connection) == before == set()
 

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -19,6 +20,7 @@ from migrations.shared.environment import LOCK_TIMEOUT
 from model.names import DatabaseKey
 from ops.paths import REPO_ROOT
 from tests.migrations import catalog
+from tests.support.fault_log import SeenFunction
 
 LOCK_TIMEOUT_S = int(LOCK_TIMEOUT.removesuffix("s"))
 
@@ -67,7 +69,13 @@ def start_upgrade_process(deployment: Deployment, key: DatabaseKey) -> subproces
     return process
 
 
-def test_two_runs_at_once_apply_each_revision_exactly_once(fresh_deployment: Deployment) -> None:
+@pytest.mark.fault(
+    what="two runs of one migration tree at once",
+    recovery="none needed: the second waits for the tree's advisory lock, then finds nothing to do",
+)
+def test_two_runs_at_once_apply_each_revision_exactly_once(
+    fresh_deployment: Deployment, fault_seen: SeenFunction
+) -> None:
     processes = [start_upgrade_process(fresh_deployment, DatabaseKey.LOGS) for _ in range(2)]
     outcomes = [
         (process.wait(timeout=120), process.stdout.read(), process.stderr.read())  # type: ignore[union-attr]
@@ -76,6 +84,8 @@ def test_two_runs_at_once_apply_each_revision_exactly_once(fresh_deployment: Dep
     assert [code for code, _, _ in outcomes] == [0, 0], outcomes
     applied = [json.loads(stdout) for _, stdout, _ in outcomes]
     assert sorted(applied, key=len) == [[], ["logs_0001", "logs_0002", "logs_0003"]]
+    for code, stdout, _ in outcomes:
+        fault_seen("a run of the logs tree", code, f"applied {stdout.strip()}", "applied")
 
 
 def test_a_revision_failing_half_way_leaves_the_previous_revision(
@@ -99,23 +109,41 @@ def test_a_revision_failing_half_way_leaves_the_previous_revision(
         assert logs.execute("SELECT message FROM system_logs").fetchall() == [("kept",)]
 
 
+@pytest.mark.fault(
+    what="the server is down or restarting when a tree connects",
+    recovery="retried with backoff (HEADHUNTER_CONNECT_ATTEMPTS), then the connection error; start the server "
+    "and run again",
+)
 def test_a_dead_server_is_retried_with_backoff_then_reported(
-    fresh_deployment: Deployment, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    fresh_deployment: Deployment,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    fault_seen: SeenFunction,
 ) -> None:
     monkeypatch.setenv("HEADHUNTER_CONNECT_ATTEMPTS", "3")
     nothing_listens = fresh_deployment.migrator_url(DatabaseKey.LOGS).set(port=1)
     with pytest.raises(OperationalError, match=r"Connection refused|connection failed"):
         runner.upgrade(runner.Target(runner.tree_named("logs"), nothing_listens))
-    assert capfd.readouterr().err.count("cannot connect yet") == 2
+    said = capfd.readouterr().err
+    assert said.count("cannot connect yet") == 2
+    fault_seen("a run of the logs tree", None, said, "cannot connect yet")
 
 
-def test_a_wrong_password_is_not_retried(fresh_deployment: Deployment, capfd: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.fault(what="a wrong migrator password", recovery="fix the credentials: never retried")
+def test_a_wrong_password_is_not_retried(
+    fresh_deployment: Deployment, capfd: pytest.CaptureFixture[str], fault_seen: SeenFunction
+) -> None:
     wrong_password = fresh_deployment.migrator_url(DatabaseKey.LOGS).set(password="not-the-password")
-    with pytest.raises(OperationalError, match="password authentication failed"):
+    with pytest.raises(OperationalError, match="password authentication failed") as refused:
         runner.upgrade(runner.Target(runner.tree_named("logs"), wrong_password))
+    fault_seen("a run of the logs tree", None, str(refused.value), "password authentication failed")
     assert "cannot connect yet" not in capfd.readouterr().err
 
 
+@pytest.mark.fault(
+    what="a concurrent index build failed earlier and left an INVALID index",
+    recovery="the next run of the tree drops the invalid index and builds it again",
+)
 def test_an_invalid_index_left_by_a_failed_concurrent_build_is_rebuilt(
     fresh_deployment: Deployment, logs_target: runner.Target
 ) -> None:
@@ -156,3 +184,52 @@ def test_a_concurrent_index_build_outwaits_an_open_writer_transaction(
     assert result.applied == ("logs_0003",)
     with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
         assert catalog.invalid_indexes(logs) == set()
+
+
+def test_writers_go_on_while_an_index_revision_waits_and_builds(
+    fresh_deployment: Deployment, logs_target: runner.Target
+) -> None:
+    """A plain CREATE INDEX would queue its SHARE lock behind an open writer, and every later INSERT behind it.
+
+    One writer holds a transaction open, so the index revision must wait; while it waits, a second
+    writer inserts with a bound on how long it may wait for a lock. CONCURRENTLY takes a lock that
+    INSERT does not conflict with, so the second insert goes through at once.
+    """
+    runner.upgrade(logs_target, "logs_0002")
+    writer_role = fresh_deployment.names.of("logs_writer")
+    open_writer = fresh_deployment.connect_as(writer_role, DatabaseKey.LOGS, autocommit=False)
+    open_writer.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'slow', 'open')")
+    outcome: list[object] = []
+    build = threading.Thread(target=lambda: outcome.append(upgrade_or_error(logs_target)))
+    build.start()
+    try:
+        wait_until_the_migrator_waits(fresh_deployment)
+        with fresh_deployment.connect_as(writer_role, DatabaseKey.LOGS) as later_writer:
+            later_writer.execute("SET lock_timeout = '5s'")
+            later_writer.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'w', 'later')")
+    finally:
+        open_writer.commit()
+        open_writer.close()
+        build.join(timeout=120)
+    assert [getattr(result, "applied", result) for result in outcome] == [("logs_0003",)]
+
+
+def upgrade_or_error(target: runner.Target) -> object:
+    try:
+        return runner.upgrade(target)
+    except Exception as error:  # reported by the test's assertion, not lost in the thread
+        return error
+
+
+def wait_until_the_migrator_waits(deployment: Deployment) -> None:
+    """Until the index revision's session waits on a lock (behind the open writer's transaction)."""
+    migrator = deployment.names.migrator(DatabaseKey.LOGS)
+    deadline = time.monotonic() + 60
+    with deployment.server.connect() as admin:
+        while not scalar(
+            admin,
+            "SELECT count(*) > 0 FROM pg_stat_activity WHERE usename = %s AND wait_event_type = 'Lock'",
+            (migrator,),
+        ):
+            assert time.monotonic() < deadline, "the index revision never waited for the open writer"
+            time.sleep(0.05)

@@ -34,14 +34,52 @@ def test_from_empty_each_table_lands_in_its_own_database_only(migrated: Deployme
         assert not any(index.startswith(("idx_system_logs", "idx_llm_logs")) for index in catalog.indexes(main))
 
 
-def test_the_errors_index_is_partial_and_the_level_index_descends(migrated: Deployment) -> None:
-    with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as logs:
-        definitions: dict[str, str] = dict(
-            logs.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'system_logs'").fetchall()
-        )
-    assert "(level, created_at DESC)" in definitions["idx_system_logs_level_created"]
-    assert "(component, created_at DESC)" in definitions["idx_system_logs_component_created"]
-    assert "WHERE (error_type IS NOT NULL)" in definitions["idx_system_logs_errors"]
+# Every index of each database at head, as PostgreSQL prints it back: columns, their order and
+# direction, INCLUDE and WHERE. Written out by hand from the trees' revisions, on purpose.
+INDEXES_AT_HEAD = {
+    DatabaseKey.MAIN: {
+        "alembic_version_main_pkc": "UNIQUE INDEX alembic_version_main_pkc ON public.alembic_version_main USING btree "
+        "(version_num)",
+        "idx_user_invitations_open_expiry": "INDEX idx_user_invitations_open_expiry ON public.user_invitations USING "
+        "btree (expires_at) WHERE ((accepted_at IS NULL) AND (revoked_at IS NULL))",
+        "uq_user_invitations_open_email": "UNIQUE INDEX uq_user_invitations_open_email ON public.user_invitations "
+        "USING btree (lower(email)) WHERE ((accepted_at IS NULL) AND (revoked_at IS NULL))",
+        "uq_user_invitations_token_hash": "UNIQUE INDEX uq_user_invitations_token_hash ON public.user_invitations "
+        "USING btree (token_hash)",
+        "user_invitations_pkey": "UNIQUE INDEX user_invitations_pkey ON public.user_invitations USING btree (id)",
+    },
+    DatabaseKey.LOGS: {
+        "alembic_version_logs_pkc": "UNIQUE INDEX alembic_version_logs_pkc ON public.alembic_version_logs USING btree "
+        "(version_num)",
+        "idx_llm_logs_created_model_cost": "INDEX idx_llm_logs_created_model_cost ON public.llm_logs USING btree "
+        "(created_at) INCLUDE (model, cost_usd, total_tokens)",
+        "idx_llm_logs_failures": "INDEX idx_llm_logs_failures ON public.llm_logs USING btree (created_at DESC) "
+        "WHERE (status <> 'success'::text)",
+        "idx_llm_logs_model_created": "INDEX idx_llm_logs_model_created ON public.llm_logs USING btree "
+        "(model, created_at DESC)",
+        "idx_llm_logs_request_id": "INDEX idx_llm_logs_request_id ON public.llm_logs USING btree (request_id) "
+        "WHERE (request_id IS NOT NULL)",
+        "idx_system_logs_component_created": "INDEX idx_system_logs_component_created ON public.system_logs USING "
+        "btree (component, created_at DESC)",
+        "idx_system_logs_errors": "INDEX idx_system_logs_errors ON public.system_logs USING btree "
+        "(error_type, created_at) WHERE (error_type IS NOT NULL)",
+        "idx_system_logs_level_created": "INDEX idx_system_logs_level_created ON public.system_logs USING btree "
+        "(level, created_at DESC)",
+        "idx_system_logs_request_id": "INDEX idx_system_logs_request_id ON public.system_logs USING btree "
+        "(request_id) WHERE (request_id IS NOT NULL)",
+        "llm_logs_pkey": "UNIQUE INDEX llm_logs_pkey ON public.llm_logs USING btree (id)",
+        "system_logs_pkey": "UNIQUE INDEX system_logs_pkey ON public.system_logs USING btree (id)",
+    },
+}
+
+
+def test_every_index_at_head_has_exactly_its_definition(migrated: Deployment) -> None:
+    for key, expected in INDEXES_AT_HEAD.items():
+        with migrated.server.connect(migrated.databases[key]) as connection:
+            rows = connection.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
+            ).fetchall()
+        assert {name: definition.removeprefix("CREATE ") for name, definition in rows} == expected, key
 
 
 def test_every_object_belongs_to_the_owner_not_the_migrator(migrated: Deployment) -> None:

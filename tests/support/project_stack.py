@@ -45,11 +45,17 @@ class ProjectStack:
             command, cwd=REPO_ROOT, env=self.env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S
         )
 
-    def pulumi(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def pulumi(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """Plain `pulumi ARGS --stack STACK` in the project folder, with the environment the README gives."""
         command = [str(toolchain.cli_path()), *args, "--stack", self.stack, "--non-interactive", "--color", "never"]
         return subprocess.run(
-            command, cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S
+            command,
+            cwd=self.folder,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
         )
 
 

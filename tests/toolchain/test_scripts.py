@@ -69,12 +69,17 @@ def test_bad_arguments_exit_2_before_anything_changes(
     assert every_file(bare_checkout) == before
 
 
+def command_on_an_empty_backend(backend: Path, command: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """One of the project's commands, with a state backend of the test's own that holds nothing."""
+    env = dict(os.environ, PULUMI_BACKEND_URL=f"file://{backend}", PULUMI_CONFIG_PASSPHRASE="unused")
+    return subprocess.run(
+        [sys.executable, "-m", f"ops.commands.{command}", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+
+
 def test_a_mistyped_stack_is_named_and_creates_nothing(tmp_path: Path) -> None:
     """`scripts/deploy stagng` must neither create the stack nor write its stack file."""
-    env = dict(os.environ, PULUMI_BACKEND_URL=f"file://{tmp_path}", PULUMI_CONFIG_PASSPHRASE="unused")
-    result = subprocess.run(
-        [sys.executable, "-m", "ops.commands.deploy", "stagng"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
-    )
+    result = command_on_an_empty_backend(tmp_path, "deploy", "stagng")
     assert result.returncode == ExitCode.BAD_INPUT
     assert "there is no stack file Pulumi.stagng.yaml" in result.stderr
     assert "this project's stacks: dev, prod, staging" in result.stderr
@@ -83,11 +88,15 @@ def test_a_mistyped_stack_is_named_and_creates_nothing(tmp_path: Path) -> None:
 
 
 def test_deploy_selects_a_stack_and_never_creates_one(tmp_path: Path) -> None:
-    env = dict(os.environ, PULUMI_BACKEND_URL=f"file://{tmp_path}", PULUMI_CONFIG_PASSPHRASE="unused")
-    result = subprocess.run(
-        [sys.executable, "-m", "ops.commands.deploy", "staging"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
-    )
+    result = command_on_an_empty_backend(tmp_path, "deploy", "staging")
     assert result.returncode == ExitCode.BAD_INPUT, result.stderr
     assert "stack 'staging' does not exist in the state backend" in result.stderr
     assert "scripts/pulumi stack init staging" in result.stderr
     assert not any(tmp_path.rglob("*.json"))
+
+
+def test_destroy_without_yes_changes_nothing(tmp_path: Path) -> None:
+    result = command_on_an_empty_backend(tmp_path, "destroy", "dev")
+    assert result.returncode == ExitCode.BAD_INPUT, result.stderr
+    assert "with every row in them: run it again with --yes" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -1,6 +1,14 @@
-"""The privilege matrix in docs/architecture.md is the model's, rendered: never edited by hand."""
+"""The generated docs: the privilege matrix (the model's) and the fault table (the suite's results)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from typing import Any
 
 from ops.commands import docs
+from ops.paths import REPO_ROOT
 
 
 def test_the_documented_matrix_is_the_models() -> None:
@@ -17,3 +25,48 @@ def test_the_matrix_shows_every_kind_of_object_that_verification_checks() -> Non
     header = next(line for line in docs.render_matrix().splitlines() if line.startswith("| role |"))
     for column in ("database", "schema", "tables", "version table", "sequences", "new tables"):
         assert f"| {column} |" in header
+
+
+def fault_tests_of_the_suite() -> list[str]:
+    """The test functions marked `fault`, as pytest collects them (parametrized cases folded)."""
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "fault", "-p", "no:cacheprovider", "tests"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    nodeids = [line.split("[")[0] for line in collected.splitlines() if "::" in line]
+    return list(dict.fromkeys(nodeids))
+
+
+def test_the_fault_table_has_a_row_for_every_fault_test_and_no_other() -> None:
+    table = docs.FAULTS.read_text().split(docs.FAULTS_BEGIN)[1].split(docs.FAULTS_END)[0]
+    rows = re.findall(r"\| `(tests/[^`]+)`(?: \(\d+ cases\))? \|$", table, flags=re.MULTILINE)
+    stale = "stale: a whole run of scripts/test renders it; commit docs/faults.md"
+    assert sorted(rows) == sorted(fault_tests_of_the_suite()), stale
+
+
+def report(*rows: dict[str, object], complete: bool = True) -> dict[str, Any]:
+    return {"complete": complete, "faults": list(rows)}
+
+
+def row(nodeid: str, outcome: str = "passed", *seen: dict[str, str]) -> dict[str, object]:
+    return {"nodeid": nodeid, "what": "a fault | with a bar", "recovery": "run again", "outcome": outcome, "seen": seen}
+
+
+def test_the_fault_table_folds_cases_and_shows_what_each_command_printed() -> None:
+    up = {"command": "scripts/up", "exit": "5", "says": "error: gone"}
+    table = docs.render_fault_table(
+        report(row("tests/a.py::test_x[1]", "passed", up), row("tests/a.py::test_x[2]", "passed", up))
+    )
+    assert table.splitlines()[2] == (
+        "| a fault \\| with a bar | scripts/up, exit 5, “error: gone” | run again | `tests/a.py::test_x` (2 cases) |"
+    )
+
+
+def test_the_fault_table_is_rendered_only_from_a_whole_passing_run() -> None:
+    assert docs.fault_report_problem(None) is not None
+    assert "narrowed" in str(docs.fault_report_problem(report(row("tests/a.py::t"), complete=False)))
+    assert "tests/a.py::t" in str(docs.fault_report_problem(report(row("tests/a.py::t", "failed"))))
+    assert docs.fault_report_problem(report(row("tests/a.py::t"))) is None

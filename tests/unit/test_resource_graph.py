@@ -7,7 +7,6 @@ added to the model (or to the program) by mistake fails these tests.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pulumi
@@ -43,10 +42,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}, None
 
 
-@pytest.fixture(scope="module")
-def graph() -> Iterator[list[pulumi.runtime.MockResourceArgs]]:
+def declared(config: dict[str, str]) -> list[pulumi.runtime.MockResourceArgs]:
+    """Every resource the program declares for a stack with `config`."""
+    RECORDED.clear()
     pulumi.runtime.set_mocks(RecordingMocks(), project="headhunter-db", stack="unit", preview=False)
-    pulumi.runtime.set_all_config(STACK_CONFIG, ["headhunter-db:adminPassword"])
+    pulumi.runtime.set_all_config(config, ["headhunter-db:adminPassword"])
     from infra.program import define_stack
 
     @pulumi.runtime.test  # type: ignore[untyped-decorator]
@@ -54,8 +54,14 @@ def graph() -> Iterator[list[pulumi.runtime.MockResourceArgs]]:
         define_stack()
 
     declare()
-    yield list(RECORDED)
+    recorded = list(RECORDED)
     RECORDED.clear()
+    return recorded
+
+
+@pytest.fixture(scope="module")
+def graph() -> list[pulumi.runtime.MockResourceArgs]:
+    return declared(STACK_CONFIG)
 
 
 def of_type(graph: list[pulumi.runtime.MockResourceArgs], typ: str) -> list[dict[str, Any]]:
@@ -165,3 +171,14 @@ def test_the_provider_is_told_whether_the_admin_is_a_superuser(graph: list[pulum
     (provider,) = of_type(graph, "pulumi:providers:postgresql")
     assert provider["host"] == "db.internal" and provider["sslmode"] == "require"
     assert json.loads(provider["superuser"]) is True
+
+    assert of_type(graph, "postgresql:index/grantRole:GrantRole") == []
+
+
+def test_a_managed_servers_admin_becomes_a_member_of_each_owner_role() -> None:
+    """Only the owner (or a member) can revoke PUBLIC's CONNECT and TEMPORARY on its database."""
+    managed = declared({**STACK_CONFIG, "headhunter-db:adminIsSuperuser": "false"})
+    (provider,) = of_type(managed, "pulumi:providers:postgresql")
+    assert json.loads(provider["superuser"]) is False
+    memberships = {(r["role"], r["grantRole"]) for r in of_type(managed, "postgresql:index/grantRole:GrantRole")}
+    assert memberships == {("admin", "hh_main_owner"), ("admin", "hh_logs_owner")}

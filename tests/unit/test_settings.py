@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -114,3 +116,45 @@ def test_an_unknown_key_is_refused_by_name() -> None:
 def test_a_password_rotation_is_read_per_role() -> None:
     settings = parse(passwordRotations=json.dumps({"logs_writer": 2}))
     assert settings.password_rotations == {"logs_writer": 2}  # type: ignore[attr-defined]
+
+
+def tls_files(folder: Path) -> dict[str, str]:
+    for name in ("ca.pem", "client.crt", "client.key"):
+        (folder / name).write_text("-----BEGIN CERTIFICATE-----\n")
+    (folder / "client.key").chmod(0o600)
+    return {"sslRootCert": "ca.pem", "sslCert": "client.crt", "sslKey": str(folder / "client.key")}
+
+
+def test_tls_files_are_read_from_the_project_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEADHUNTER_PROJECT_DIR", str(tmp_path))
+    settings = parse(sslmode="verify-full", **tls_files(tmp_path))
+    assert settings.server.tls.libpq_parameters() == {  # type: ignore[attr-defined]
+        "sslrootcert": str(tmp_path / "ca.pem"),
+        "sslcert": str(tmp_path / "client.crt"),
+        "sslkey": str(tmp_path / "client.key"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"sslRootCert": None}, "headhunter-db:sslRootCert is not set, and sslmode verify-full checks"),
+        ({"sslRootCert": "missing.pem"}, "missing.pem, which is not a file: put the PEM file there"),
+        ({"sslKey": None}, "headhunter-db:sslKey is not set, but its partner is"),
+        ({"sslCert": None}, "headhunter-db:sslCert is not set, but its partner is"),
+    ],
+)
+def test_bad_tls_settings_name_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changes: dict[str, str | None], message: str
+) -> None:
+    monkeypatch.setenv("HEADHUNTER_PROJECT_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse(sslmode="verify-full", **{**tls_files(tmp_path), **changes})
+
+
+def test_a_client_key_others_can_read_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEADHUNTER_PROJECT_DIR", str(tmp_path))
+    files = tls_files(tmp_path)
+    (tmp_path / "client.key").chmod(0o644)
+    with pytest.raises(ConfigError, match=r"can be read by others: run `chmod 600 .*client.key`"):
+        parse(sslmode="verify-full", **files)
