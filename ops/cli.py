@@ -116,7 +116,20 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...]]] = {
         "CLI, language host, shims and postgresql plugin (built where missing; see README, The toolchain).",
         (arg("--python-only", action=FLAG, help="only the virtualenv"),),
     ),
-    "lock": ("Re-pin requirements.txt (with hashes) from requirements.in.", ()),
+    "lock": (
+        "Re-pin requirements.txt and tools/mutate/requirements.txt (with hashes) from their .in files.",
+        (),
+    ),
+    "mutate": (
+        "Mutation testing of infra/ and migrations/shared/ (cosmic-ray): each module is rewritten one small "
+        "change at a time and the tests that exercise it are run; a change no test notices survives. Writes "
+        "reports/mutation.md. Needs a clean working tree for those folders (it rewrites files in place and "
+        "restores them). Not part of scripts/test.",
+        (
+            arg("modules", nargs="*", metavar="MODULE", help="only these (e.g. infra/settings.py); default all"),
+            arg("--list", action=FLAG, help="list the modules and the test stages that judge them; run nothing"),
+        ),
+    ),
     "env": (
         'Print the shell exports with which plain `pulumi` runs this project as the scripts do: eval "$(scripts/env)".',
         (),
