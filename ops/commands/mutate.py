@@ -82,7 +82,7 @@ def mutate(module: str, tools: Path) -> tuple[int, int, float]:
     finally:
         subprocess.run(["git", "checkout", "--", module], cwd=paths.REPO_ROOT, check=True)
     report = subprocess.run(
-        [str(tools / "cr-report"), "--surviving-only", str(session)],
+        [str(tools / "cr-report"), "--surviving-only", "--show-diff", str(session)],
         cwd=paths.REPO_ROOT,
         capture_output=True,
         text=True,

@@ -158,3 +158,9 @@ def test_a_client_key_others_can_read_is_refused(tmp_path: Path, monkeypatch: py
     (tmp_path / "client.key").chmod(0o644)
     with pytest.raises(ConfigError, match=r"can be read by others: run `chmod 600 .*client.key`"):
         parse(sslmode="verify-full", **files)
+
+
+def test_a_name_of_exactly_63_bytes_is_accepted() -> None:
+    """63 bytes is PostgreSQL's limit (NAMEDATALEN - 1): the longest name that is kept whole."""
+    settings = parse(mainDatabase="a" * 63)
+    assert settings.database_names[DatabaseKey.MAIN] == "a" * 63  # type: ignore[attr-defined]
