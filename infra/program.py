@@ -14,14 +14,24 @@ import pulumi_postgresql as postgresql
 from infra.database import OwnedDatabase, OwnedDatabaseArgs
 from infra.migration_step import MigrationRun, MigrationRunArgs
 from infra.runtime_role import RuntimeRole, RuntimeRoleArgs, grant_existing_tables
-from infra.settings import Settings, admin_password_from_pulumi, parse_settings, raw_config_from_pulumi
+from infra.settings import (
+    ConfigError,
+    Settings,
+    admin_password_from_pulumi,
+    parse_settings,
+    raw_config_from_pulumi,
+)
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey, migrator_key
 from model.privileges import RUNTIME_ROLES, read_only_role
 
 
 def define_stack() -> None:
-    settings = parse_settings(pulumi.get_stack(), raw_config_from_pulumi())
+    try:
+        settings = parse_settings(pulumi.get_stack(), raw_config_from_pulumi())
+    except ConfigError as error:
+        # RunError: the engine prints the message alone, with no traceback for a mistake in a stack file.
+        raise pulumi.RunError(str(error)) from None
     provider = server_provider(settings)
     databases = {key: owned_database(settings, key, provider) for key in DatabaseKey}
     logins = runtime_roles(settings, databases, provider)

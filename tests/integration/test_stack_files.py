@@ -75,6 +75,7 @@ def test_a_shipped_stack_file_passes_config_validation(stack: str, tmp_path: Pat
         (["headhunter-db:hostname", "db.internal"], "headhunter-db:hostname is not a key this program reads"),
         (["headhunter-db:adminPassword", "pw", "--plaintext"], "headhunter-db:adminPassword is stored in plain text"),
         (["headhunter-db:port", "five"], "headhunter-db:port' must be of type 'integer'"),
+        (["headhunter-db:sslRootCert", "certs/missing.pem"], "certs/missing.pem, which is not a file"),
     ],
 )
 def test_bad_config_is_refused_by_name_before_any_resource(setting: list[str], message: str, tmp_path: Path) -> None:
@@ -85,4 +86,5 @@ def test_bad_config_is_refused_by_name_before_any_resource(setting: list[str], m
     preview = pulumi(tmp_path, env, "preview", "--stack", "staging")
     assert preview.returncode != 0
     assert message in preview.stdout + preview.stderr
+    assert "Traceback" not in preview.stdout + preview.stderr  # a mistake in a stack file is not a crash
     assert "postgresql:index" not in preview.stdout
