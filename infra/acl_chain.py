@@ -26,10 +26,6 @@ class AclChain:
         """The latest grant: whatever needs every grant of the database in place depends on it."""
         return self._last
 
-    def after(self, resource: pulumi.Resource) -> None:
-        """The next grant waits for `resource` too (the migration that creates the tables it names)."""
-        self._last = resource
-
     def add(self, parent: pulumi.Resource, declare: Callable[[pulumi.ResourceOptions], R]) -> R:
         """Declare the next grant with options that order it after the previous one.
 

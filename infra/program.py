@@ -54,11 +54,9 @@ def define_stack() -> None:
         )
         for key, database in databases.items()
     }
-    # The table grants name tables the migrations create, so each database's chain passes its
-    # migration once; every grant after it still waits for the one before (the writer's and the
-    # reader's grants on one table rewrite the same pg_class row).
-    for key, database in databases.items():
-        database.acl_chain.after(migrations[key])
+    # Each grant on the existing tables takes its migration's `tables`, so it runs after the migration;
+    # it still waits for the grant before it (the writer's and the reader's grants on one table
+    # rewrite the same pg_class row).
     for login in logins:
         grant_existing_tables(login, migrations[login.model.database].tables)
     export_outputs(settings, databases, logins, migrations)

@@ -88,7 +88,7 @@ class RuntimeRole(pulumi.ComponentResource):
 
 
 def grant_existing_tables(login: RuntimeRole, tables: pulumi.Output[list[str]]) -> postgresql.Grant:
-    """The role's verbs on the tables that exist: declare it after the database's chain passed its migration.
+    """The role's verbs on the tables that exist, as the migration reports them (so it runs after it).
 
     Default privileges reach only tables created later: a role added to a running stack (a new
     read-only login) would see none of today's tables without this grant. Deleting it revokes them,

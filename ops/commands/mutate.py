@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ops import cli, mutation, paths
@@ -88,8 +89,31 @@ def mutate(module: str, tools: Path) -> tuple[int, int, float]:
         text=True,
         check=True,
     ).stdout
-    (REPORTS / f"{name}.txt").write_text(report)
+    report_file(module).write_text(report)
     return (*counts(report), time.monotonic() - started)
+
+
+@dataclass(frozen=True)
+class Survivor:
+    module: str
+    operator: str
+    mutated_line: str
+    """The line as the mutant has it (the `+` line of cosmic-ray's diff)."""
+
+    @property
+    def equivalent_because(self) -> str | None:
+        return mutation.EQUIVALENT.get((self.module, self.mutated_line))
+
+
+def survivors(report: str) -> list[Survivor]:
+    """The surviving mutants of a `cr-report --surviving-only --show-diff` report."""
+    found = []
+    for block in report.split("[job-id]")[1:]:
+        lines = block.splitlines()
+        module, operator = lines[1].split()[:2]
+        added = [line[1:].strip() for line in lines if line.startswith("+") and not line.startswith("+++")]
+        found.append(Survivor(module, operator, added[0] if added else ""))
+    return found
 
 
 def counts(report: str) -> tuple[int, int]:
@@ -103,14 +127,30 @@ def write_summary(rows: list[tuple[str, int, int, float]]) -> None:
     lines = [
         "# Mutation testing (scripts/mutate)",
         "",
-        "| module | mutants | killed | survived | score | minutes |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| module | mutants | killed | survived | of which equivalent | score | minutes |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
+    alive: list[Survivor] = []
+    equivalent: list[Survivor] = []
     for module, total, survived, seconds in rows:
+        found = survivors(report_file(module).read_text())
+        equivalent += [s for s in found if s.equivalent_because]
+        alive += [s for s in found if not s.equivalent_because]
+        same = sum(1 for s in found if s.equivalent_because)
         score = f"{100 * (total - survived) / total:.1f}%" if total else "-"
-        lines.append(f"| `{module}` | {total} | {total - survived} | {survived} | {score} | {seconds / 60:.1f} |")
+        lines.append(
+            f"| `{module}` | {total} | {total - survived} | {survived} | {same} | {score} | {seconds / 60:.1f} |"
+        )
+    lines += ["", "## Survivors no test notices (each needs a test, or a reason in ops/mutation.py)", ""]
+    lines += [f"- `{s.module}` {s.operator}: `{s.mutated_line}`" for s in alive] or ["None."]
+    lines += ["", "## Equivalent survivors", ""]
+    lines += [f"- `{s.module}` `{s.mutated_line}`: {s.equivalent_because}" for s in equivalent] or ["None."]
     lines += ["", "Each module's survivors, with their diffs: `reports/mutation/<module>.txt`."]
     SUMMARY.write_text("\n".join(lines) + "\n")
+
+
+def report_file(module: str) -> Path:
+    return REPORTS / f"{module.replace('/', '_').removesuffix('.py')}.txt"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -182,3 +182,9 @@ def test_a_managed_servers_admin_becomes_a_member_of_each_owner_role() -> None:
     assert json.loads(provider["superuser"]) is False
     memberships = {(r["role"], r["grantRole"]) for r in of_type(managed, "postgresql:index/grantRole:GrantRole")}
     assert memberships == {("admin", "hh_main_owner"), ("admin", "hh_logs_owner")}
+
+
+def test_a_mistake_in_the_stack_config_is_a_message_not_a_crash() -> None:
+    """pulumi.RunError: the engine prints the message alone, as it would any bad input."""
+    with pytest.raises(pulumi.RunError, match="headhunter-db:hostname is not a key this program reads"):
+        declared({**STACK_CONFIG, "headhunter-db:hostname": "db.internal"})
