@@ -58,7 +58,6 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("infra/acl_chain.py", "@dataclass(frozen=False)"): FROZEN,
     ("infra/database.py", "@dataclass(frozen=False)"): FROZEN,
     ("infra/runtime_role.py", "@dataclass(frozen=False)"): FROZEN,
-    ("infra/generated_password.py", "PASSWORD_BYTES = 25"): "a longer password is no weaker",
     ("infra/generated_password.py", "return CreateResult(id_=secrets.token_hex( 9), outs=outputs)"): (
         "the resource id is opaque: any unique string serves"
     ),
