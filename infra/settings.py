@@ -114,10 +114,12 @@ class ReadOnlyRole:
 class LoginSettings:
     """What the stack config says of one login role (its key in the per-role maps)."""
 
-    connection_limit: int = -1
-    statement_timeout_ms: int = 0
-    password_rotation: int = 1
-    """Raise it to generate a new password on the next deploy."""
+    connection_limit: int
+    """-1 when the stack sets none: no limit."""
+    statement_timeout_ms: int
+    """0 when the stack sets none: no timeout."""
+    password_rotation: int
+    """1 until the stack raises it: a new number generates a new password on the next deploy."""
 
 
 @dataclass(frozen=True)

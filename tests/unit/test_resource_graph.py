@@ -188,3 +188,9 @@ def test_a_mistake_in_the_stack_config_is_a_message_not_a_crash() -> None:
     """pulumi.RunError: the engine prints the message alone, as it would any bad input."""
     with pytest.raises(pulumi.RunError, match="headhunter-db:hostname is not a key this program reads"):
         declared({**STACK_CONFIG, "headhunter-db:hostname": "db.internal"})
+
+
+def test_config_of_other_namespaces_is_left_alone() -> None:
+    """A stack file may hold other programs' keys (aws:region, a team's own namespace): not ours to refuse."""
+    others = {"aws:region": "eu-west-1", "zeta-team:owner": "platform"}
+    assert len(declared({**STACK_CONFIG, **others})) == len(declared(STACK_CONFIG))

@@ -164,3 +164,64 @@ def test_a_name_of_exactly_63_bytes_is_accepted() -> None:
     """63 bytes is PostgreSQL's limit (NAMEDATALEN - 1): the longest name that is kept whole."""
     settings = parse(mainDatabase="a" * 63)
     assert settings.database_names[DatabaseKey.MAIN] == "a" * 63  # type: ignore[attr-defined]
+
+
+def test_a_port_above_65535_is_refused() -> None:
+    with pytest.raises(ConfigError, match="headhunter-db:port is 70000: give a number at least 1 and at most 65535"):
+        parse(port="70000")
+
+
+def test_a_negative_statement_timeout_is_refused() -> None:
+    with pytest.raises(ConfigError, match="statementTimeoutsMs"):
+        parse(statementTimeoutsMs=json.dumps({"app": -1}))
+
+
+def test_a_role_the_maps_do_not_name_has_no_limit_no_timeout_and_its_first_password() -> None:
+    login = parse().login("app")  # type: ignore[attr-defined]
+    assert (login.connection_limit, login.statement_timeout_ms, login.password_rotation) == (-1, 0, 1)
+
+
+@pytest.mark.parametrize(
+    ("changes", "accepted"),
+    [
+        ({"port": "65535"}, True),
+        ({"connectionLimits": json.dumps({"app": -1})}, True),
+        ({"connectionLimits": json.dumps({"app": -2})}, False),
+        ({"connectionLimits": json.dumps({"app": True})}, False),
+        ({"statementTimeoutsMs": json.dumps({"app": 0})}, True),
+        ({"passwordRotations": json.dumps({"app": 1})}, True),
+        ({"passwordRotations": json.dumps({"app": 0})}, False),
+        ({"mainDatabase": "zeta_db", "logsDatabase": "alpha_logs"}, True),
+        ({"mainDatabase": "".join(["same", "_db"]), "logsDatabase": "same_db"}, False),
+        ({"readOnlyRoles": json.dumps([{"name": "bi", "database": "main", "extra": 1}])}, False),
+        ({"readOnlyRoles": json.dumps([{"name": "bi"}])}, False),
+        ({"sslmode": ""}, True),  # an empty value means "not set": Pulumi.yaml's default applies
+    ],
+)
+def test_each_bound_is_where_the_docs_put_it(changes: dict[str, str], accepted: bool) -> None:
+    if accepted:
+        parse(**changes)
+    else:
+        with pytest.raises(ConfigError):
+            parse(**changes)
+
+
+def test_a_missing_plain_key_is_set_without_secret() -> None:
+    with pytest.raises(ConfigError, match=re.escape("`pulumi config set headhunter-db:host <value> --stack staging`")):
+        parse(host=None)
+
+
+def test_a_client_key_that_others_may_only_execute_is_still_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEADHUNTER_PROJECT_DIR", str(tmp_path))
+    files = tls_files(tmp_path)
+    (tmp_path / "client.key").chmod(0o601)  # libpq refuses any group or world bit
+    with pytest.raises(ConfigError, match="can be read by others"):
+        parse(sslmode="verify-full", **files)
+
+
+def test_an_embedded_stack_whose_server_never_started_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("infra.embedded_server.CONNECTION_FILE", tmp_path / "connection.json")
+    with pytest.raises(ConfigError, match="this checkout's embedded PostgreSQL was never started: run scripts/up"):
+        parse(embeddedServer="true", host=None, adminPassword=None)
