@@ -89,6 +89,14 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         'text is "true" or "false" by then, and only "true" sorts >= "true"'
     ),
     ("infra/settings.py", "if bool(files.cert) is not bool(files.key):"): "True and False are singletons",
+    ("infra/settings.py", 'if value is None or value <= "":'): 'for a string, `<= ""` holds for "" alone',
+    ("infra/settings.py", 'return declared_defaults()[key] if value is None or value <= "" else value'): (
+        'for a string, `<= ""` holds for "" alone'
+    ),
+    ("infra/settings.py", 'return declared_defaults()[key] if value is None or value is "" else value'): (
+        'CPython keeps a single empty string, so `is ""` and `== ""` agree'
+    ),
+    ("infra/settings.py", ""): "only `@cache` of declared_defaults can go unnoticed: Pulumi.yaml is then read per key",
     ("infra/settings.py", "if not TYPE_CHECKING:"): (
         "that import serves annotations only (not evaluated here); importing it at run time changes nothing"
     ),

@@ -42,11 +42,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}, None
 
 
-def declared(config: dict[str, str]) -> list[pulumi.runtime.MockResourceArgs]:
+def declared(
+    config: dict[str, str], secret_keys: tuple[str, ...] = ("headhunter-db:adminPassword",)
+) -> list[pulumi.runtime.MockResourceArgs]:
     """Every resource the program declares for a stack with `config`."""
     RECORDED.clear()
     pulumi.runtime.set_mocks(RecordingMocks(), project="headhunter-db", stack="unit", preview=False)
-    pulumi.runtime.set_all_config(config, ["headhunter-db:adminPassword"])
+    pulumi.runtime.set_all_config(config, list(secret_keys))
     from infra.program import define_stack
 
     @pulumi.runtime.test  # type: ignore[untyped-decorator]
@@ -171,6 +173,7 @@ def test_the_provider_is_told_whether_the_admin_is_a_superuser(graph: list[pulum
     (provider,) = of_type(graph, "pulumi:providers:postgresql")
     assert provider["host"] == "db.internal" and provider["sslmode"] == "require"
     assert json.loads(provider["superuser"]) is True
+    assert provider["password"]["value"] == "mock-admin-password"  # the stack's secret, not the embedded one's
 
     assert of_type(graph, "postgresql:index/grantRole:GrantRole") == []
 
@@ -194,3 +197,8 @@ def test_config_of_other_namespaces_is_left_alone() -> None:
     """A stack file may hold other programs' keys (aws:region, a team's own namespace): not ours to refuse."""
     others = {"aws:region": "eu-west-1", "zeta-team:owner": "platform"}
     assert len(declared({**STACK_CONFIG, **others})) == len(declared(STACK_CONFIG))
+
+
+def test_an_admin_password_in_plain_text_is_refused_under_plain_pulumi() -> None:
+    with pytest.raises(pulumi.RunError, match="headhunter-db:adminPassword is stored in plain text"):
+        declared(STACK_CONFIG, secret_keys=())

@@ -206,9 +206,10 @@ def test_each_bound_is_where_the_docs_put_it(changes: dict[str, str], accepted: 
             parse(**changes)
 
 
-def test_a_missing_plain_key_is_set_without_secret() -> None:
+@pytest.mark.parametrize("host", [None, ""])
+def test_a_missing_plain_key_is_set_without_secret(host: str | None) -> None:
     with pytest.raises(ConfigError, match=re.escape("`pulumi config set headhunter-db:host <value> --stack staging`")):
-        parse(host=None)
+        parse(host=host)
 
 
 def test_a_client_key_that_others_may_only_execute_is_still_refused(
