@@ -182,15 +182,16 @@ def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
         reader.required("adminPassword", secret=True)
         host = reader.required("host")
         port = reader.integer("port", minimum=1, maximum=65535)
+    sslmode = reader.choice("sslmode", SSL_MODES)
     server = ServerSettings(
         embedded=embedded,
         host=host,
         port=port,
-        sslmode=reader.choice("sslmode", SSL_MODES),
+        sslmode=sslmode,
         admin_user=reader.required("adminUser"),
         admin_is_superuser=reader.boolean("adminIsSuperuser"),
         min_version=str(reader.integer("minServerVersion", minimum=MIN_SUPPORTED_SERVER_VERSION)),
-        tls=reader.tls_files(reader.choice("sslmode", SSL_MODES)),
+        tls=reader.tls_files(sslmode),
     )
     database_names = {
         DatabaseKey.MAIN: reader.identifier("mainDatabase"),

@@ -52,6 +52,11 @@ def recovering(stack: auto.Stack, action: Callable[[], T]) -> T:
             return action()
 
 
+def settle_interrupted_deploy(stack: auto.Stack) -> None:
+    """Before a deploy or destroy: a dead deploy's lock removed, its pending creates settled."""
+    recovering(stack, lambda: clear_pending_operations(stack))
+
+
 # Creates that fail when run twice ("already exists"): a killed deploy may have made the object
 # before the state recorded it, so it is adopted (imported, by its name) instead of created again.
 ADOPTED_WHEN_PENDING = ("postgresql:index/role:Role", "postgresql:index/database:Database")

@@ -32,8 +32,7 @@ def certificate_problem(server: ServerSettings) -> str | None:
         context.load_cert_chain(server.tls.cert, server.tls.key)
     try:
         with socket.create_connection((server.host, server.port), timeout=10) as raw:
-            raw.sendall(SSL_REQUEST)
-            if raw.recv(1) != b"S":
+            if not offers_tls(raw):
                 return "is missing: the server does not offer TLS, which sslmode " + server.sslmode + " requires"
             with context.wrap_socket(raw, server_hostname=server.host):
                 return None
@@ -41,6 +40,12 @@ def certificate_problem(server: ServerSettings) -> str | None:
         return describe(server, error.verify_code, error.verify_message)
     except (OSError, ssl.SSLError):
         return None  # not the certificate: the connection error libpq gave stands
+
+
+def offers_tls(raw: socket.socket) -> bool:
+    """Ask for TLS as libpq does (SSLRequest); True when the server agrees ('S'), and TLS may start."""
+    raw.sendall(SSL_REQUEST)
+    return raw.recv(1) == b"S"
 
 
 def describe(server: ServerSettings, code: int, reason: str) -> str:

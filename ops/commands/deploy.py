@@ -20,7 +20,7 @@ from ops import automation, cli
 from ops.commands import verify
 from ops.deployed_stack import DeployedStack
 from ops.errors import ExitCode, UserError, run_main
-from ops.recovery import clear_pending_operations, recovering
+from ops.recovery import recovering, settle_interrupted_deploy
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def deploy(plan: DeployPlan) -> int:
     name = plan.target.name
     stack = automation.open_stack(plan.target)
     plan.preflight(stack)
-    recovering(stack, lambda: clear_pending_operations(stack))
+    settle_interrupted_deploy(stack)
     with automation.engine_errors(name):
         print(f"deploy: preview of stack {name}", flush=True)
         preview = stack.preview(diff=True, **automation.deploy_options())

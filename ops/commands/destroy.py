@@ -19,7 +19,7 @@ from model.names import PUBLIC
 from model.privileges import grantees, read_only_role
 from ops import automation, cli
 from ops.errors import ExitCode, UserError, run_main
-from ops.recovery import clear_pending_operations, recovering
+from ops.recovery import recovering, settle_interrupted_deploy
 
 
 def destroy(target: automation.StackTarget) -> int:
@@ -32,7 +32,7 @@ def destroy(target: automation.StackTarget) -> int:
             f"row, set {NAMESPACE}:allowDatabaseDeletion to true, run scripts/deploy {stack.name}, then destroy.",
             ExitCode.BAD_INPUT,
         )
-    recovering(stack, lambda: clear_pending_operations(stack))
+    settle_interrupted_deploy(stack)
     print(f"destroy: stack {stack.name}", flush=True)
     recovering(stack, lambda: stack.destroy(**automation.engine_options()))
     left = leftovers(settings, automation.admin_password_for_preflight(stack, settings))

@@ -8,14 +8,14 @@ from typing import Any
 
 from ops import automation, cli, role_check
 from ops.errors import ExitCode, UserError, run_main
-from ops.recovery import clear_pending_operations, recovering
+from ops.recovery import recovering, settle_interrupted_deploy
 
 
 def main(argv: list[str] | None = None) -> int:
     stack_name = cli.parse("up", sys.argv[1:] if argv is None else argv).stack
     stack = automation.open_stack(automation.StackTarget(stack_name, create=True))
     automation.preflight(stack)
-    recovering(stack, lambda: clear_pending_operations(stack))
+    settle_interrupted_deploy(stack)
     result = recovering(stack, lambda: stack.up(**automation.deploy_options()))
     outputs = automation.outputs(stack)
     changes = {str(op): count for op, count in (result.summary.resource_changes or {}).items()}

@@ -8,14 +8,13 @@ fail with SQLSTATE 42501, and a database a role may not use must refuse the conn
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from fixtures.cluster import Deployment, Server, drop_deployment, provision_with_sql, scalar
 from model.names import DatabaseKey
-from ops import localpg
+from tests.support import observed
 
 INSERT_LOG = "INSERT INTO system_logs (level, component, message, metadata) VALUES ('ERROR', 'worker', 'boom', '{}')"
 INSERT_LLM_LOG = (
@@ -132,19 +131,10 @@ def test_public_cannot_connect_or_create_temporary_tables(migrated: Deployment) 
 )
 def test_role_passwords_never_reach_the_server_log(server: Server) -> None:
     """Roles are created with SCRAM verifiers, so even log_statement = 'all' records no password."""
-    log = Path(localpg.log_file())
-    before = log.stat().st_size
-    with server.connect() as admin:
-        admin.execute("ALTER SYSTEM SET log_statement = 'all'")
-        admin.execute("SELECT pg_reload_conf()")
-    try:
+    with observed.statements_logged(server) as log:
         deployment = provision_with_sql(server)
-    finally:
-        with server.connect() as admin:
-            admin.execute("ALTER SYSTEM RESET log_statement")
-            admin.execute("SELECT pg_reload_conf()")
     try:
-        logged = log.read_bytes()[before:].decode(errors="replace")
+        logged = log[0]
         assert "CREATE ROLE" in logged and "SCRAM-SHA-256$" in logged  # the statements were logged
         for password in deployment.passwords.values():
             assert password not in logged

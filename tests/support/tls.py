@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from fixtures.cluster import Server
 from ops import localpg
-from ops.tls_check import SSL_REQUEST
+from ops.tls_check import offers_tls
 
 NOW = datetime.datetime.now(datetime.UTC)
 DAY = datetime.timedelta(days=1)
@@ -164,8 +164,7 @@ def presented_certificate(server: Server) -> bytes | None:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     with socket.create_connection((server.connection.host, server.connection.port), timeout=10) as raw:
-        raw.sendall(SSL_REQUEST)
-        if raw.recv(1) != b"S":
+        if not offers_tls(raw):
             return None
         with context.wrap_socket(raw) as wrapped:
             return wrapped.getpeercert(binary_form=True)
