@@ -10,6 +10,7 @@ reports/mutation/, and the scores to reports/mutation.md.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -66,8 +67,8 @@ def config_for(module: str) -> str:
     )
 
 
-def mutate(module: str, tools: Path) -> tuple[int, int, float]:
-    """Run every mutant of one module; returns (mutants run, survivors, seconds)."""
+def mutate(module: str, tools: Path) -> None:
+    """Run every mutant of one module; its report and its counts go to reports/mutation/."""
     name = module.replace("/", "_").removesuffix(".py")
     config, session = WORK_DIR / f"{name}.toml", WORK_DIR / f"{name}.sqlite"
     config.write_text(config_for(module))
@@ -90,7 +91,11 @@ def mutate(module: str, tools: Path) -> tuple[int, int, float]:
         check=True,
     ).stdout
     report_file(module).write_text(report)
-    return (*counts(report), time.monotonic() - started)
+    total, survived = counts(report)
+    minutes = (time.monotonic() - started) / 60
+    report_file(module).with_suffix(".json").write_text(
+        json.dumps({"mutants": total, "survived": survived, "minutes": minutes})
+    )
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,8 @@ def counts(report: str) -> tuple[int, int]:
     return (int(complete[1]) if complete else 0, int(surviving[1]) if surviving else 0)
 
 
-def write_summary(rows: list[tuple[str, int, int, float]]) -> None:
+def write_summary() -> None:
+    """reports/mutation.md from every module's latest report, whichever run wrote it."""
     lines = [
         "# Mutation testing (scripts/mutate)",
         "",
@@ -132,15 +138,15 @@ def write_summary(rows: list[tuple[str, int, int, float]]) -> None:
     ]
     alive: list[Survivor] = []
     equivalent: list[Survivor] = []
-    for module, total, survived, seconds in rows:
+    for module in [module for module in mutation.STAGES if report_file(module).with_suffix(".json").exists()]:
+        numbers = json.loads(report_file(module).with_suffix(".json").read_text())
+        total, survived, minutes = numbers["mutants"], numbers["survived"], numbers["minutes"]
         found = survivors(report_file(module).read_text())
         equivalent += [s for s in found if s.equivalent_because]
         alive += [s for s in found if not s.equivalent_because]
         same = sum(1 for s in found if s.equivalent_because)
         score = f"{100 * (total - survived) / total:.1f}%" if total else "-"
-        lines.append(
-            f"| `{module}` | {total} | {total - survived} | {survived} | {same} | {score} | {seconds / 60:.1f} |"
-        )
+        lines.append(f"| `{module}` | {total} | {total - survived} | {survived} | {same} | {score} | {minutes:.1f} |")
     lines += ["", "## Survivors no test notices (each needs a test, or a reason in ops/mutation.py)", ""]
     lines += [f"- `{s.module}` {s.operator}: `{s.mutated_line}`" for s in alive] or ["None."]
     lines += ["", "## Equivalent survivors", ""]
@@ -167,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     tools = mutation_venv()
     WORK_DIR.mkdir(exist_ok=True)
     REPORTS.mkdir(parents=True, exist_ok=True)
-    rows = [(module, *mutate(module, tools)) for module in modules]
-    write_summary(rows)
+    for module in modules:
+        mutate(module, tools)
+    write_summary()
     print(SUMMARY.read_text())
     return ExitCode.OK
 
