@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
-from sqlalchemy.engine import URL
-from sqlalchemy.exc import OperationalError
 
-from migrations import runner
+from migrations.shared.heads import declared_head, default_location
 from migrations.shared.tree import Tree
+
+if TYPE_CHECKING:
+    from migrations import runner
 
 # Inputs whose change means the tree must be run again (the password is not one: rotating it
 # changes nothing in the schema).
@@ -31,6 +32,12 @@ class MigrationFailedError(Exception):
 
 
 def _upgrade(props: dict[str, Any]) -> dict[str, Any]:
+    # Alembic and SQLAlchemy are imported here, in the engine's dynamic-provider process, when a run
+    # is due: the program process (every `pulumi up`, no-op or not) never loads them.
+    from sqlalchemy.engine import URL
+
+    from migrations import runner
+
     url = URL.create(
         "postgresql+psycopg",
         username=props["user"],
@@ -56,6 +63,10 @@ def _upgrade(props: dict[str, Any]) -> dict[str, Any]:
 
 def revision_after_failure(target: runner.Target) -> str:
     """Where the failed run left the database; a server that went away cannot say, and that is said."""
+    from sqlalchemy.exc import OperationalError
+
+    from migrations import runner
+
     try:
         return runner.current_revision(target) or "base"
     except OperationalError:
@@ -106,7 +117,7 @@ class MigrationRun(pulumi.dynamic.Resource):
     def __init__(self, name: str, args: MigrationRunArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         props = {
             "tree": args.tree.key,
-            "head": runner.head_revision(args.tree, args.script_location),
+            "head": declared_head(args.script_location or default_location(args.tree.key)),
             "script_location": str(args.script_location) if args.script_location else None,
             "host": args.host,
             "port": args.port,

@@ -1,0 +1,62 @@
+"""A tree's head, read from its revision files without importing Alembic.
+
+The deploy program needs the head only to tell the engine when a tree must run again; importing
+Alembic and SQLAlchemy for it cost the program process a fifth of a second on every `pulumi up`.
+Each revision file assigns `revision` and `down_revision` at module level (Alembic's own
+template); those literals are all this reads. tests/unit/test_heads.py holds it to Alembic's answer.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent
+
+
+def default_location(tree_key: str) -> Path:
+    """Where a tree lives in this repository (alembic.ini's script_location for its section)."""
+    return MIGRATIONS_DIR / tree_key
+
+
+def declared_head(script_location: Path) -> str:
+    """The one revision no other revision of the tree revises; a tree with several heads is refused."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for path in sorted((script_location / "versions").glob("*.py")):
+        declared = module_literals(path, ("revision", "down_revision"))
+        if "revision" not in declared:
+            continue  # a helper module beside the revisions, as Alembic also skips
+        revisions.add(str(declared["revision"]))
+        revised.update(as_revision_ids(declared.get("down_revision")))
+    heads = sorted(revisions - revised)
+    if len(heads) != 1:
+        raise RuntimeError(
+            f"the tree in {script_location} has {len(heads)} heads ({', '.join(heads)}): merge them first."
+        )
+    return heads[0]
+
+
+def module_literals(path: Path, names: tuple[str, ...]) -> dict[str, object]:
+    found: dict[str, object] = {}
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            target, value = node.target.id, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            target, value = node.targets[0].id, node.value
+        else:
+            continue
+        if target in names:
+            found[target] = ast.literal_eval(value)
+    return found
+
+
+def as_revision_ids(down_revision: object) -> list[str]:
+    """down_revision is None (the first revision), one id, or a tuple of ids (a merge)."""
+    if down_revision is None:
+        return []
+    if isinstance(down_revision, str):
+        return [down_revision]
+    if isinstance(down_revision, (tuple, list)):
+        return [str(revision) for revision in down_revision]
+    raise ValueError(f"down_revision must be None, a revision id or a tuple of them, not {down_revision!r}")
