@@ -1,12 +1,15 @@
-"""Serialise the ACL changes on one database.
+"""Serialise the ACL changes that rewrite one catalog row; let the others run in parallel.
 
-GRANT and REVOKE on the same database, schema or default-ACL row rewrite the same catalog tuple;
-two at once fail with "tuple concurrently updated" (pulumi-postgresql#126, #831). The engine runs
-independent resources in parallel, so each grant of a database depends on the one before it.
+GRANT and REVOKE on the same database, schema, tables or default-ACL row rewrite the same catalog
+tuple; two at once fail with "tuple concurrently updated" (pulumi-postgresql#126, #831). The engine
+runs independent resources in parallel, so each change to a row depends on the change before it to
+that row. Changes to different rows do not collide: one chain per row keeps the deploy's longest
+path at the number of roles, not the number of grants.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -23,7 +26,7 @@ class AclChain:
 
     @property
     def last(self) -> pulumi.Resource:
-        """The latest grant: whatever needs every grant of the database in place depends on it."""
+        """The latest change of the chain."""
         return self._last
 
     def add(self, parent: pulumi.Resource, declare: Callable[[pulumi.ResourceOptions], R]) -> R:
@@ -58,6 +61,39 @@ class AclChain:
                 opts=opts,
             ),
         )
+
+
+class AclRow(enum.Enum):
+    """The catalog row an ACL change of one database rewrites (the value: a Grant's object_type)."""
+
+    DATABASE = "database"
+    """pg_database.datacl of the database."""
+    SCHEMA = "schema"
+    """pg_namespace.nspacl of its public schema."""
+    TABLES = "table"
+    """pg_class.relacl of its tables: every role's grant on them rewrites each one."""
+    DEFAULT_PRIVILEGES = "default privileges"
+    """The owner's pg_default_acl row for tables in public: it holds every role's defaults."""
+
+
+class DatabaseAcl:
+    """The ACL changes of one database: a chain per catalog row, every chain starting at `start`."""
+
+    def __init__(self, start: pulumi.Resource) -> None:
+        self._chains = {row: AclChain(start) for row in AclRow}
+
+    @property
+    def tails(self) -> list[pulumi.Resource]:
+        """The latest change of each row: whatever needs every ACL change so far depends on these."""
+        return list({id(chain.last): chain.last for chain in self._chains.values()}.values())
+
+    def grant(self, parent: pulumi.Resource, name: str, on: GrantTarget, privileges: Iterable[str]) -> postgresql.Grant:
+        """The next Grant on the row `on` rewrites."""
+        return self._chains[AclRow(on.object_type)].grant(parent, name, on, privileges)
+
+    def add(self, row: AclRow, parent: pulumi.Resource, declare: Callable[[pulumi.ResourceOptions], R]) -> R:
+        """The next change of `row` that is no Grant (default privileges)."""
+        return self._chains[row].add(parent, declare)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_postgresql as postgresql
 
-from infra.acl_chain import AclChain, GrantTarget
+from infra.acl_chain import DatabaseAcl, GrantTarget
 from infra.generated_password import GeneratedPassword
 from infra.settings import LoginSettings
 from model.names import PUBLIC, SCHEMA, DatabaseKey
@@ -38,7 +38,7 @@ class OwnedDatabase(pulumi.ComponentResource):
     owner_name: pulumi.Output[str]
     migrator_name: pulumi.Output[str]
     migrator_password: pulumi.Output[str]
-    acl_chain: AclChain
+    acl: DatabaseAcl
     key: DatabaseKey
 
     def __init__(self, name: str, args: OwnedDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -69,21 +69,23 @@ class OwnedDatabase(pulumi.ComponentResource):
             template="template0",
             opts=pulumi.ResourceOptions.merge(keep, pulumi.ResourceOptions(depends_on=[migrator])),
         )
-        # Every ACL change on this database goes through one chain: concurrent GRANTs on the same
-        # catalog row fail with "tuple concurrently updated" (pulumi-postgresql#126).
-        self.acl_chain = AclChain(start=database)
-        admin = args.managed_admin
-        if admin is not None:
-            self.acl_chain.add(self, lambda opts: admin_acts_as_owner(name, admin, owner, opts))
+        # Every ACL change on this database goes through the chain of the catalog row it rewrites:
+        # concurrent GRANTs on one row fail with "tuple concurrently updated" (pulumi-postgresql#126).
+        # On a managed server every chain starts after the admin's membership in the owner role.
+        first: pulumi.Resource = database
+        if args.managed_admin is not None:
+            after_database = pulumi.ResourceOptions(parent=self, depends_on=[database], delete_before_replace=True)
+            first = admin_acts_as_owner(name, args.managed_admin, owner, after_database)
+        self.acl = DatabaseAcl(start=first)
         model = rules()
         # PUBLIC keeps exactly what the model leaves it (nothing): a Grant to PUBLIC with fewer
         # privileges revokes the rest.
         public_on_database = sorted(expected(model, PUBLIC, args.key, ObjectKind.DATABASE))
         public_on_schema = sorted(expected(model, PUBLIC, args.key, ObjectKind.SCHEMA))
         on_database = GrantTarget(database.name, PUBLIC, "database")
-        self.acl_chain.grant(self, f"{name}-public-database-revoke", on_database, public_on_database)
+        self.acl.grant(self, f"{name}-public-database-revoke", on_database, public_on_database)
         on_schema = GrantTarget(database.name, PUBLIC, "schema", schema=SCHEMA)
-        self.acl_chain.grant(self, f"{name}-public-schema-revoke", on_schema, public_on_schema)
+        self.acl.grant(self, f"{name}-public-schema-revoke", on_schema, public_on_schema)
 
         self.database_name = database.name
         self.owner_name = owner.name
@@ -101,7 +103,7 @@ class OwnedDatabase(pulumi.ComponentResource):
 def admin_acts_as_owner(
     name: str, admin: str, owner: postgresql.Role, opts: pulumi.ResourceOptions
 ) -> postgresql.GrantRole:
-    """Make a managed server's admin a member of the owner role, first in the database's chain.
+    """Make a managed server's admin a member of the owner role, before any ACL change of the database.
 
     Only the owner may revoke what the owner granted: PUBLIC's CONNECT and TEMPORARY on a new
     database are the owner's grants, so a REVOKE by an admin that is no superuser and no member of
@@ -110,6 +112,6 @@ def admin_acts_as_owner(
     the role's creator holds ADMIN OPTION on it, which allows the same GRANT.
     The provider grants the owner to itself around a database's create and revokes it afterwards
     unless the admin is already a member: this grant therefore comes after the database's create,
-    and every grant of the chain after it (the provider then finds a member, and leaves it one).
+    and every ACL change of the database after it (the provider then finds a member, and leaves it one).
     """
     return postgresql.GrantRole(f"{name}-admin-acts-as-owner", role=admin, grant_role=owner.name, opts=opts)

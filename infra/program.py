@@ -48,14 +48,14 @@ def define_stack() -> None:
                 migrator=database.migrator_name,
                 migrator_password=database.migrator_password,
             ),
-            # After every grant of the database, default privileges included: tables the tree
+            # After every ACL change of the database, default privileges included: tables the tree
             # creates must find them in place.
-            opts=pulumi.ResourceOptions(depends_on=[database.acl_chain.last]),
+            opts=pulumi.ResourceOptions(depends_on=database.acl.tails),
         )
         for key, database in databases.items()
     }
     # Each grant on the existing tables takes its migration's `tables`, so it runs after the migration;
-    # it still waits for the grant before it (the writer's and the reader's grants on one table
+    # it still waits for the table grant before it (the writer's and the reader's grants on one table
     # rewrite the same pg_class row).
     for login in logins:
         grant_existing_tables(login, migrations[login.model.database].tables)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_postgresql as postgresql
 
-from infra.acl_chain import GrantTarget
+from infra.acl_chain import AclRow, GrantTarget
 from infra.database import OwnedDatabase
 from infra.generated_password import GeneratedPassword
 from infra.settings import LoginSettings
@@ -56,19 +56,20 @@ class RuntimeRole(pulumi.ComponentResource):
             statement_timeout=args.login.statement_timeout_ms,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        chain = database.acl_chain
+        acl = database.acl
         on_database = GrantTarget(database.database_name, role.name, "database")
-        chain.grant(self, f"{name}-database-grant", on_database, granted[ObjectKind.DATABASE])
+        acl.grant(self, f"{name}-database-grant", on_database, granted[ObjectKind.DATABASE])
         on_schema = GrantTarget(database.database_name, role.name, "schema", schema=SCHEMA)
-        chain.grant(self, f"{name}-schema-grant", on_schema, granted[ObjectKind.SCHEMA])
+        acl.grant(self, f"{name}-schema-grant", on_schema, granted[ObjectKind.SCHEMA])
         for other in args.elsewhere:
             # Exactly nothing: a refresh reads what the role holds there, and the next deploy revokes it.
             nothing = sorted(privileges.expected(rules, model.key, other.key, ObjectKind.DATABASE))
             on_other = GrantTarget(other.database_name, role.name, "database")
-            other.acl_chain.grant(self, f"{name}-{other.key}-database-revoke", on_other, nothing)
+            other.acl.grant(self, f"{name}-{other.key}-database-revoke", on_other, nothing)
         # FOR ROLE the owner: default privileges apply only to objects created by the role they name,
         # and every table is created by the owner (the migrator acts as the owner).
-        chain.add(
+        acl.add(
+            AclRow.DEFAULT_PRIVILEGES,
             self,
             lambda opts: postgresql.DefaultPrivileges(
                 f"{name}-table-defaults",
@@ -95,6 +96,4 @@ def grant_existing_tables(login: RuntimeRole, tables: pulumi.Output[list[str]]) 
     so a removed role leaves no ACL entry behind to block its DROP ROLE.
     """
     on_tables = GrantTarget(login.database.database_name, login.role_name, "table", SCHEMA, tables)
-    return login.database.acl_chain.grant(
-        login, f"{login.role_key}-table-grant", on_tables, login.model.table_privileges
-    )
+    return login.database.acl.grant(login, f"{login.role_key}-table-grant", on_tables, login.model.table_privileges)

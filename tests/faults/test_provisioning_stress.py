@@ -1,10 +1,11 @@
 """Fresh provisionings and destroys in a row, with the extra roles that multiply the grants: none may fail.
 
-Every ACL change of one database waits for the one before it (infra/acl_chain.py): two at once can
-rewrite the same catalog row (the owner's pg_default_acl row holds every runtime role's default
-privileges; a table's pg_class row holds every role's grant on it) and fail with "tuple concurrently
-updated" (pulumi-postgresql#126). The engine runs everything else in parallel, so a missing edge
-shows up here as an intermittent failure.
+Every ACL change of one catalog row waits for the one before it (infra/acl_chain.py): two at once
+rewrite the same row (the owner's pg_default_acl row holds every runtime role's default privileges;
+a table's pg_class row holds every role's grant on it; the database's pg_database row every CONNECT)
+and fail with "tuple concurrently updated" (pulumi-postgresql#126). The engine runs everything else
+in parallel, changes to different rows included, so a missing edge, or two rows that do collide
+after all, show up here as an intermittent failure.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def stress(tmp_path: Path, server: Server) -> Iterator[ProjectStack]:
 @pytest.mark.fault(
     what="fresh provisioning then destroy, again and again, with 3 extra read-only roles: grants of one database "
     'racing on one catalog row ("tuple concurrently updated")',
-    recovery="none needed: every ACL change of one database waits for the one before it",
+    recovery="none needed: every ACL change of one catalog row waits for the one before it",
 )
 def test_fresh_provisioning_and_destroy_never_collide(
     server: Server, stress: ProjectStack, fault_seen: SeenFunction

@@ -91,11 +91,12 @@ def test_up_verify_preview_refresh_outputs_and_destroy(server: Server, devlike: 
 
 
 def unordered_acl_changes(resources: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """Pairs of grants or default privileges on one database that the engine may run at the same time.
+    """Pairs of ACL changes to one catalog row that the engine may run at the same time.
 
-    Two ACL changes on one database may rewrite the same catalog row (the writer's and the reader's
-    grants on one table both rewrite its pg_class row): unless one waits for the other, the provider
-    fails with "tuple concurrently updated". Every pair must be ordered by the state's dependencies.
+    Two changes to one row (the writer's and the reader's grants on one table both rewrite its
+    pg_class row; every role's database grant rewrites the database's pg_database row) fail with
+    "tuple concurrently updated" unless one waits for the other. Every such pair must be ordered by
+    the state's dependencies; changes to different rows may run in parallel.
     """
     depends = {r["urn"]: set(r.get("dependencies", [])) for r in resources}
 
@@ -110,14 +111,19 @@ def unordered_acl_changes(resources: list[dict[str, Any]]) -> list[tuple[str, st
                 todo.extend(depends.get(urn, ()))
         return False
 
-    acl_kinds = ("postgresql:index/grant:Grant", "postgresql:index/defaultPrivileges:DefaultPrivileges")
-    by_database: dict[str, list[str]] = {}
+    by_row: dict[tuple[str, str], list[str]] = {}
     for resource in resources:
-        if resource["type"] in acl_kinds:
-            by_database.setdefault(resource["inputs"]["database"], []).append(resource["urn"])
+        inputs = resource.get("inputs", {})
+        if resource["type"] == "postgresql:index/grant:Grant":
+            row = (inputs["database"], inputs["objectType"])
+        elif resource["type"] == "postgresql:index/defaultPrivileges:DefaultPrivileges":
+            row = (inputs["database"], f"default privileges of {inputs['owner']} in {inputs['schema']}")
+        else:
+            continue
+        by_row.setdefault(row, []).append(resource["urn"])
     return [
         (a, b)
-        for urns in by_database.values()
+        for urns in by_row.values()
         for a, b in itertools.combinations(urns, 2)
         if not reaches(a, b) and not reaches(b, a)
     ]
