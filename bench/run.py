@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from bench import deploy_cost, fixture, index_value, live_load
 from bench.pgbench import Latencies
 from bench.stats import Spread
 from fixtures.cluster import Deployment, Server, drop_deployment
-from fixtures.programs import migration_steps_program
 from ops import cli, paths
 
 README_BEGIN, README_END = "<!-- bench:begin (scripts/bench) -->", "<!-- bench:end -->"
@@ -26,31 +27,98 @@ def fmt(spread: Spread, unit: str, digits: int = 1) -> str:
     return f"{spread.median:.{digits}f} {unit} ({spread.low:.{digits}f}-{spread.high:.{digits}f})"
 
 
-def measure_deploy_cost(deployment: Deployment, server: Server, repeats: int) -> dict[str, Any]:
-    engine_floor = deploy_cost.timed_noop_ups(deploy_cost.empty_program, repeats)
-    migration_step = deploy_cost.timed_noop_ups(migration_steps_program(deployment), repeats)
-    sql_floor = deploy_cost.plain_sql_provisioning(server, repeats)
-    return {
-        "engine_floor_s": asdict(engine_floor),
-        "noop_up_with_migration_step_s": asdict(migration_step),
-        "migration_step_over_engine_floor": migration_step.ratio_to(engine_floor),
-        "plain_sql_provisioning_s": asdict(sql_floor),
-        "dev_stack": "not measured yet: this benchmark deploys no postgresql resources",
-        "rows": [
-            ("no-op `up`, empty program (engine floor)", fmt(engine_floor, "s", 2), "1.00x"),
-            (
-                "no-op `up`, both migration steps",
-                fmt(migration_step, "s", 2),
-                f"{migration_step.ratio_to(engine_floor):.2f}x engine floor",
-            ),
-            ("roles, databases, grants as plain SQL, one psql session", fmt(sql_floor, "s", 3), "physical floor"),
-            (
-                "no-op / cold `up` of the dev stack",
-                "not measured yet",
-                "this benchmark deploys no postgresql resources",
-            ),
-        ],
+VARIANTS = (
+    deploy_cost.Variant("dev stack"),
+    deploy_cost.Variant("dev stack, 10 extra read-only roles", extra_roles=10),
+    deploy_cost.Variant("dev stack, 30 extra read-only roles", extra_roles=30),
+    deploy_cost.Variant("dev stack, 5 tables in the logs tree", logs_tables=5),
+    deploy_cost.Variant("dev stack, 100 tables in the logs tree", logs_tables=100),
+    deploy_cost.Variant("dev stack, 500 tables in the logs tree", logs_tables=500),
+)
+GOAL_NOOP_OVER_FLOOR = 1.5
+GOAL_NOOP_500_OVER_5_TABLES = 1.1
+GOAL_COLD_MS_PER_ROLE_RESOURCE = 40.0
+
+
+def measure_deploy_cost(server: Server, cold_runs: int, noop_pairs: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-floor-") as temp:
+        floor = deploy_cost.floor_project(Path(temp))
+        measured = {}
+        for variant in VARIANTS:
+            print(f"bench: deploy cost, {variant.label}", file=sys.stderr, flush=True)
+            measured[variant.label] = deploy_cost.measure(server, variant, floor, cold_runs, noop_pairs)
+    sql_floor = deploy_cost.plain_sql_provisioning(server, cold_runs)
+    dev = measured[VARIANTS[0].label]
+    # Each variant's ratio is to the empty program's runs paired with its own; this row shows the dev stack's.
+    rows: list[tuple[str, ...]] = [
+        ("empty Python program (the engine's floor)", "0", "-", fmt(dev.floor, "s", 2), "1.00x")
+    ]
+    rows += [
+        (
+            m.variant.label,
+            str(m.resources),
+            fmt(m.cold, "s", 2),
+            fmt(m.noop, "s", 2),
+            f"{m.noop.ratio_to(m.floor):.2f}x",
+        )
+        for m in measured.values()
+    ]
+    rows.append(("roles, databases, grants as plain SQL, one psql session", "-", fmt(sql_floor, "s", 3), "-", "-"))
+    growth = growth_rows(measured)
+    five, five_hundred = measured[VARIANTS[3].label], measured[VARIANTS[5].label]
+    thirty = per_added_resource(dev, measured[VARIANTS[2].label])
+    goals = {
+        "noop_dev_over_floor": dev.noop.ratio_to(dev.floor),
+        "noop_500_over_5_tables": five_hundred.noop.ratio_to(five.noop),
+        "cold_ms_per_resource_30_roles": thirty[0],
     }
+    return {
+        "measured": {label: asdict(m) for label, m in measured.items()},
+        "plain_sql_provisioning_s": asdict(sql_floor),
+        "goals": goals,
+        "goals_met": {
+            "noop_dev_over_floor": goals["noop_dev_over_floor"] <= GOAL_NOOP_OVER_FLOOR,
+            "noop_500_over_5_tables": goals["noop_500_over_5_tables"] <= GOAL_NOOP_500_OVER_5_TABLES,
+            "cold_ms_per_resource_30_roles": goals["cold_ms_per_resource_30_roles"] <= GOAL_COLD_MS_PER_ROLE_RESOURCE,
+        },
+        "rows": rows,
+        "growth_rows": growth,
+    }
+
+
+def per_added_resource(base: deploy_cost.Measured, grown: deploy_cost.Measured) -> tuple[float, float]:
+    """(cold, no-op) milliseconds per resource `grown` has more than `base`."""
+    added = grown.resources - base.resources
+    return (
+        1000 * (grown.cold.median - base.cold.median) / added,
+        1000 * (grown.noop.median - base.noop.median) / added,
+    )
+
+
+def growth_rows(measured: dict[str, deploy_cost.Measured]) -> list[tuple[str, ...]]:
+    dev, five = measured[VARIANTS[0].label], measured[VARIANTS[3].label]
+    rows: list[tuple[str, ...]] = []
+    for grown in (measured[VARIANTS[1].label], measured[VARIANTS[2].label]):
+        cold_ms, noop_ms = per_added_resource(dev, grown)
+        rows.append(
+            (
+                f"+{grown.variant.extra_roles} read-only roles (+{grown.resources - dev.resources} resources)",
+                f"{cold_ms:.1f} ms per resource",
+                f"{noop_ms:.1f} ms per resource",
+                f"{grown.noop.ratio_to(dev.noop):.2f}x",
+            )
+        )
+    for grown in (measured[VARIANTS[4].label], measured[VARIANTS[5].label]):
+        added = grown.variant.logs_tables - five.variant.logs_tables
+        rows.append(
+            (
+                f"{grown.variant.logs_tables} tables in the logs tree, against 5 (+{added} tables)",
+                f"{1000 * (grown.cold.median - five.cold.median) / added:.1f} ms per table",
+                f"{1000 * (grown.noop.median - five.noop.median) / added:.2f} ms per table",
+                f"{grown.noop.ratio_to(five.noop):.2f}x",
+            )
+        )
+    return rows
 
 
 def measure_live_load(deployment: Deployment, runs: int) -> dict[str, Any]:
@@ -152,7 +220,12 @@ def markdown(results: dict[str, Any], sizes: fixture.Sizes) -> str:
         [
             f"Measured {results['date']} on this project's 2-core machine; {sizes.system_logs:,} rows in system_logs, "
             f"{sizes.llm_logs:,} in llm_logs. Medians, (min-max).",
-            "**Deploy cost**\n\n" + table(("what", "time", "ratio"), cost["rows"]),
+            "**Deploy cost** (plain `pulumi up --yes --skip-preview`: the real engine, provider and server; "
+            "cold = from nothing, both trees migrated; no-op = nothing to change, each run paired with one of "
+            f"the empty program; goals: {goals_line(cost)})\n\n"
+            + table(("what", "resources", "cold `up`", "no-op `up`", "no-op vs empty program"), cost["rows"]),
+            "**Growth** (medians of the variants above)\n\n"
+            + table(("added", "cold `up`", "no-op `up`", "no-op vs without"), cost["growth_rows"]),
             "**Writers while logs_0003 builds its indexes** (p99 goal: within 2x idle, nothing over 1 s: "
             f"{'met' if load['goal_met'] else 'NOT met'})\n\n"
             + table(("scenario", "p50", "p99", "max", "inserts over 1 s", "p99 vs idle"), load["rows"]),
@@ -162,6 +235,17 @@ def markdown(results: dict[str, Any], sizes: fixture.Sizes) -> str:
             + table(("query", "without indexes", "with indexes", "speed-up", "index used"), value["query_rows"]),
         ]
     )
+
+
+def goals_line(cost: dict[str, Any]) -> str:
+    goals, met = cost["goals"], cost["goals_met"]
+    parts = [
+        f"no-op dev stack {goals['noop_dev_over_floor']:.2f}x the empty program (≤ {GOAL_NOOP_OVER_FLOOR}x)",
+        f"500 tables {goals['noop_500_over_5_tables']:.2f}x 5 tables (≤ {GOAL_NOOP_500_OVER_5_TABLES}x)",
+        f"30 roles {goals['cold_ms_per_resource_30_roles']:.1f} ms per resource cold "
+        f"(≤ {GOAL_COLD_MS_PER_ROLE_RESOURCE:.0f})",
+    ]
+    return "; ".join(f"{part}: {'met' if met[key] else 'NOT met'}" for part, key in zip(parts, goals, strict=True))
 
 
 def update_readme(text: str) -> None:
@@ -179,8 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: loading {sizes.system_logs:,} + {sizes.llm_logs:,} rows", file=sys.stderr)
     deployment = fixture.fresh_deployment(sizes)
     try:
-        print("bench: deploy cost", file=sys.stderr)
-        cost = measure_deploy_cost(deployment, deployment.server, repeats=3 if args.quick else 5)
+        cost = measure_deploy_cost(
+            deployment.server, cold_runs=1 if args.quick else 3, noop_pairs=2 if args.quick else 5
+        )
         print("bench: writers under a migration", file=sys.stderr)
         load = measure_live_load(deployment, runs)
         print("bench: what the indexes are worth", file=sys.stderr)

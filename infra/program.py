@@ -6,7 +6,9 @@ project's scripts run the same `pulumi up` through the Automation API.
 
 from __future__ import annotations
 
+import os
 import urllib.parse
+from pathlib import Path
 
 import pulumi
 import pulumi_postgresql as postgresql
@@ -47,6 +49,7 @@ def define_stack() -> None:
                 database=database.database_name,
                 migrator=database.migrator_name,
                 migrator_password=database.migrator_password,
+                script_location=tree_copy(key),
             ),
             # After every ACL change of the database, default privileges included: tables the tree
             # creates must find them in place.
@@ -60,6 +63,16 @@ def define_stack() -> None:
     for login in logins:
         grant_existing_tables(login, migrations[login.model.database].tables)
     export_outputs(settings, databases, logins, migrations)
+
+
+def tree_copy(key: DatabaseKey) -> Path | None:
+    """The tree to run from HEADHUNTER_MIGRATIONS_DIR/<key> when that is set, else migrations/<key>.
+
+    For a tree that is not this checkout's: the benchmark's logs tree grown to hundreds of tables,
+    a release's trees unpacked beside the program.
+    """
+    folder = os.environ.get("HEADHUNTER_MIGRATIONS_DIR")
+    return Path(folder) / key.value if folder else None
 
 
 def server_provider(settings: Settings) -> postgresql.Provider:

@@ -46,7 +46,10 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
         ("tests/unit/test_scram.py", "tests/unit/test_generated_password.py", UNIT_GRAPH),
         (DEV_STACK,),
     ),
-    "infra/migration_step.py": (("tests/integration/test_migration_step_engine.py",),),
+    "infra/migration_step.py": (
+        ("tests/integration/test_migration_step_engine.py",),
+        ("tests/integration/test_tls.py",),
+    ),
     "migrations/shared/concurrent_index.py": focused("tests/migrations/test_safe_runs.py"),
     "migrations/shared/connect.py": focused("tests/migrations/test_safe_runs.py"),
     "migrations/shared/environment.py": (MIGRATION_TESTS,),
@@ -67,6 +70,11 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("infra/acl_chain.py", "@dataclass(frozen=False)"): FROZEN,
     ("infra/database.py", "@dataclass(frozen=False)"): FROZEN,
     ("infra/runtime_role.py", "@dataclass(frozen=False)"): FROZEN,
+    ("infra/migration_step.py", "@dataclass(frozen=False)"): FROZEN,
+    (
+        "infra/migration_step.py",
+        'return DiffResult(changes=bool(changed) or "tables" not in olds, replaces=[], delete_before_replace=True)',
+    ): "the step never asks for a replacement (replaces is always empty), so the order of one is moot",
     ("infra/generated_password.py", "return CreateResult(id_=secrets.token_hex( 9), outs=outputs)"): (
         "the resource id is opaque: any unique string serves"
     ),

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from fixtures.cluster import Server
+from fixtures.project_stack import ProjectStack, cleanup, leftover_objects, project_stack, start_up
 from ops.errors import ExitCode
 from tests.support.fault_log import SeenFunction
-from tests.support.project_stack import ProjectStack, cleanup, leftover_objects, project_stack, start_up
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.slow]
 # Moments of a provisioning from empty, as the server shows them: the kill lands right after each.

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from fixtures.cluster import Server
+from fixtures.project_stack import ProjectStack, cleanup, leftover_objects, project_stack, start_up
 from ops import localpg
 from ops.errors import ExitCode
 from tests.faults.test_killed_provisioning import KILL_POINTS
 from tests.support.fault_log import SeenFunction
-from tests.support.project_stack import ProjectStack, cleanup, leftover_objects, project_stack, start_up
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.slow]
 MOMENTS = ("a database exists", "the logs tree is migrating")

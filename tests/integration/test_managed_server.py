@@ -18,9 +18,9 @@ import pytest
 from psycopg import sql
 
 from fixtures.cluster import Server
+from fixtures.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
 from model.names import PUBLIC
 from ops.errors import ExitCode
-from tests.support.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.slow]
 ADMIN = "rdslike_admin"

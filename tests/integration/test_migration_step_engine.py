@@ -15,6 +15,7 @@ import pytest
 
 from fixtures.cluster import Deployment
 from fixtures.programs import migration_steps_program, open_engine_stack
+from infra.migration_step import revision_after_failure
 from migrations import runner
 from migrations.schema import head_schema
 from migrations.shared.tree import TREES
@@ -94,6 +95,10 @@ def test_no_password_in_plain_text_in_the_state_or_the_output(
     stack.preview(color="never")
     state_files = [path for path in (engine_workspace / "state").rglob("*") if path.is_file()]
     assert state_files
+    # Not even encrypted: the step's outputs leave the password out (the engine would keep a copy).
+    resources = (stack.export_stack().deployment or {})["resources"]
+    steps = [r for r in resources if r["type"] == "pulumi-python:dynamic:Resource"]
+    assert len(steps) == 2 and all("password" not in step["outputs"] for step in steps)
     for key in DatabaseKey:
         password = fresh_deployment.passwords[fresh_deployment.names.migrator(key)]
         assert password not in result.stdout + result.stderr
@@ -137,3 +142,15 @@ def test_a_table_added_in_a_revision_reaches_the_grants_and_the_expected_placeme
     assert outputs["logs-migrations"]["tables"] == ["audit_events", "llm_logs", "system_logs"]
     schema = head_schema(TREES["logs"], logs_tree)
     assert "audit_events" in schema.tables and "audit_events_pkey" in schema.indexes
+
+
+def test_a_failed_run_says_the_revision_is_unknown_when_the_server_does_not_answer(
+    fresh_deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The message after a failure names the database's revision; a server gone away cannot tell it."""
+    monkeypatch.setenv("HEADHUNTER_CONNECT_ATTEMPTS", "1")
+    nothing_listens = fresh_deployment.migrator_url(DatabaseKey.LOGS).set(port=1)
+    said = revision_after_failure(runner.Target(TREES["logs"], nothing_listens))
+    assert said.startswith("unknown (the server does not answer")
+    up_and_running = runner.Target(TREES["logs"], fresh_deployment.migrator_url(DatabaseKey.LOGS))
+    assert revision_after_failure(up_and_running) == "base"

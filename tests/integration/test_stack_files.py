@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fixtures.project_stack import TEST_PASSPHRASE, project_folder
 from ops import toolchain
 from ops.automation import DEV_PASSPHRASE, DEV_STACK
 from ops.paths import REPO_ROOT
 from tests.support import tls
-from tests.support.project_stack import TEST_PASSPHRASE, project_folder
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider]
 SHIPPED_STACKS = sorted(path.name.split(".")[1] for path in REPO_ROOT.glob("Pulumi.*.yaml"))

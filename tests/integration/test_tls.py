@@ -19,10 +19,10 @@ import pytest
 from psycopg import sql
 
 from fixtures.cluster import Server
+from fixtures.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
 from ops.errors import ExitCode
 from tests.support import tls
 from tests.support.fault_log import SeenFunction
-from tests.support.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider]
 ADMIN = "tls_admin_of_the_tests"

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from urllib.parse import urlparse
 
 from fixtures.cluster import Server
+from fixtures.project_stack import ProjectStack
 from ops import localpg
-from tests.support.project_stack import ProjectStack
 
 TABLE_VERBS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 DATABASE_VERBS = ("CONNECT", "TEMPORARY", "CREATE")
