@@ -82,10 +82,9 @@ class DatabaseAcl:
     def __init__(self, start: pulumi.Resource) -> None:
         self._chains = {row: AclChain(start) for row in AclRow}
 
-    @property
-    def tails(self) -> list[pulumi.Resource]:
-        """The latest change of each row: whatever needs every ACL change so far depends on these."""
-        return list({id(chain.last): chain.last for chain in self._chains.values()}.values())
+    def last(self, row: AclRow) -> pulumi.Resource:
+        """The latest change of `row` so far (the chains' start while it has none)."""
+        return self._chains[row].last
 
     def grant(self, parent: pulumi.Resource, name: str, on: GrantTarget, privileges: Iterable[str]) -> postgresql.Grant:
         """The next Grant on the row `on` rewrites."""

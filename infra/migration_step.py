@@ -1,8 +1,8 @@
 """The post-provision step: upgrade a tree to head as its migrator, inside `pulumi up`.
 
 A Python dynamic provider, so it runs in the engine with no plugin to download. The resource
-depends on every ACL change of the database so far (default privileges included): tables are
-created only once the owner's default privileges exist, so they reach the runtime roles. It is updated whenever the
+depends on the database's default privileges: tables are created only once the owner's default
+privileges exist, so they reach the runtime roles. It is updated whenever the
 tree's head changes, its `applied` output lists what the `up` applied, an error fails the `up`
 with the database's message, and deleting it (destroy) never downgrades: the data stays.
 """

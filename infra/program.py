@@ -13,6 +13,7 @@ from pathlib import Path
 import pulumi
 import pulumi_postgresql as postgresql
 
+from infra.acl_chain import AclRow
 from infra.database import OwnedDatabase, OwnedDatabaseArgs
 from infra.migration_step import MigrationRun, MigrationRunArgs
 from infra.runtime_role import RuntimeRole, RuntimeRoleArgs, grant_existing_tables
@@ -51,9 +52,9 @@ def define_stack() -> None:
                 migrator_password=database.migrator_password,
                 script_location=tree_copy(key),
             ),
-            # After every ACL change of the database, default privileges included: tables the tree
-            # creates must find them in place.
-            opts=pulumi.ResourceOptions(depends_on=database.acl.tails),
+            # After the database's default privileges: the tables the tree creates must find them in
+            # place. Nothing else waits for it, so the other ACL changes of the database go on meanwhile.
+            opts=pulumi.ResourceOptions(depends_on=[database.acl.last(AclRow.DEFAULT_PRIVILEGES)]),
         )
         for key, database in databases.items()
     }

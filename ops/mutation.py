@@ -71,6 +71,17 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("infra/database.py", "@dataclass(frozen=False)"): FROZEN,
     ("infra/runtime_role.py", "@dataclass(frozen=False)"): FROZEN,
     ("infra/migration_step.py", "@dataclass(frozen=False)"): FROZEN,
+    ("migrations/shared/placement_guard.py", "@dataclass(frozen=False)"): FROZEN,
+    (
+        "migrations/shared/placement_guard.py",
+        "if other.key is not tree.key and _has_table(connection, other.version_table):",
+    ): "both trees are the objects of the one TREES table, whose keys are interned literals: `is not` and `!=` agree",
+    ("migrations/shared/run_lock.py", "if time.monotonic() > deadline:"): (
+        "`>` and `>=` differ only at the instant the clock reads the deadline exactly"
+    ),
+    ("migrations/shared/run_lock.py", "POLL_INTERVAL_S = 1.5"): (
+        "only how soon a waiting run notices a freed lock; a test that timed it would be a timed test"
+    ),
     (
         "infra/migration_step.py",
         'return DiffResult(changes=bool(changed) or "tables" not in olds, replaces=[], delete_before_replace=True)',

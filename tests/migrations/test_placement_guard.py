@@ -42,22 +42,37 @@ def test_a_tree_on_the_other_database_is_refused_and_nothing_is_created(
         assert catalog.tables(connection) == before == set()
 
 
-def test_the_configured_database_name_must_match(fresh_deployment: Deployment) -> None:
-    target = runner.Target(LOGS, fresh_deployment.migrator_url(DatabaseKey.LOGS), expected_database="headhunter_logs")
+@pytest.mark.parametrize("configured", ["headhunter_logs", "zzz_logs"])  # sorting before and after the real name
+def test_the_configured_database_name_must_match(fresh_deployment: Deployment, configured: str) -> None:
+    target = runner.Target(LOGS, fresh_deployment.migrator_url(DatabaseKey.LOGS), expected_database=configured)
+    with pytest.raises(WrongDatabaseError, match=f"belongs to database '{configured}'"):
+        runner.upgrade(target)
+    assert runner.current_revision(target) is None
+
+
+def test_the_database_name_from_the_environment_must_match(
+    fresh_deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`alembic --name logs upgrade head` by hand takes the expected name from HEADHUNTER_LOGS_DATABASE."""
+    monkeypatch.setenv(LOGS.expected_database_env_var, "headhunter_logs")
+    target = runner.Target(LOGS, fresh_deployment.migrator_url(DatabaseKey.LOGS))
     with pytest.raises(WrongDatabaseError, match="belongs to database 'headhunter_logs'"):
         runner.upgrade(target)
     assert runner.current_revision(target) is None
 
 
-def test_a_database_holding_the_other_trees_version_table_is_refused(fresh_deployment: Deployment) -> None:
-    logs = fresh_deployment.databases[DatabaseKey.LOGS]
-    with fresh_deployment.server.connect(logs) as connection:
-        connection.execute("CREATE TABLE alembic_version_main (version_num varchar(32) PRIMARY KEY)")
-    target = runner.Target(LOGS, fresh_deployment.migrator_url(DatabaseKey.LOGS), logs)
-    with pytest.raises(WrongDatabaseError, match="alembic_version_main"):
+@pytest.mark.parametrize(("tree", "other"), [(LOGS, MAIN), (MAIN, LOGS)])
+def test_a_database_holding_the_other_trees_version_table_is_refused(
+    fresh_deployment: Deployment, tree: Tree, other: Tree
+) -> None:
+    database = fresh_deployment.databases[DatabaseKey(tree.key)]
+    with fresh_deployment.server.connect(database) as connection:
+        connection.execute(f"CREATE TABLE {other.version_table} (version_num varchar(32) PRIMARY KEY)")
+    target = runner.Target(tree, fresh_deployment.migrator_url(DatabaseKey(tree.key)), database)
+    with pytest.raises(WrongDatabaseError, match=other.version_table):
         runner.upgrade(target)
-    with fresh_deployment.server.connect(logs) as connection:
-        assert catalog.tables(connection) == {"alembic_version_main"}
+    with fresh_deployment.server.connect(database) as connection:
+        assert catalog.tables(connection) == {other.version_table}
 
 
 def test_the_reviewers_sql_script_carries_the_guard(fresh_deployment: Deployment) -> None:

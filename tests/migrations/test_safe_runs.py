@@ -12,11 +12,15 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 from fixtures.cluster import Deployment, scalar
 from migrations import runner
 from migrations.shared.environment import LOCK_TIMEOUT
+from migrations.shared.run_lock import LockTimeoutError, tree_run_lock
+from migrations.shared.tree import LOGS
 from model.names import DatabaseKey
 from ops.paths import REPO_ROOT
 from tests.migrations import catalog
@@ -233,3 +237,41 @@ def wait_until_the_migrator_waits(deployment: Deployment) -> None:
         ):
             assert time.monotonic() < deadline, "the index revision never waited for the open writer"
             time.sleep(0.05)
+
+
+def test_a_run_waits_a_bounded_time_for_another_runs_lock_then_says_so(
+    fresh_deployment: Deployment, capfd: pytest.CaptureFixture[str]
+) -> None:
+    logs = fresh_deployment.databases[DatabaseKey.LOGS]
+    engine = create_engine(fresh_deployment.migrator_url(DatabaseKey.LOGS), poolclass=NullPool)
+    outcome: list[BaseException | None] = []
+
+    def second_run() -> None:
+        try:
+            with engine.connect() as connection, tree_run_lock(connection, LOGS, wait_s=1.2):
+                outcome.append(None)  # taken while the other session holds it
+        except LockTimeoutError as error:
+            outcome.append(error)
+
+    with fresh_deployment.server.connect(logs) as other_run:
+        other_run.execute("SELECT pg_advisory_lock(%s)", (LOGS.advisory_lock_key,))
+        waiting = threading.Thread(target=second_run, daemon=True)
+        waiting.start()
+        waiting.join(timeout=20)  # far past its 1.2 s: a run that never gives up fails here, not in an hour
+        assert not waiting.is_alive(), "the second run still waits for the lock"
+    assert len(outcome) == 1 and isinstance(outcome[0], LockTimeoutError), outcome
+    assert "another migration run of the logs tree held its lock for over 1s" in str(outcome[0])
+    said = capfd.readouterr().err
+    assert said.count("waiting for another migration run of the logs tree to finish") == 1, said
+
+
+def test_a_run_whose_connection_died_leaves_the_lock_without_an_error(fresh_deployment: Deployment) -> None:
+    """The lock dies with its backend: releasing it on a dead connection is no error of the run's."""
+    logs = fresh_deployment.databases[DatabaseKey.LOGS]
+    engine = create_engine(fresh_deployment.migrator_url(DatabaseKey.LOGS), poolclass=NullPool)
+    with fresh_deployment.server.connect(logs) as admin, engine.connect() as connection:
+        with tree_run_lock(connection, LOGS, wait_s=1):
+            backend = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            connection.commit()
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", (backend,))
+        assert admin.execute("SELECT pg_try_advisory_lock(%s)", (LOGS.advisory_lock_key,)).fetchone() == (True,)
