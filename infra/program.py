@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
@@ -26,7 +27,8 @@ from infra.settings import (
 )
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey, migrator_key
-from model.privileges import RUNTIME_ROLES, read_only_role
+from model.privileges import RUNTIME_ROLES, read_only_role, readers_groups
+from model.privileges import RuntimeRole as RuntimeRoleModel
 
 
 def define_stack() -> None:
@@ -37,7 +39,7 @@ def define_stack() -> None:
         raise pulumi.RunError(str(error)) from None
     provider = server_provider(settings)
     databases = {key: owned_database(settings, key, provider) for key in DatabaseKey}
-    logins = runtime_roles(settings, databases, provider)
+    roles = runtime_roles(settings, databases, provider)
     migrations = {
         key: MigrationRun(
             f"{key}-migrations",
@@ -61,9 +63,9 @@ def define_stack() -> None:
     # Each grant on the existing tables takes its migration's `tables`, so it runs after the migration;
     # it still waits for the table grant before it (the writer's and the reader's grants on one table
     # rewrite the same pg_class row).
-    for login in logins:
-        grant_existing_tables(login, migrations[login.model.database].tables)
-    export_outputs(settings, databases, logins, migrations)
+    for role in roles.with_grants:
+        grant_existing_tables(role, migrations[role.model.database].tables)
+    export_outputs(settings, databases, roles.logins, migrations)
 
 
 def tree_copy(key: DatabaseKey) -> Path | None:
@@ -116,24 +118,39 @@ def owned_database(settings: Settings, key: DatabaseKey, provider: postgresql.Pr
     )
 
 
+@dataclass(frozen=True)
+class RuntimeRoles:
+    with_grants: list[RuntimeRole]
+    """The application's logins and the readers groups: the roles that hold grants."""
+    readers: list[RuntimeRole]
+    """The extra read-only logins, each a member of its database's readers group."""
+
+    @property
+    def logins(self) -> list[RuntimeRole]:
+        return [role for role in (*self.with_grants, *self.readers) if role.password is not None]
+
+
 def runtime_roles(
     settings: Settings, databases: dict[DatabaseKey, OwnedDatabase], provider: postgresql.Provider
-) -> list[RuntimeRole]:
-    roles = RUNTIME_ROLES + tuple(read_only_role(extra.name, extra.database) for extra in settings.read_only_roles)
-    return [
-        RuntimeRole(
-            role.name(settings.role_names),
-            RuntimeRoleArgs(
-                role_name=role.name(settings.role_names),
-                model=role,
-                database=databases[role.database],
-                login=settings.login(role.key),
-                elsewhere=tuple(database for key, database in databases.items() if key != role.database),
-            ),
-            opts=pulumi.ResourceOptions(providers=[provider]),
+) -> RuntimeRoles:
+    extra = tuple(read_only_role(reader.name, reader.database) for reader in settings.read_only_roles)
+    groups = readers_groups(extra)
+    with_provider = pulumi.ResourceOptions(providers=[provider])
+
+    def declare(role: RuntimeRoleModel, member_of: RuntimeRole | None = None) -> RuntimeRole:
+        args = RuntimeRoleArgs(
+            role_name=role.name(settings.role_names),
+            model=role,
+            database=databases[role.database],
+            login=None if role in groups else settings.login(role.key),
+            elsewhere=tuple(database for key, database in databases.items() if key != role.database),
+            member_of=member_of,
         )
-        for role in roles
-    ]
+        return RuntimeRole(role.name(settings.role_names), args, opts=with_provider)
+
+    with_grants = [declare(role) for role in (*RUNTIME_ROLES, *groups)]
+    group_of = {role.model.database: role for role in with_grants if role.model in groups}
+    return RuntimeRoles(with_grants, [declare(reader, group_of[reader.database]) for reader in extra])
 
 
 def export_outputs(
@@ -161,6 +178,7 @@ def export_outputs(
             settings, database.migrator_name, database.migrator_password, database.database_name
         )
     for login in logins:
+        assert login.password is not None  # a login, never a group
         urls[login.model.key] = connection_url(settings, login.role_name, login.password, login.database.database_name)
     pulumi.export("connection_urls", pulumi.Output.secret(urls))
 

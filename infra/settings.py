@@ -21,7 +21,7 @@ import yaml
 
 from infra import embedded_server
 from infra.identifiers import identifier_problem
-from model.names import DatabaseKey, RoleNames
+from model.names import DatabaseKey, RoleNames, readers_key
 from model.privileges import role_keys
 
 if TYPE_CHECKING:
@@ -242,7 +242,8 @@ def embedded_server_password() -> str:
 
 
 def _check_role_names_unique(reader: _Reader, names: RoleNames, extra: tuple[ReadOnlyRole, ...]) -> None:
-    derived_names = [names.of(key) for key in role_keys()]
+    groups = [names.of(readers_key(database)) for database in DatabaseKey]  # made only when a database has readers
+    derived_names = [names.of(key) for key in role_keys()] + groups
     for derived in derived_names:
         if problem := identifier_problem(derived):
             raise reader.error(

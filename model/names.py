@@ -15,6 +15,8 @@ class RoleKind(enum.StrEnum):
     OWNER = "owner"
     MIGRATOR = "migrator"
     RUNTIME = "runtime"
+    READERS = "readers"
+    """The NOLOGIN group of a database's extra read-only logins."""
 
 
 SCHEMA = "public"
@@ -28,6 +30,10 @@ def owner_key(database: DatabaseKey) -> str:
 
 def migrator_key(database: DatabaseKey) -> str:
     return f"{database}_{RoleKind.MIGRATOR}"
+
+
+def readers_key(database: DatabaseKey) -> str:
+    return f"{database}_{RoleKind.READERS}"
 
 
 def role_name(prefix: str, key: str) -> str:

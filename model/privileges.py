@@ -8,6 +8,9 @@ Per database:
   the tables that exist, and, through default privileges FOR ROLE the owner, the same verbs on every
   table a later migration creates; nothing on the version table or the sequences (identity columns
   need no USAGE for an INSERT that takes the default);
+- the extra read-only logins of the stack config hold nothing themselves: each is a member of its
+  database's NOLOGIN readers group, which holds a reader's grants once (one ACL entry per table,
+  however many readers; adding a reader changes no ACL);
 - PUBLIC gets nothing: no CONNECT or TEMPORARY on the databases, nothing on the public schemas.
 
 `rules()` is that table. The program declares its grants from the GRANT, DEFAULT_PRIVILEGES and
@@ -20,7 +23,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from model.names import PUBLIC, DatabaseKey, RoleKind, RoleNames, migrator_key, owner_key
+from model.names import PUBLIC, DatabaseKey, RoleKind, RoleNames, migrator_key, owner_key, readers_key
 
 DATABASE_PRIVILEGES = ("CONNECT", "CREATE", "TEMPORARY")
 SCHEMA_PRIVILEGES = ("USAGE", "CREATE")
@@ -50,6 +53,7 @@ class ObjectKind(enum.StrEnum):
 class Via(enum.StrEnum):
     OWNERSHIP = "ownership"
     MEMBERSHIP = "membership of the owner"
+    READERS = "membership of the readers group"
     GRANT = "grant"
     DEFAULT_PRIVILEGES = "default privileges"
     REVOKED = "revoked"
@@ -85,9 +89,22 @@ RUNTIME_ROLES: tuple[RuntimeRole, ...] = (
 )
 
 
+READ_ONLY = frozenset({"SELECT"})
+
+
 def read_only_role(name: str, database: DatabaseKey) -> RuntimeRole:
-    """An extra reader (stack config `readOnlyRoles`): like logs_reader, on the database it names."""
-    return RuntimeRole(name, database, "an extra read-only login", frozenset({"SELECT"}), prefixed=False)
+    """An extra reader (stack config `readOnlyRoles`): reads like logs_reader, through its readers group."""
+    return RuntimeRole(name, database, "an extra read-only login", READ_ONLY, prefixed=False)
+
+
+def readers_group(database: DatabaseKey) -> RuntimeRole:
+    """The NOLOGIN role that holds the grants of `database`'s extra read-only logins, its members."""
+    return RuntimeRole(readers_key(database), database, "the extra read-only logins' privileges", READ_ONLY)
+
+
+def readers_groups(extra: tuple[RuntimeRole, ...]) -> tuple[RuntimeRole, ...]:
+    """A group for each database that has an extra read-only login, and none for the others."""
+    return tuple(readers_group(database) for database in DatabaseKey if any(r.database == database for r in extra))
 
 
 @dataclass(frozen=True)
@@ -123,14 +140,25 @@ def runtime_rules(role: RuntimeRole) -> tuple[Rule, ...]:
     )
 
 
+def member_rules(reader: RuntimeRole) -> tuple[Rule, ...]:
+    """An extra read-only login's privileges, all through its readers group: none of its own, no defaults."""
+    kinds = (ObjectKind.DATABASE, ObjectKind.SCHEMA, ObjectKind.TABLES)
+    group = {
+        r.kind: r.privileges for r in runtime_rules(readers_group(reader.database)) if r.database == reader.database
+    }
+    return tuple(Rule(reader.key, reader.database, kind, group[kind], Via.READERS) for kind in kinds)
+
+
 def rules(extra: tuple[RuntimeRole, ...] = ()) -> tuple[Rule, ...]:
     """The whole table, for a stack with `extra` read-only roles. A pair with no row holds nothing."""
     table: list[Rule] = []
     for database in DatabaseKey:
         table += _everything(owner_key(database), database, Via.OWNERSHIP)
         table += _everything(migrator_key(database), database, Via.MEMBERSHIP)
-    for role in (*RUNTIME_ROLES, *extra):
+    for role in (*RUNTIME_ROLES, *readers_groups(extra)):
         table += runtime_rules(role)
+    for reader in extra:
+        table += member_rules(reader)
     for database in DatabaseKey:
         table += [
             Rule(PUBLIC, database, ObjectKind.DATABASE, frozenset(), Via.REVOKED),
@@ -158,12 +186,18 @@ class Grantee:
     def login(self) -> bool:
         return self.kind in (RoleKind.MIGRATOR, RoleKind.RUNTIME)
 
+    @property
+    def group(self) -> bool:
+        """A NOLOGIN role that holds privileges for its members (an owner, a readers group)."""
+        return self.kind in (RoleKind.OWNER, RoleKind.READERS)
+
 
 def grantees(names: RoleNames, extra: tuple[RuntimeRole, ...] = ()) -> tuple[Grantee, ...]:
     """Every role of the stack, then PUBLIC."""
     roles = [Grantee(owner_key(db), names.owner(db), RoleKind.OWNER, db) for db in DatabaseKey]
     roles += [Grantee(migrator_key(db), names.migrator(db), RoleKind.MIGRATOR, db) for db in DatabaseKey]
     roles += [Grantee(r.key, r.name(names), RoleKind.RUNTIME, r.database) for r in (*RUNTIME_ROLES, *extra)]
+    roles += [Grantee(g.key, g.name(names), RoleKind.READERS, g.database) for g in readers_groups(extra)]
     return (*roles, Grantee(PUBLIC, PUBLIC, None, None))
 
 
@@ -173,6 +207,9 @@ def role_keys() -> tuple[str, ...]:
     return per_database + tuple(role.key for role in RUNTIME_ROLES)
 
 
-def expected_memberships(names: RoleNames) -> dict[str, frozenset[str]]:
-    """Role -> the roles it is a member of. Only migrators are members of anything."""
-    return {names.migrator(db): frozenset({names.owner(db)}) for db in DatabaseKey}
+def expected_memberships(names: RoleNames, extra: tuple[RuntimeRole, ...] = ()) -> dict[str, frozenset[str]]:
+    """Role -> the roles it is a member of: migrators of their owners, extra readers of their group."""
+    memberships = {names.migrator(db): frozenset({names.owner(db)}) for db in DatabaseKey}
+    for reader in extra:
+        memberships[reader.name(names)] = frozenset({readers_group(reader.database).name(names)})
+    return memberships

@@ -80,7 +80,9 @@ def render_matrix() -> str:
         sections.append("\n".join(lines))
     note = (
         "A role not listed under a database holds nothing there: no CONNECT, nothing on its schema or objects. "
-        "`new tables` are the owner's default privileges, which every table a later migration creates receives."
+        "`new tables` are the owner's default privileges, which every table a later migration creates receives. "
+        "An extra read-only login (`readOnlyRoles`) holds nothing itself: it is a member of its database's "
+        "NOLOGIN readers group `<prefix>_<database>_readers`, which holds a reader's grants, as `logs_reader` above."
     )
     return "\n\n".join([*sections, note])
 

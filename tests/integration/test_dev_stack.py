@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+import yaml
 from psycopg import sql
 
 from fixtures.cluster import Server
@@ -127,6 +129,63 @@ def unordered_acl_changes(resources: list[dict[str, Any]]) -> list[tuple[str, st
         for a, b in itertools.combinations(urns, 2)
         if not reaches(a, b) and not reaches(b, a)
     ]
+
+
+READERS = [{"name": "readers_analyst", "database": "logs"}, {"name": "readers_auditor", "database": "main"}]
+
+
+@pytest.fixture
+def with_readers(tmp_path: Path, server: Server) -> Iterator[ProjectStack]:
+    project = project_stack(tmp_path, "readers", "readers", readOnlyRoles=READERS)
+    cleanup(project, server)
+    yield project
+    cleanup(project, server)
+
+
+def connection_urls(project: ProjectStack) -> dict[str, str]:
+    outputs = project.pulumi("stack", "output", "--json", "--show-secrets")
+    assert outputs.returncode == 0, outputs.stderr
+    urls: dict[str, str] = json.loads(outputs.stdout)["connection_urls"]
+    return urls
+
+
+def test_read_only_logins_read_through_their_group_and_a_later_one_reads_todays_tables(
+    server: Server, with_readers: ProjectStack
+) -> None:
+    up = with_readers.script("ops.commands.up", with_readers.stack)
+    assert up.returncode == ExitCode.OK, up.stdout[-3000:] + up.stderr[-3000:]
+    verified = with_readers.script("ops.commands.verify", with_readers.stack)
+    assert verified.returncode == ExitCode.OK, verified.stdout[-3000:]
+
+    urls = connection_urls(with_readers)
+    with psycopg.connect(urls["readers_analyst"], autocommit=True) as analyst:
+        assert analyst.execute("SELECT count(*) FROM system_logs").fetchone() == (0,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            analyst.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'x', 'y')")
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        psycopg.connect(urls["readers_analyst"].replace("/readers_logs?", "/readers_db?"))
+
+    # A reader added to the running stack reads the tables that exist, and no table's ACL grows.
+    stack_file = with_readers.folder / f"Pulumi.{with_readers.stack}.yaml"
+    settings = yaml.safe_load(stack_file.read_text())
+    settings["config"]["headhunter-db:readOnlyRoles"].append({"name": "readers_late", "database": "logs"})
+    stack_file.write_text(yaml.safe_dump(settings))
+    again = with_readers.script("ops.commands.up", with_readers.stack)
+    assert again.returncode == ExitCode.OK, again.stdout[-3000:] + again.stderr[-3000:]
+    with psycopg.connect(connection_urls(with_readers)["readers_late"], autocommit=True) as late_reader:
+        assert late_reader.execute("SELECT count(*) FROM llm_logs").fetchone() == (0,)
+    with server.connect("readers_logs") as logs:
+        grantees = logs.execute(
+            "SELECT DISTINCT pg_get_userbyid(acl.grantee) FROM pg_class c, aclexplode(c.relacl) acl "
+            "WHERE c.relname = 'system_logs' ORDER BY 1"
+        ).fetchall()
+    assert [name for (name,) in grantees] == [
+        "readers_logs_owner",
+        "readers_logs_reader",
+        "readers_logs_readers",
+        "readers_logs_writer",
+    ]
+    assert with_readers.script("ops.commands.verify", with_readers.stack).returncode == ExitCode.OK
 
 
 def test_a_protected_stack_refuses_destroy_and_keeps_its_databases(server: Server, protected: ProjectStack) -> None:

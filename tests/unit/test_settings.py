@@ -64,6 +64,10 @@ def test_a_valid_stack_parses_into_typed_settings() -> None:
         ({"readOnlyRoles": json.dumps([{"name": "bi", "database": "analytics"}])}, "use main or logs"),
         ({"connectionLimits": json.dumps({"nobody": 3})}, "names the unknown role 'nobody'"),
         ({"readOnlyRoles": json.dumps([{"name": "app", "database": "logs"}])}, "names the role 'app' twice"),
+        (
+            {"readOnlyRoles": json.dumps([{"name": "headhunter_logs_readers", "database": "main"}])},
+            "names the role 'headhunter_logs_readers' twice",  # the logs database's readers group
+        ),
         ({"minServerVersion": "14"}, "headhunter-db:minServerVersion is 14: give a number at least 15"),
         ({"connectionLimits": "{not json"}, "is not valid structured config"),
     ],
