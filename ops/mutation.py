@@ -64,6 +64,7 @@ EXCLUDED_OPERATORS = ("core/ReplaceBinaryOperator_BitOr_.*",)
 
 FROZEN = "nothing assigns to these objects after they are made (mypy, in scripts/test, refuses it for frozen ones)"
 ENUM_IDENTITY = "both sides are members of one enum, and an enum member is a singleton: `==` and `is` agree"
+LOOP_ENDS_BY_RAISE = "the last attempt raises at `attempt == attempts` (1 to 12, checked): the range never runs out"
 # Surviving mutants judged equivalent: (module, the mutated line as cosmic-ray writes it) -> why no
 # user can observe the change. scripts/mutate marks a survivor equivalent only when it is listed here.
 EQUIVALENT: dict[tuple[str, str], str] = {
@@ -76,6 +77,17 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "migrations/shared/placement_guard.py",
         "if other.key is not tree.key and _has_table(connection, other.version_table):",
     ): "both trees are the objects of the one TREES table, whose keys are interned literals: `is not` and `!=` agree",
+    ("migrations/shared/connect.py", "for attempt in range(1, attempts << 1):"): LOOP_ENDS_BY_RAISE,
+    ("migrations/shared/connect.py", "for attempt in range(1, attempts + 2):"): LOOP_ENDS_BY_RAISE,
+    ("migrations/shared/connect.py", "if attempt >= attempts or not is_transient(error):"): (
+        "the counter never passes `attempts`, so `>=` and `==` agree"
+    ),
+    ("migrations/shared/connect.py", "if attempt is attempts or not is_transient(error):"): (
+        "both are ints of at most 12 (checked), which CPython keeps one object each of: `is` and `==` agree"
+    ),
+    ("migrations/shared/connect.py", "return True"): (
+        "with the psycopg driver every OperationalError of a connect wraps a psycopg error: the branch never runs"
+    ),
     ("migrations/shared/run_lock.py", "if time.monotonic() > deadline:"): (
         "`>` and `>=` differ only at the instant the clock reads the deadline exactly"
     ),

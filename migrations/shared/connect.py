@@ -27,6 +27,7 @@ TRANSIENT_MESSAGES = (
     "no such file or directory",  # the Unix socket of a server not yet up
 )
 DEFAULT_ATTEMPTS = 6
+MAX_ATTEMPTS = 12
 FIRST_BACKOFF_S = 0.5
 
 
@@ -42,6 +43,11 @@ def is_transient(error: OperationalError) -> bool:
 
 def connect_with_retry(engine: Engine) -> Connection:
     attempts = int(os.environ.get("HEADHUNTER_CONNECT_ATTEMPTS", DEFAULT_ATTEMPTS))
+    if not 1 <= attempts <= MAX_ATTEMPTS:
+        raise ValueError(
+            f"HEADHUNTER_CONNECT_ATTEMPTS is {attempts}: give 1 (no retry) to {MAX_ATTEMPTS} "
+            "(the backoff doubles: the last of 12 waits over 8 minutes)"
+        )
     backoff = FIRST_BACKOFF_S
     for attempt in range(1, attempts + 1):
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -115,8 +116,8 @@ def test_a_revision_failing_half_way_leaves_the_previous_revision(
 
 @pytest.mark.fault(
     what="the server is down or restarting when a tree connects",
-    recovery="retried with backoff (HEADHUNTER_CONNECT_ATTEMPTS), then the connection error; start the server "
-    "and run again",
+    recovery="retried with backoff (HEADHUNTER_CONNECT_ATTEMPTS, 6 by default, 1 to 12), then the connection error; "
+    "start the server and run again",
 )
 def test_a_dead_server_is_retried_with_backoff_then_reported(
     fresh_deployment: Deployment,
@@ -129,8 +130,36 @@ def test_a_dead_server_is_retried_with_backoff_then_reported(
     with pytest.raises(OperationalError, match=r"Connection refused|connection failed"):
         runner.upgrade(runner.Target(runner.tree_named("logs"), nothing_listens))
     said = capfd.readouterr().err
-    assert said.count("cannot connect yet") == 2
+    retries = [line for line in said.splitlines() if "cannot connect yet" in line]
+    assert len(retries) == 2, said
+    assert "Connection refused" in retries[0] and retries[0].endswith("retry 1/2 in 0.5s"), retries
+    assert retries[1].endswith("retry 2/2 in 1.0s"), retries
     fault_seen("a run of the logs tree", None, said, "cannot connect yet")
+
+
+def test_by_default_a_dead_server_is_tried_six_times(fresh_deployment: Deployment) -> None:
+    """The default budget (five retries, 15.5 s of backoff) shows in the first retry's message; the run stops there."""
+    url = fresh_deployment.migrator_url(DatabaseKey.LOGS).set(port=1, password=None)
+    env = {key: value for key, value in os.environ.items() if key != "HEADHUNTER_CONNECT_ATTEMPTS"}
+    env[LOGS.url_env_var] = url.render_as_string(hide_password=False)
+    alembic = [sys.executable, "-m", "alembic", "-c", "alembic.ini", "--name", "logs", "upgrade", "head"]
+    run = subprocess.Popen(alembic, cwd=REPO_ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert run.stderr is not None
+        first = next(line for line in run.stderr if "cannot connect yet" in line)
+    finally:
+        run.kill()
+        run.wait()
+    assert first.rstrip().endswith("retry 1/5 in 0.5s"), first
+
+
+@pytest.mark.parametrize("attempts", ["0", "13"])
+def test_a_number_of_attempts_out_of_bounds_is_refused_by_name(
+    fresh_deployment: Deployment, monkeypatch: pytest.MonkeyPatch, attempts: str
+) -> None:
+    monkeypatch.setenv("HEADHUNTER_CONNECT_ATTEMPTS", attempts)
+    with pytest.raises(ValueError, match=f"HEADHUNTER_CONNECT_ATTEMPTS is {attempts}: give 1 \\(no retry\\) to 12"):
+        runner.upgrade(runner.Target(runner.tree_named("logs"), fresh_deployment.migrator_url(DatabaseKey.LOGS)))
 
 
 @pytest.mark.fault(what="a wrong migrator password", recovery="fix the credentials: never retried")

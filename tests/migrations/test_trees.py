@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from fixtures.cluster import Deployment
 from migrations import runner
 from migrations.schema import TreeSchema, head_schema, read_schema
-from migrations.shared.tree import TREES
+from migrations.shared.tree import LOGS, TREES
 from model.names import DatabaseKey
+from ops.paths import REPO_ROOT
 from tests.migrations import catalog
 from tests.migrations.conftest import target_for
 
@@ -146,3 +151,20 @@ def test_the_schema_reading_follows_drops_and_keys() -> None:
         "DROP TABLE a;\n"
     )
     assert read_schema(script, "v") == TreeSchema(frozenset({"b"}), frozenset({"uq_b"}))
+
+
+def test_alembic_by_hand_migrates_its_tree_and_logs_each_revision(fresh_deployment: Deployment) -> None:
+    """As an operator runs it: the URL without its password, the password where libpq reads it."""
+    url = fresh_deployment.migrator_url(DatabaseKey.LOGS)
+    env = {
+        **os.environ,
+        LOGS.url_env_var: url.set(password=None).render_as_string(hide_password=False),
+        LOGS.expected_database_env_var: fresh_deployment.databases[DatabaseKey.LOGS],
+        "PGPASSWORD": str(url.password),
+    }
+    alembic = [sys.executable, "-m", "alembic", "-c", "alembic.ini", "--name", "logs", "upgrade", "head"]
+    run = subprocess.run(alembic, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "Running upgrade  -> logs_0001" in run.stderr and "logs_0002 -> logs_0003" in run.stderr, run.stderr
+    target = runner.Target(LOGS, url, fresh_deployment.databases[DatabaseKey.LOGS])
+    assert runner.current_revision(target) == runner.head_revision(LOGS)
