@@ -9,6 +9,7 @@ template); those literals are all this reads. tests/unit/test_heads.py holds it 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent
@@ -38,8 +39,24 @@ def declared_head(script_location: Path) -> str:
 
 
 def module_literals(path: Path, names: tuple[str, ...]) -> dict[str, object]:
+    """The module-level literals `names` are assigned. Each is found by its line first (a tree of
+    500 revisions is read in milliseconds); a file where that fails is parsed whole."""
+    text = path.read_text()
     found: dict[str, object] = {}
-    for node in ast.parse(path.read_text(), str(path)).body:
+    for name in names:
+        match = re.search(rf"^{name}\b[^=\n]*=(.+)$", text, re.MULTILINE)
+        if match is None:
+            continue
+        try:
+            found[name] = ast.literal_eval(match[1].strip())
+        except (ValueError, SyntaxError):  # a value over several lines
+            return parsed_literals(text, path, names)
+    return found
+
+
+def parsed_literals(text: str, path: Path, names: tuple[str, ...]) -> dict[str, object]:
+    found: dict[str, object] = {}
+    for node in ast.parse(text, str(path)).body:
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
             target, value = node.target.id, node.value
         elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):

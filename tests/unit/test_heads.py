@@ -39,7 +39,7 @@ def test_a_merge_revision_is_the_head_of_both_branches(tmp_path: Path) -> None:
             "a": 'revision = "a"\ndown_revision = None\n',
             "b": 'revision: str = "b"\ndown_revision: str | None = "a"\n',
             "c": 'revision: str = "c"\ndown_revision: str | None = "a"\n',
-            "m": 'revision: str = "m"\ndown_revision: tuple[str, str] = ("b", "c")\n',
+            "m": 'revision: str = "m"\ndown_revision: tuple[str, str] = (\n    "b",\n    "c",\n)\n',
         },
     )
     assert [declared_head(tree)] == alembic_heads(tree) == ["m"]
