@@ -49,6 +49,27 @@ class Measured:
     noop: Spread
     floor: Spread
     """The empty program's no-op `up`, each run next to one of `noop`'s."""
+    floor_with_secret: Spread
+    """The same empty program whose stack holds one secret, also run next to each of `noop`'s.
+
+    A stack with secrets in its state pays the passphrase's key derivation (1,000,000 PBKDF2
+    rounds) on every `up`; an empty program's stack without one does not."""
+
+
+@dataclass(frozen=True)
+class Floors:
+    empty: ProjectStack
+    with_secret: ProjectStack
+
+
+def floors(folder: Path) -> Floors:
+    """The empty program twice: as it is, and with one secret in its stack (the dev stack holds many)."""
+    (folder / "empty").mkdir()
+    (folder / "secret").mkdir()
+    with_secret = floor_project(folder / "secret")
+    check(with_secret, "config", "set", "--secret", "probe", "a-secret-the-program-never-reads")
+    check(with_secret, "up", "--yes", "--skip-preview")
+    return Floors(floor_project(folder / "empty"), with_secret)
 
 
 def floor_project(folder: Path) -> ProjectStack:
@@ -97,12 +118,12 @@ def grown_trees(folder: Path, added_tables: int) -> Path:
     return folder
 
 
-def measure(server: Server, variant: Variant, floor: ProjectStack, cold_runs: int, noop_pairs: int) -> Measured:
+def measure(server: Server, variant: Variant, floor: Floors, cold_runs: int, noop_pairs: int) -> Measured:
     with tempfile.TemporaryDirectory(prefix="bench-stack-") as temp:
         folder = Path(temp)
         stack = variant_stack(folder, variant)
         cleanup(stack, server)
-        cold, noop, floor_runs, resources = [], [], [], 0
+        cold, noop, floor_runs, secret_floor_runs, resources = [], [], [], [], 0
         try:
             for run in range(cold_runs):
                 cold.append(timed(stack, "up", "--yes", "--skip-preview"))
@@ -110,12 +131,15 @@ def measure(server: Server, variant: Variant, floor: ProjectStack, cold_runs: in
                     check_tables(server, variant)
                     resources = resource_count(stack)
                     for _ in range(noop_pairs):
-                        floor_runs.append(timed(floor, "up", "--yes", "--skip-preview"))
+                        floor_runs.append(timed(floor.empty, "up", "--yes", "--skip-preview"))
+                        secret_floor_runs.append(timed(floor.with_secret, "up", "--yes", "--skip-preview"))
                         noop.append(timed(stack, "up", "--yes", "--skip-preview"))
                 check(stack, "destroy", "--yes", "--skip-preview")
         finally:
             cleanup(stack, server)
-    return Measured(variant, resources, Spread.of(cold), Spread.of(noop), Spread.of(floor_runs))
+    return Measured(
+        variant, resources, Spread.of(cold), Spread.of(noop), Spread.of(floor_runs), Spread.of(secret_floor_runs)
+    )
 
 
 def timed(stack: ProjectStack, *args: str) -> float:

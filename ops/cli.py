@@ -85,7 +85,7 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...]]] = {
     ),
     "bench": (
         "Benchmarks on the embedded PostgreSQL, each against a baseline measured in the same run; writes "
-        "reports/bench.md and reports/bench.json and puts the table into README.md (about 10 minutes).",
+        "reports/bench.md and reports/bench.json and puts the table into README.md (about 20 minutes).",
         (arg("--quick", action=FLAG, help="small tables, one run; leaves README alone"),),
     ),
     "test": (
