@@ -6,10 +6,8 @@ project's scripts run the same `pulumi up` through the Automation API.
 
 from __future__ import annotations
 
-import os
 import urllib.parse
 from dataclasses import dataclass
-from pathlib import Path
 
 import pulumi
 import pulumi_postgresql as postgresql
@@ -25,6 +23,7 @@ from infra.settings import (
     parse_settings,
     raw_config_from_pulumi,
 )
+from migrations.shared.heads import copy_location
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey, migrator_key
 from model.privileges import RUNTIME_ROLES, read_only_role, readers_groups
@@ -52,7 +51,7 @@ def define_stack() -> None:
                 database=database.database_name,
                 migrator=database.migrator_name,
                 migrator_password=database.migrator_password,
-                script_location=tree_copy(key),
+                script_location=copy_location(key.value),
             ),
             # After the database's default privileges: the tables the tree creates must find them in
             # place. Nothing else waits for it, so the other ACL changes of the database go on meanwhile.
@@ -66,16 +65,6 @@ def define_stack() -> None:
     for role in roles.with_grants:
         grant_existing_tables(role, migrations[role.model.database].tables)
     export_outputs(settings, databases, roles.logins, migrations)
-
-
-def tree_copy(key: DatabaseKey) -> Path | None:
-    """The tree to run from HEADHUNTER_MIGRATIONS_DIR/<key> when that is set, else migrations/<key>.
-
-    For a tree that is not this checkout's: the benchmark's logs tree grown to hundreds of tables,
-    a release's trees unpacked beside the program.
-    """
-    folder = os.environ.get("HEADHUNTER_MIGRATIONS_DIR")
-    return Path(folder) / key.value if folder else None
 
 
 def server_provider(settings: Settings) -> postgresql.Provider:

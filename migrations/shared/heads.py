@@ -9,6 +9,7 @@ template); those literals are all this reads. tests/unit/test_heads.py holds it 
 from __future__ import annotations
 
 import ast
+import os
 import re
 from pathlib import Path
 
@@ -18,6 +19,13 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent
 def default_location(tree_key: str) -> Path:
     """Where a tree lives in this repository (alembic.ini's script_location for its section)."""
     return MIGRATIONS_DIR / tree_key
+
+
+def copy_location(tree_key: str) -> Path | None:
+    """HEADHUNTER_MIGRATIONS_DIR/<key> when that is set: a copy of the trees to deploy, migrate and verify
+    instead of this checkout's (the benchmark's grown logs tree, a release's trees); else None."""
+    folder = os.environ.get("HEADHUNTER_MIGRATIONS_DIR")
+    return Path(folder) / tree_key if folder else None
 
 
 def declared_head(script_location: Path) -> str:

@@ -12,6 +12,7 @@ from alembic import command
 from sqlalchemy.engine import make_url
 
 from migrations import runner
+from migrations.shared.heads import copy_location
 from migrations.shared.tree import TREES
 from ops import automation, cli
 from ops.errors import ExitCode, UserError, run_main
@@ -28,6 +29,7 @@ def targets(stack_name: str, which: str) -> list[runner.Target]:
             TREES[key],
             make_url(outputs["connection_urls"][f"{key}_migrator"]).set(drivername="postgresql+psycopg"),
             outputs["databases"][key],
+            copy_location(key),
         )
         for key in keys
     ]
@@ -40,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.sql:
             print(f"-- {label}\n{runner.upgrade_sql(target)}")
         elif args.action == "current":
-            print(f"{label}: {runner.current_revision(target) or 'base'} (head {runner.head_revision(target.tree)})")
+            print(
+                f"{label}: {runner.current_revision(target) or 'base'} (head {runner.head_revision(target.tree, target.script_location)})"
+            )
         elif args.action == "history":
             print(f"{label}:")
             command.history(runner.alembic_config(target), indicate_current=True)

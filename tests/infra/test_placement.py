@@ -7,6 +7,7 @@ from psycopg import sql
 
 from migrations import runner
 from migrations.schema import head_schema
+from migrations.shared.heads import copy_location
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey
 from ops.deployed_stack import DeployedStack
@@ -18,7 +19,9 @@ def names(connection: psycopg.Connection, query: str) -> set[str]:
 
 def test_tables(catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, database: DatabaseKey) -> None:
     actual = names(catalogs[database], "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-    expected = head_schema(TREES[database.value]).tables | {TREES[database.value].version_table}
+    expected = head_schema(TREES[database.value], copy_location(database.value)).tables | {
+        TREES[database.value].version_table
+    }
     misplaced, missing = sorted(actual - expected), sorted(expected - actual)
     assert not misplaced, (
         f"tables that do not belong in {stack.database(database)}: {misplaced}; move their data to the right "
@@ -29,7 +32,7 @@ def test_tables(catalogs: dict[DatabaseKey, psycopg.Connection], stack: Deployed
 
 def test_indexes(catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, database: DatabaseKey) -> None:
     actual = names(catalogs[database], "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
-    expected = head_schema(TREES[database.value]).indexes
+    expected = head_schema(TREES[database.value], copy_location(database.value)).indexes
     assert actual <= expected, f"indexes not in the model in {stack.database(database)}: {sorted(actual - expected)}"
     assert actual >= expected, (
         f"{stack.database(database)} lacks the indexes {sorted(expected - actual)}: recreate them "
@@ -53,7 +56,7 @@ def test_the_tree_is_at_head(
     tree = TREES[database.value]
     query = sql.SQL("SELECT version_num FROM {}").format(sql.Identifier(tree.version_table))
     version = {row[0] for row in catalogs[database].execute(query).fetchall()}
-    head = runner.head_revision(tree)
+    head = runner.head_revision(tree, copy_location(tree.key))
     assert version == {head}, (
         f"{stack.database(database)} is at {sorted(version) or 'base'}, head is {head}: "
         f"scripts/migrate {stack.stack} {database}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from psycopg import sql
 
 from fixtures.cluster import Server
 from fixtures.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
+from migrations.shared.heads import declared_head, default_location
 from ops.errors import ExitCode
 from tests.support import observed
 from tests.support.fault_log import SeenFunction
@@ -186,6 +188,52 @@ def test_read_only_logins_read_through_their_group_and_a_later_one_reads_todays_
         "readers_logs_writer",
     ]
     assert with_readers.script("ops.commands.verify", with_readers.stack).returncode == ExitCode.OK
+
+
+AUDIT_REVISION = '''"""A table added by a later revision of the logs tree."""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "logs_9990"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("audit_events", sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True))
+
+
+def downgrade() -> None:
+    op.drop_table("audit_events")
+'''
+
+
+def test_a_table_a_new_revision_adds_reaches_each_role_with_its_verbs_and_no_others(
+    server: Server, devlike: ProjectStack, tmp_path: Path
+) -> None:
+    """The revision is the only edit: no table list, no grant, nothing outside the tree."""
+    trees = tmp_path / "trees"
+    for key in ("main", "logs"):
+        shutil.copytree(default_location(key), trees / key, ignore=shutil.ignore_patterns("__pycache__"))
+    revision = AUDIT_REVISION.replace("{down}", declared_head(trees / "logs"))
+    (trees / "logs" / "versions" / "logs_9990_audit_events.py").write_text(revision)
+    devlike.env["HEADHUNTER_MIGRATIONS_DIR"] = str(trees)
+
+    up = devlike.script("ops.commands.up", devlike.stack)
+    assert up.returncode == ExitCode.OK, up.stdout[-3000:] + up.stderr[-3000:]
+    with server.connect("devlike_logs") as logs:
+        held: dict[str, list[str]] = dict(
+            logs.execute(
+                "SELECT r, ARRAY(SELECT p FROM unnest(ARRAY['SELECT','INSERT','UPDATE','DELETE','TRUNCATE']) AS p "
+                "WHERE has_table_privilege(r, 'audit_events', p)) "
+                "FROM unnest(ARRAY['devlike_logs_writer', 'devlike_logs_reader', 'devlike_app']) AS r"
+            ).fetchall()
+        )
+    assert held == {"devlike_logs_writer": ["INSERT"], "devlike_logs_reader": ["SELECT"], "devlike_app": []}
+    verified = devlike.script("ops.commands.verify", devlike.stack)
+    assert verified.returncode == ExitCode.OK, verified.stdout[-3000:]
 
 
 def test_a_protected_stack_refuses_destroy_and_keeps_its_databases(server: Server, protected: ProjectStack) -> None:
