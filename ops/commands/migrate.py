@@ -42,9 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.sql:
             print(f"-- {label}\n{runner.upgrade_sql(target)}")
         elif args.action == "current":
-            print(
-                f"{label}: {runner.current_revision(target) or 'base'} (head {runner.head_revision(target.tree, target.script_location)})"
-            )
+            head = runner.head_revision(target.tree, target.script_location)
+            print(f"{label}: {runner.current_revision(target) or 'base'} (head {head})")
         elif args.action == "history":
             print(f"{label}:")
             command.history(runner.alembic_config(target), indicate_current=True)
