@@ -73,6 +73,7 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("infra/runtime_role.py", "@dataclass(frozen=False)"): FROZEN,
     ("infra/migration_step.py", "@dataclass(frozen=False)"): FROZEN,
     ("migrations/shared/placement_guard.py", "@dataclass(frozen=False)"): FROZEN,
+    ("migrations/shared/concurrent_index.py", "@dataclass(frozen=False)"): FROZEN,
     (
         "migrations/shared/placement_guard.py",
         "if other.key is not tree.key and _has_table(connection, other.version_table):",

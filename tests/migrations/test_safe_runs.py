@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
@@ -112,6 +113,62 @@ def test_a_revision_failing_half_way_leaves_the_previous_revision(
     with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
         assert "half_done" not in catalog.tables(logs)
         assert logs.execute("SELECT message FROM system_logs").fetchall() == [("kept",)]
+
+
+WAITING_REVISION = '''"""A revision that waits on an advisory lock the test holds, so the test can end its session."""
+from alembic import op
+
+revision = "logs_9998"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("SELECT pg_advisory_lock(4242)")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def test_a_failure_the_cleanup_cannot_follow_is_reported_as_itself(
+    fresh_deployment: Deployment, logs_target: runner.Target, tmp_path: Path
+) -> None:
+    """The migration's session is ended and its role may no longer log in: the cleanup's reconnect fails too,
+    and the error raised is the one that stopped the revision, not the cleanup's."""
+    runner.upgrade(logs_target)
+    tree_copy = tmp_path / "logs"
+    shutil.copytree(REPO_ROOT / "migrations" / "logs", tree_copy)
+    revision = WAITING_REVISION.replace("{down}", runner.head_revision(logs_target.tree))
+    (tree_copy / "versions" / "logs_9998_waits.py").write_text(revision)
+    failing = runner.Target(logs_target.tree, logs_target.url, logs_target.expected_database, tree_copy)
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            runner.upgrade(failing)
+        except BaseException as error:  # what the run raised is the test's subject
+            raised.append(error)
+
+    migrator = fresh_deployment.names.migrator(DatabaseKey.LOGS)
+    logs = fresh_deployment.databases[DatabaseKey.LOGS]
+    with fresh_deployment.server.connect(logs) as admin:
+        admin.execute("SELECT pg_advisory_lock(4242)")
+        migration = threading.Thread(target=run, daemon=True)
+        migration.start()
+        waiting = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted"
+        deadline = time.monotonic() + 30
+        while (row := admin.execute(waiting).fetchone()) is None:
+            assert time.monotonic() < deadline, "the revision never reached its lock"
+            time.sleep(0.05)
+        admin.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(migrator)))
+        admin.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+        migration.join(timeout=60)
+        admin.execute(sql.SQL("ALTER ROLE {} LOGIN").format(sql.Identifier(migrator)))
+    assert len(raised) == 1, raised
+    assert "terminating connection due to administrator command" in str(raised[0]), raised[0]
 
 
 @pytest.mark.fault(

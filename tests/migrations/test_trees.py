@@ -115,6 +115,19 @@ def test_downgrade_to_base_and_upgrade_to_head(migrated: Deployment) -> None:
         assert catalog.invalid_indexes(logs) == set()
 
 
+def test_downgrading_the_index_revision_drops_its_indexes_and_keeps_the_tables(migrated: Deployment) -> None:
+    target = target_for(migrated, DatabaseKey.LOGS)
+    with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as logs:
+        before = catalog.indexes(logs)
+    runner.downgrade(target, "logs_0002")
+    with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as logs:
+        after = catalog.indexes(logs)
+        assert catalog.tables(logs) == LOGS_TABLES
+    dropped = before - after
+    assert dropped and all(name.startswith("idx_") for name in dropped), dropped
+    assert not any(name.startswith("idx_") for name in after), after
+
+
 def test_upgrade_sql_is_printed_for_review_and_changes_nothing(logs_target: runner.Target) -> None:
     script = runner.upgrade_sql(logs_target)
     assert 'CREATE INDEX CONCURRENTLY IF NOT EXISTS "idx_system_logs_errors" ON "system_logs"' in script
