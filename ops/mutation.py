@@ -74,6 +74,10 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("infra/migration_step.py", "@dataclass(frozen=False)"): FROZEN,
     ("migrations/shared/placement_guard.py", "@dataclass(frozen=False)"): FROZEN,
     ("migrations/shared/concurrent_index.py", "@dataclass(frozen=False)"): FROZEN,
+    ("migrations/shared/environment.py", "if not connection.in_transaction():"): (
+        "Alembic's transaction context has ended the transaction by the time the cleanup runs, on success "
+        "and on failure, so the branch is defensive: a rollback() with no transaction open does nothing"
+    ),
     (
         "migrations/shared/placement_guard.py",
         "if other.key is not tree.key and _has_table(connection, other.version_table):",

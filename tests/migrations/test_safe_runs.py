@@ -115,6 +115,28 @@ def test_a_revision_failing_half_way_leaves_the_previous_revision(
         assert logs.execute("SELECT message FROM system_logs").fetchall() == [("kept",)]
 
 
+def test_a_failure_after_a_first_revision_keeps_it_and_leaves_the_version_table_to_the_owner(
+    fresh_deployment: Deployment, logs_target: runner.Target, tmp_path: Path
+) -> None:
+    """From an empty database: logs_0001 commits on its own, the next revision fails, and the version
+    table the run created (which the owner's default privileges handed to the runtime roles) is
+    restricted again by the cleanup after the failure."""
+    tree_copy = tmp_path / "logs"
+    shutil.copytree(REPO_ROOT / "migrations" / "logs", tree_copy, ignore=shutil.ignore_patterns("logs_000[23]*"))
+    (tree_copy / "versions" / "logs_9999_fails.py").write_text(FAILING_REVISION.format(down="logs_0001"))
+    failing = runner.Target(logs_target.tree, logs_target.url, logs_target.expected_database, tree_copy)
+    with pytest.raises(Exception, match="division by zero"):
+        runner.upgrade(failing)
+    assert runner.current_revision(logs_target) == "logs_0001"
+    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
+        reachable = logs.execute(
+            "SELECT r FROM unnest(%s::text[]) AS r WHERE has_table_privilege(r, 'alembic_version_logs', "
+            "'SELECT,INSERT,UPDATE,DELETE')",
+            ([fresh_deployment.names.of(key) for key in ("logs_writer", "logs_reader")],),
+        ).fetchall()
+    assert reachable == []
+
+
 WAITING_REVISION = '''"""A revision that waits on an advisory lock the test holds, so the test can end its session."""
 from alembic import op
 
