@@ -138,15 +138,17 @@ def write_summary() -> None:
     ]
     alive: list[Survivor] = []
     equivalent: list[Survivor] = []
-    for module in [module for module in mutation.STAGES if report_file(module).with_suffix(".json").exists()]:
-        numbers = json.loads(report_file(module).with_suffix(".json").read_text())
-        total, survived, minutes = numbers["mutants"], numbers["survived"], numbers["minutes"]
-        found = survivors(report_file(module).read_text())
+    for module in [module for module in mutation.STAGES if report_file(module).exists()]:
+        report = report_file(module).read_text()
+        total, survived = counts(report)
+        timing = report_file(module).with_suffix(".json")
+        minutes = f"{json.loads(timing.read_text())['minutes']:.1f}" if timing.exists() else "-"
+        found = survivors(report)
         equivalent += [s for s in found if s.equivalent_because]
         alive += [s for s in found if not s.equivalent_because]
         same = sum(1 for s in found if s.equivalent_because)
         score = f"{100 * (total - survived) / total:.1f}%" if total else "-"
-        lines.append(f"| `{module}` | {total} | {total - survived} | {survived} | {same} | {score} | {minutes:.1f} |")
+        lines.append(f"| `{module}` | {total} | {total - survived} | {survived} | {same} | {score} | {minutes} |")
     lines += ["", "## Survivors no test notices (each needs a test, or a reason in ops/mutation.py)", ""]
     lines += [f"- `{s.module}` {s.operator}: `{s.mutated_line}`" for s in alive] or ["None."]
     lines += ["", "## Equivalent survivors", ""]
