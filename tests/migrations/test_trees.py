@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -113,6 +115,35 @@ def test_downgrade_to_base_and_upgrade_to_head(migrated: Deployment) -> None:
     with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as logs:
         assert catalog.tables(logs) == LOGS_TABLES
         assert catalog.invalid_indexes(logs) == set()
+
+
+BOUND_VALUE_REVISION = '''"""A revision with a bound parameter, as a data migration has."""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "logs_9995"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute(sa.table("system_logs", sa.column("message", sa.Text)).update().values(message="reviewed"))
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def test_the_sql_for_review_carries_values_not_placeholders(logs_target: runner.Target, tmp_path: Path) -> None:
+    """The reviewer runs the printed script as it is: a bound value is written into it."""
+    tree_copy = tmp_path / "logs"
+    shutil.copytree(REPO_ROOT / "migrations" / "logs", tree_copy)
+    revision = BOUND_VALUE_REVISION.replace("{down}", runner.head_revision(LOGS))
+    (tree_copy / "versions" / "logs_9995_bound.py").write_text(revision)
+    script = runner.upgrade_sql(runner.Target(LOGS, logs_target.url, logs_target.expected_database, tree_copy))
+    assert "UPDATE system_logs SET message='reviewed'" in script, script[-2000:]
 
 
 def test_downgrading_the_index_revision_drops_its_indexes_and_keeps_the_tables(migrated: Deployment) -> None:
