@@ -15,13 +15,15 @@ import psycopg
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-RETRYABLE_SQLSTATES = {"57P01", "57P02", "57P03"}
-# libpq reports failures to connect without a SQLSTATE; these are the ones a restart explains.
+# libpq reports a failure to connect without a SQLSTATE (there is no result to read one from), so
+# the failures a restart or a failover explains are known by the server's (English) message.
 TRANSIENT_MESSAGES = (
     "connection refused",
     "the database system is starting up",
     "the database system is shutting down",
     "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "the database system is not accepting connections",  # a standby without hot standby, until promoted
     "server closed the connection unexpectedly",
     "timeout expired",
     "no such file or directory",  # the Unix socket of a server not yet up
@@ -35,8 +37,6 @@ def is_transient(error: OperationalError) -> bool:
     original = error.orig
     if not isinstance(original, psycopg.OperationalError):
         return False
-    if original.sqlstate in RETRYABLE_SQLSTATES:
-        return True
     message = str(original).lower()
     return any(transient in message for transient in TRANSIENT_MESSAGES)
 

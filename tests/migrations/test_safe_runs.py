@@ -7,14 +7,16 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
-from sqlalchemy import create_engine, text
+from sqlalchemy import URL, create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -24,6 +26,8 @@ from migrations.shared.environment import LOCK_TIMEOUT
 from migrations.shared.run_lock import LockTimeoutError, tree_run_lock
 from migrations.shared.tree import LOGS
 from model.names import DatabaseKey
+from ops import localpg
+from ops.localpg import find_bin_dir
 from ops.paths import REPO_ROOT
 from tests.migrations import catalog
 from tests.support.fault_log import SeenFunction
@@ -270,6 +274,63 @@ def test_a_number_of_attempts_out_of_bounds_is_refused_by_name(
     monkeypatch.setenv("HEADHUNTER_CONNECT_ATTEMPTS", attempts)
     with pytest.raises(ValueError, match=f"HEADHUNTER_CONNECT_ATTEMPTS is {attempts}: give 1 \\(no retry\\) to 12"):
         runner.upgrade(runner.Target(runner.tree_named("logs"), fresh_deployment.migrator_url(DatabaseKey.LOGS)))
+
+
+@pytest.mark.parametrize("attempts", ["1", "12"])
+def test_the_bounds_of_the_number_of_attempts_are_accepted(
+    fresh_deployment: Deployment, monkeypatch: pytest.MonkeyPatch, attempts: str
+) -> None:
+    monkeypatch.setenv("HEADHUNTER_CONNECT_ATTEMPTS", attempts)
+    target = runner.Target(runner.tree_named("logs"), fresh_deployment.migrator_url(DatabaseKey.LOGS))
+    assert runner.upgrade(target).after == runner.head_revision(LOGS)
+
+
+@pytest.fixture
+def standby_without_hot_standby() -> Iterator[int]:
+    """A real server that refuses every connection as "not accepting connections" (SQLSTATE 57P03, which
+    libpq does not hand on for a failed connection): a replica whose hot standby is off, as a client
+    meets one during a failover."""
+    bin_dir, folder = find_bin_dir(), Path(tempfile.mkdtemp(prefix="headhunter-standby-"))
+    folder.chmod(0o755)
+    localpg.give_to_server(folder)
+    data, port = folder / "data", localpg.free_port()
+    initdb = [str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-instructions"]
+    localpg.run_as_server(initdb, check=True, capture_output=True)
+    localpg.run_as_server(["touch", str(data / "standby.signal")], check=True)
+    options = f"-p {port} -c listen_addresses=127.0.0.1 -c hot_standby=off -k {folder}"
+    ctl = [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "standby.log")]
+    localpg.run_as_server([*ctl, "start", "-W"], check=True, capture_output=True)
+    try:
+        yield port
+    finally:
+        localpg.run_as_server([*ctl, "stop", "-m", "immediate"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_standby_not_accepting_connections_yet_is_retried(
+    fresh_deployment: Deployment,
+    standby_without_hot_standby: int,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HEADHUNTER_CONNECT_ATTEMPTS", "2")
+    standby = fresh_deployment.migrator_url(DatabaseKey.LOGS).set(port=standby_without_hot_standby)
+    deadline = time.monotonic() + 30
+    while "not accepting connections" not in (message := connection_error(standby)):
+        assert time.monotonic() < deadline, message  # the standby is still starting up
+        time.sleep(0.2)
+    with pytest.raises(OperationalError, match="not accepting connections"):
+        runner.upgrade(runner.Target(runner.tree_named("logs"), standby))
+    retries = [line for line in capfd.readouterr().err.splitlines() if "cannot connect yet" in line]
+    assert len(retries) == 1 and "not accepting connections" in retries[0], retries
+
+
+def connection_error(url: URL) -> str:
+    try:
+        psycopg.connect(url.render_as_string(hide_password=False).replace("+psycopg", ""), connect_timeout=5).close()
+    except psycopg.OperationalError as error:
+        return str(error)
+    return "connected"
 
 
 @pytest.mark.fault(what="a wrong migrator password", recovery="fix the credentials: never retried")
