@@ -70,6 +70,13 @@ LOOP_ENDS_BY_RAISE = "the last attempt raises at `attempt == attempts` (1 to 12,
 EQUIVALENT: dict[tuple[str, str], str] = {
     ("infra/acl_chain.py", "@dataclass(frozen=False)"): FROZEN,
     ("infra/database.py", "@dataclass(frozen=False)"): FROZEN,
+    (
+        "infra/database.py",
+        "after_database = pulumi.ResourceOptions(parent=self, depends_on=[database], delete_before_replace=False)",
+    ): (
+        "the admin's membership is replaced only when the admin or the owner role is renamed: the old and the new "
+        "membership then differ, and neither order takes one back"
+    ),
     ("infra/runtime_role.py", "@dataclass(frozen=False)"): FROZEN,
     ("infra/migration_step.py", "@dataclass(frozen=False)"): FROZEN,
     ("migrations/shared/placement_guard.py", "@dataclass(frozen=False)"): FROZEN,
