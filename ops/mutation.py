@@ -78,6 +78,7 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "membership then differ, and neither order takes one back"
     ),
     ("infra/runtime_role.py", "@dataclass(frozen=False)"): FROZEN,
+    ("infra/program.py", "@dataclass(frozen=False)"): FROZEN,
     ("infra/migration_step.py", "@dataclass(frozen=False)"): FROZEN,
     ("migrations/shared/placement_guard.py", "@dataclass(frozen=False)"): FROZEN,
     ("migrations/shared/concurrent_index.py", "@dataclass(frozen=False)"): FROZEN,
