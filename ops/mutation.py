@@ -53,6 +53,7 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
     "migrations/shared/concurrent_index.py": focused("tests/migrations/test_safe_runs.py"),
     "migrations/shared/connect.py": focused("tests/migrations/test_safe_runs.py"),
     "migrations/shared/environment.py": (MIGRATION_TESTS,),
+    "migrations/shared/heads.py": (("tests/unit/test_heads.py",), ("tests/integration/test_migration_step_engine.py",)),
     "migrations/shared/placement_guard.py": focused("tests/migrations/test_placement_guard.py"),
     "migrations/shared/run_inputs.py": (MIGRATION_TESTS, ("tests/integration/test_migration_step_engine.py",)),
     "migrations/shared/run_lock.py": focused("tests/migrations/test_safe_runs.py"),
