@@ -47,7 +47,7 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
         (DEV_STACK,),
     ),
     "infra/migration_step.py": (
-        ("tests/integration/test_migration_step_engine.py",),
+        ("tests/unit/test_program_imports.py", "tests/integration/test_migration_step_engine.py"),
         ("tests/integration/test_tls.py",),
     ),
     "migrations/shared/concurrent_index.py": focused("tests/migrations/test_safe_runs.py"),
