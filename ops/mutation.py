@@ -65,6 +65,7 @@ EXCLUDED_OPERATORS = ("core/ReplaceBinaryOperator_BitOr_.*",)
 
 FROZEN = "nothing assigns to these objects after they are made (mypy, in scripts/test, refuses it for frozen ones)"
 ENUM_IDENTITY = "both sides are members of one enum, and an enum member is a singleton: `==` and `is` agree"
+SINGLE_TARGET = "the assignment has exactly one target (checked just before): [0] and [-1] are the same"
 LOOP_ENDS_BY_RAISE = "the last attempt raises at `attempt == attempts` (1 to 12, checked): the range never runs out"
 # Surviving mutants judged equivalent: (module, the mutated line as cosmic-ray writes it) -> why no
 # user can observe the change. scripts/mutate marks a survivor equivalent only when it is listed here.
@@ -103,6 +104,14 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ),
     ("migrations/shared/connect.py", "return True"): (
         "with the psycopg driver every OperationalError of a connect wraps a psycopg error: the branch never runs"
+    ),
+    (
+        "migrations/shared/heads.py",
+        "elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[ -1], ast.Name):",
+    ): SINGLE_TARGET,
+    ("migrations/shared/heads.py", "target, value = node.targets[ -1].id, node.value"): SINGLE_TARGET,
+    ("migrations/shared/heads.py", "found[name] = ast.literal_eval(match[ 0].strip())"): (
+        "the whole line is no literal, so the file is parsed whole and the same value found (slower, same answer)"
     ),
     ("migrations/shared/run_lock.py", "if time.monotonic() > deadline:"): (
         "`>` and `>=` differ only at the instant the clock reads the deadline exactly"

@@ -33,9 +33,13 @@ def declared_head(script_location: Path) -> str:
     revisions: set[str] = set()
     revised: set[str] = set()
     for path in sorted((script_location / "versions").glob("*.py")):
+        if path.name == "__init__.py":
+            continue  # Alembic skips it too
         declared = module_literals(path, ("revision", "down_revision"))
         if "revision" not in declared:
-            continue  # a helper module beside the revisions, as Alembic also skips
+            raise RuntimeError(
+                f"{path} declares no `revision`: Alembic refuses such a tree too; move it out of versions/"
+            )
         revisions.add(str(declared["revision"]))
         revised.update(as_revision_ids(declared.get("down_revision")))
     heads = sorted(revisions - revised)

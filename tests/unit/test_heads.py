@@ -8,7 +8,7 @@ import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from migrations.shared.heads import declared_head, default_location
+from migrations.shared.heads import copy_location, declared_head, default_location
 from migrations.shared.tree import TREES
 
 
@@ -57,3 +57,38 @@ def test_two_heads_are_refused_by_name(tmp_path: Path) -> None:
     assert alembic_heads(tree) == ["b", "c"]
     with pytest.raises(RuntimeError, match=r"2 heads \(b, c\): merge them first"):
         declared_head(tree)
+
+
+def test_a_plain_assignment_over_several_lines_is_read(tmp_path: Path) -> None:
+    tree = write_tree(
+        tmp_path,
+        {
+            "a": 'revision = "a"\ndown_revision = None\n',
+            "b": 'revision = "b"\ndown_revision = "a"\n',
+            "c": 'revision = "c"\ndown_revision = "a"\n',
+            "m": 'import os\nrevision = "m"\ndown_revision = (\n    "b",\n    "c",\n)\nx = y = 1\n',
+        },
+    )
+    assert [declared_head(tree)] == alembic_heads(tree) == ["m"]
+
+
+def test_a_tree_without_revisions_is_refused(tmp_path: Path) -> None:
+    tree = write_tree(tmp_path, {})
+    with pytest.raises(RuntimeError, match="has 0 heads"):
+        declared_head(tree)
+
+
+def test_a_file_without_a_revision_is_refused_as_alembic_refuses_it(tmp_path: Path) -> None:
+    tree = write_tree(tmp_path, {"_helpers": "X = 1\n", "a": 'revision = "a"\ndown_revision = None\n'})
+    with pytest.raises(RuntimeError, match=r"_helpers\.py declares no `revision`"):
+        declared_head(tree)
+    (tmp_path / "versions" / "_helpers.py").unlink()
+    (tmp_path / "versions" / "__init__.py").write_text("")
+    assert [declared_head(tree)] == alembic_heads(tree) == ["a"]
+
+
+def test_a_copy_of_the_trees_is_named_by_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("HEADHUNTER_MIGRATIONS_DIR", raising=False)
+    assert copy_location("logs") is None
+    monkeypatch.setenv("HEADHUNTER_MIGRATIONS_DIR", str(tmp_path))
+    assert copy_location("logs") == tmp_path / "logs"
