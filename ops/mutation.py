@@ -110,6 +110,13 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[ -1], ast.Name):",
     ): SINGLE_TARGET,
     ("migrations/shared/heads.py", "target, value = node.targets[ -1].id, node.value"): SINGLE_TARGET,
+    (
+        "migrations/shared/heads.py",
+        "elif isinstance(node, ast.Assign) and len(node.targets) <= 1 and isinstance(node.targets[0], ast.Name):",
+    ): "an assignment has at least one target, so `<= 1` holds exactly when `== 1` does",
+    ("migrations/shared/heads.py", "break"): (
+        "`revision` is read first: a file without it is refused whatever the loop reads after it"
+    ),
     ("migrations/shared/heads.py", "found[name] = ast.literal_eval(match[ 0].strip())"): (
         "the whole line is no literal, so the file is parsed whole and the same value found (slower, same answer)"
     ),
