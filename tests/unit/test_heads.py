@@ -86,7 +86,8 @@ def test_a_file_without_a_revision_is_refused_as_alembic_refuses_it(tmp_path: Pa
     (tmp_path / "versions" / "__init__.py").write_text("")
     # Alembic's default file names start with the hexadecimal revision id, digits included.
     (tmp_path / "versions" / "3b5f7a8c9d2e_next.py").write_text('revision = "3b5f7a8c9d2e"\ndown_revision = "a"\n')
-    assert [declared_head(tree)] == alembic_heads(tree) == ["3b5f7a8c9d2e"]
+    (tmp_path / "versions" / "z_last.py").write_text('revision = "z"\ndown_revision = "3b5f7a8c9d2e"\n')
+    assert [declared_head(tree)] == alembic_heads(tree) == ["z"]  # read on past __init__.py
 
 
 def test_a_copy_of_the_trees_is_named_by_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
