@@ -24,6 +24,7 @@ from fixtures.cluster import Server
 from fixtures.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
 from migrations.shared.heads import declared_head, default_location
 from ops.errors import ExitCode
+from tests.integration.test_migration_step_engine import NEW_TABLE_REVISION
 from tests.support import observed
 from tests.support.fault_log import SeenFunction
 
@@ -190,26 +191,6 @@ def test_read_only_logins_read_through_their_group_and_a_later_one_reads_todays_
     assert with_readers.script("ops.commands.verify", with_readers.stack).returncode == ExitCode.OK
 
 
-AUDIT_REVISION = '''"""A table added by a later revision of the logs tree."""
-
-import sqlalchemy as sa
-from alembic import op
-
-revision = "logs_9990"
-down_revision = "{down}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.create_table("audit_events", sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True))
-
-
-def downgrade() -> None:
-    op.drop_table("audit_events")
-'''
-
-
 def test_a_table_a_new_revision_adds_reaches_each_role_with_its_verbs_and_no_others(
     server: Server, devlike: ProjectStack, tmp_path: Path
 ) -> None:
@@ -217,8 +198,8 @@ def test_a_table_a_new_revision_adds_reaches_each_role_with_its_verbs_and_no_oth
     trees = tmp_path / "trees"
     for key in ("main", "logs"):
         shutil.copytree(default_location(key), trees / key, ignore=shutil.ignore_patterns("__pycache__"))
-    revision = AUDIT_REVISION.replace("{down}", declared_head(trees / "logs"))
-    (trees / "logs" / "versions" / "logs_9990_audit_events.py").write_text(revision)
+    revision = NEW_TABLE_REVISION.replace("{down}", declared_head(trees / "logs"))
+    (trees / "logs" / "versions" / "logs_9998_audit_events.py").write_text(revision)
     devlike.env["HEADHUNTER_MIGRATIONS_DIR"] = str(trees)
 
     up = devlike.script("ops.commands.up", devlike.stack)
