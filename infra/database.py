@@ -29,6 +29,9 @@ class OwnedDatabaseArgs:
     migrator: LoginSettings
     managed_admin: str | None = None
     """The admin's name on a managed server (RDS, Cloud SQL, Azure), whose admin is no superuser."""
+    import_existing: bool = False
+    """The database and its owner role exist on the server already (scripts/adopt made them ready):
+    import them into the stack, then update them to the model, instead of creating them."""
 
 
 class OwnedDatabase(pulumi.ComponentResource):
@@ -48,7 +51,13 @@ class OwnedDatabase(pulumi.ComponentResource):
         # Deleting a Role runs REASSIGN OWNED and DROP OWNED: an owner role goes with its database.
         keep = pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect)
 
-        owner = postgresql.Role(f"{name}-owner", name=args.owner_role, login=False, inherit=True, opts=keep)
+        owner = postgresql.Role(
+            f"{name}-owner",
+            name=args.owner_role,
+            login=False,
+            inherit=True,
+            opts=_imported(keep, args, args.owner_role),
+        )
         password = GeneratedPassword(f"{name}-migrator-password", str(args.migrator.password_rotation), opts=child)
         migrator = postgresql.Role(
             f"{name}-migrator",
@@ -67,7 +76,9 @@ class OwnedDatabase(pulumi.ComponentResource):
             owner=owner.name,
             encoding="UTF8",
             template="template0",
-            opts=pulumi.ResourceOptions.merge(keep, pulumi.ResourceOptions(depends_on=[migrator])),
+            opts=pulumi.ResourceOptions.merge(
+                _imported(keep, args, args.name), pulumi.ResourceOptions(depends_on=[migrator])
+            ),
         )
         # Every ACL change on this database goes through the chain of the catalog row it rewrites:
         # concurrent GRANTs on one row fail with "tuple concurrently updated" (pulumi-postgresql#126).
@@ -98,6 +109,11 @@ class OwnedDatabase(pulumi.ComponentResource):
                 "migrator_name": self.migrator_name,
             }
         )
+
+
+def _imported(opts: pulumi.ResourceOptions, args: OwnedDatabaseArgs, name: str) -> pulumi.ResourceOptions:
+    # Both the database and a role are imported by name. Once in the state, the option changes nothing.
+    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(import_=name)) if args.import_existing else opts
 
 
 def admin_acts_as_owner(

@@ -6,6 +6,7 @@ project's scripts run the same `pulumi up` through the Automation API.
 
 from __future__ import annotations
 
+import os
 import urllib.parse
 from dataclasses import dataclass
 
@@ -28,6 +29,9 @@ from migrations.shared.tree import TREES
 from model.names import DatabaseKey, migrator_key
 from model.privileges import RUNTIME_ROLES, read_only_role, readers_groups
 from model.privileges import RuntimeRole as RuntimeRoleModel
+
+ADOPT_ENV_VAR = "HEADHUNTER_ADOPT_EXISTING"
+"""1 while scripts/adopt --apply deploys: the databases and owner roles exist already and are imported."""
 
 
 def define_stack() -> None:
@@ -102,6 +106,7 @@ def owned_database(settings: Settings, key: DatabaseKey, provider: postgresql.Pr
             protect=settings.protect_databases,
             migrator=settings.login(migrator_key(key)),
             managed_admin=None if settings.server.admin_is_superuser else settings.server.admin_user,
+            import_existing=os.environ.get(ADOPT_ENV_VAR) == "1",
         ),
         opts=pulumi.ResourceOptions(providers=[provider]),
     )

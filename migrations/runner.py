@@ -114,6 +114,13 @@ def downgrade(target: Target, revision: str) -> None:
         command.downgrade(alembic_config(target), revision)
 
 
+def stamp(target: Target, revision: str) -> None:
+    """Record `revision` in the tree's version table without running it: tables made outside the tree
+    (checked equal to that revision's by scripts/adopt) become the tree's."""
+    with _ALEMBIC_IN_USE:
+        command.stamp(alembic_config(target), revision)
+
+
 def upgrade_sql(target: Target, revision: str = "head") -> str:
     """The SQL an upgrade would run, for review; nothing is executed."""
     config = alembic_config(target)

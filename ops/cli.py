@@ -59,6 +59,21 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...]]] = {
             ),
         ),
     ),
+    "adopt": (
+        "Bring an existing deployment (the code review's headhunter_db and headhunter_logs, made without this "
+        "project) under the stack: read the server and print the plan by database (what is adopted, misplaced, "
+        "missing, changed); --apply moves misplaced rows, hands the objects to the owner roles, stamps each tree "
+        "at the revision its tables match, and deploys with the databases imported. See docs/adoption.md.",
+        (
+            arg("stack", metavar="STACK", help=STACK_HELP),
+            arg(
+                "--plan",
+                action=FLAG,
+                help="the default: print the plan, change nothing; exit 3 when changes are pending",
+            ),
+            arg("--apply", action=FLAG, help="carry the plan out (after a backup: docs/adoption.md)"),
+        ),
+    ),
     "migrate": (
         "Run the migration trees outside `pulumi up`, with a deployed stack's names and credentials.",
         (

@@ -1,0 +1,119 @@
+"""Carry an adoption plan out, in the order that keeps every step safe to repeat after a kill.
+
+1. misplaced rows move to their database (ops.adoption.move; restartable by itself);
+2. each database and the tree's tables go to the model's owner role (made here when missing, so the
+   deploy imports it rather than failing on a name that exists);
+3. indexes found under other names take the revision's name; the tree's version table is stamped
+   at the revision its tables were checked equal to; only then is Alembic's default version table
+   (the review's tree) retired;
+4. the deploy (`pulumi up`) imports the databases and owner roles into the stack and does the rest:
+   the other roles, the grants, PUBLIC revoked, and each tree's upgrade from its stamped revision.
+
+Each step first looks whether it is done already, so `--apply` after a kill finishes the job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from migrations import runner
+from migrations.shared.heads import copy_location
+from ops.adoption.move import RETIRED_SCHEMA, MoveReport, MoveSpec, move_table, spec_for
+from ops.adoption.plan import LEGACY_VERSION_TABLE, DatabasePlan, Plan
+from ops.adoption.server_access import AdminAccess
+from ops.errors import ExitCode, UserError
+
+
+def apply_plan(
+    plan: Plan, admin: AdminAccess, deploy: Callable[[], None], say: Callable[[str], None]
+) -> list[MoveReport]:
+    if plan.refusals:
+        details = "\n".join(f"  {line}" for line in plan.refusals)
+        raise UserError(f"the adoption is refused; nothing was changed:\n{details}", ExitCode.BAD_INPUT)
+    names = {database.key: database.name for database in plan.databases}
+    reports = [
+        move_table(admin, move_spec(database, table.table, names[table.destination]), say)
+        for database in plan.databases
+        for table in database.misplaced
+    ]
+    for database in plan.databases:
+        if database.inventory is not None:
+            take_ownership(admin, database, say)
+            baseline_tree(admin, database, say)
+    say("deploying: the databases and owner roles are imported into the stack, the rest is created")
+    deploy()
+    return reports
+
+
+def move_spec(database: DatabasePlan, table: str, destination: str) -> MoveSpec:
+    assert database.inventory is not None
+    return spec_for(database.inventory.tables[table], database.name, destination)
+
+
+def take_ownership(admin: AdminAccess, database: DatabasePlan, say: Callable[[str], None]) -> None:
+    assert database.inventory is not None
+    with admin.connect() as connection:
+        _ensure_owner_role(connection, database.owner)
+        connection.execute(
+            sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                sql.Identifier(database.name), sql.Identifier(database.owner)
+            )
+        )
+    with admin.connect(database.name) as connection:
+        for table in database.foreign_owned:
+            # ALTER TABLE moves the table's indexes and identity sequences with it.
+            connection.execute(
+                sql.SQL("ALTER TABLE {} OWNER TO {}").format(
+                    sql.Identifier("public", table), sql.Identifier(database.owner)
+                )
+            )
+    say(f"{database.name}: owned by {database.owner}, with {', '.join(database.foreign_owned) or 'no table to move'}")
+
+
+def _ensure_owner_role(connection: psycopg.Connection[Any], owner: str) -> None:
+    if connection.execute("SELECT FROM pg_roles WHERE rolname = %s", (owner,)).fetchone() is not None:
+        return
+    connection.execute(sql.SQL("CREATE ROLE {} NOLOGIN INHERIT").format(sql.Identifier(owner)))
+    is_superuser = connection.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+    if not (is_superuser and is_superuser[0]):
+        # A managed server's admin gives a database away only to a role it is a member of.
+        connection.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(owner)))
+
+
+def baseline_tree(admin: AdminAccess, database: DatabasePlan, say: Callable[[str], None]) -> None:
+    baseline = database.baseline
+    if baseline is not None:
+        with admin.connect(database.name) as connection:
+            for rename in baseline.renames:
+                if _index_exists(connection, rename.old):
+                    connection.execute(
+                        sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                            sql.Identifier("public", rename.old), sql.Identifier(rename.new)
+                        )
+                    )
+                    say(f"{database.name}: index {rename.old} is now {rename.new}")
+        if baseline.revision is not None:
+            target = runner.Target(database.tree, admin.url(database.name), database.name, copy_location(database.key))
+            runner.stamp(target, baseline.revision)
+            say(f"{database.name}: {database.tree.version_table} stamped at {baseline.revision}")
+    if database.legacy_versions is not None:
+        retire(admin, database.name, LEGACY_VERSION_TABLE)
+        say(f"{database.name}: {LEGACY_VERSION_TABLE} retired to {RETIRED_SCHEMA}.{LEGACY_VERSION_TABLE}")
+
+
+def retire(admin: AdminAccess, database: str, table: str) -> None:
+    with admin.connect(database) as connection:
+        connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(RETIRED_SCHEMA)))
+        connection.execute(
+            sql.SQL("ALTER TABLE IF EXISTS {} SET SCHEMA {}").format(
+                sql.Identifier("public", table), sql.Identifier(RETIRED_SCHEMA)
+            )
+        )
+
+
+def _index_exists(connection: psycopg.Connection[Any], name: str) -> bool:
+    return connection.execute("SELECT to_regclass(%s) IS NOT NULL", (f"public.{name}",)).fetchone() == (True,)

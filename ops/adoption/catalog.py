@@ -1,0 +1,197 @@
+"""What a database holds, read from its catalog without changing anything: the adoption's inventory.
+
+Tables are described by their shape (columns, types, nullability, defaults, identity, constraints)
+and indexes by their definition without their name, so a table made by `create_all()` compares equal
+to the one a revision makes, and an index made by hand under another name is recognised as the
+revision's. Only the `public` schema is read: it is where the application and both trees keep tables.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+SCHEMA = "public"
+
+
+@dataclass(frozen=True, order=True)
+class Column:
+    name: str
+    type: str
+    not_null: bool
+    default: str | None
+    identity: str
+    """'a' (GENERATED ALWAYS), 'd' (BY DEFAULT) or '' (none), as pg_attribute.attidentity."""
+    generated: str
+    """'s' for a stored generated column, else ''."""
+
+    def describe(self) -> str:
+        parts = [self.type, "NOT NULL" if self.not_null else "NULL"]
+        if self.default is not None:
+            parts.append(f"DEFAULT {self.default}")
+        if self.identity:
+            parts.append("IDENTITY ALWAYS" if self.identity == "a" else "IDENTITY BY DEFAULT")
+        if self.generated:
+            parts.append("GENERATED STORED")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, order=True)
+class Constraint:
+    name: str
+    definition: str
+    """pg_get_constraintdef: `PRIMARY KEY (id)`, `CHECK ((level = ANY (...)))`, ..."""
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    table: str
+    definition: str
+    """pg_get_indexdef without the index's name: `CREATE INDEX ON public.t USING btree (a, b DESC)`."""
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    owner: str
+    columns: tuple[Column, ...]
+    constraints: tuple[Constraint, ...]
+    sequences: tuple[str, ...]
+    """Sequences that belong to the table's columns (identity or serial)."""
+
+    def differences(self, expected: Table) -> list[str]:
+        """How this table differs from `expected`, one line per column or constraint; [] when equal."""
+        lines: list[str] = []
+        mine = {column.name: column for column in self.columns}
+        theirs = {column.name: column for column in expected.columns}
+        for name in sorted(theirs.keys() - mine.keys()):
+            lines.append(f"column {name} is missing (expected {theirs[name].describe()})")
+        for name in sorted(mine.keys() - theirs.keys()):
+            lines.append(f"column {name} ({mine[name].describe()}) is not in the revision")
+        for name in sorted(mine.keys() & theirs.keys()):
+            if mine[name] != theirs[name]:
+                lines.append(f"column {name} is {mine[name].describe()}, the revision has {theirs[name].describe()}")
+        my_constraints, their_constraints = set(self.constraints), set(expected.constraints)
+        for constraint in sorted(their_constraints - my_constraints):
+            lines.append(f"constraint {constraint.name} {constraint.definition} is missing")
+        for constraint in sorted(my_constraints - their_constraints):
+            lines.append(f"constraint {constraint.name} {constraint.definition} is not in the revision")
+        return lines
+
+
+@dataclass(frozen=True)
+class DatabaseInventory:
+    name: str
+    owner: str
+    tables: dict[str, Table]
+    indexes: tuple[Index, ...]
+    """Indexes that back no constraint (a primary key's or unique constraint's index is the constraint's)."""
+    version_tables: dict[str, tuple[str, ...]]
+    """Each Alembic version table (a table named alembic_version*) and the revision ids it holds."""
+
+    def indexes_on(self, table: str) -> list[Index]:
+        return [index for index in self.indexes if index.table == table]
+
+
+_INDEX_NAME = re.compile(r"^(CREATE (?:UNIQUE )?INDEX) \S+ (ON )")
+
+
+def nameless(definition: str) -> str:
+    """An index definition without its name, so two indexes built alike compare equal."""
+    return _INDEX_NAME.sub(r"\1 \2", definition, count=1)
+
+
+def read_database(connection: psycopg.Connection[Any]) -> DatabaseInventory:
+    """The inventory of the database `connection` is connected to. Reads only."""
+    name, owner = _one(
+        connection,
+        "SELECT current_database(), pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()",
+    )
+    tables = {table.name: table for table in _tables(connection)}
+    version_tables = {
+        table: _versions(connection, table) for table in sorted(tables) if table.startswith("alembic_version")
+    }
+    return DatabaseInventory(
+        name=name,
+        owner=owner,
+        tables={name: table for name, table in tables.items() if name not in version_tables},
+        indexes=_indexes(connection),
+        version_tables=version_tables,
+    )
+
+
+def _one(connection: psycopg.Connection[Any], query: str) -> tuple[Any, ...]:
+    row = connection.execute(query).fetchone()
+    assert row is not None, query
+    return tuple(row)
+
+
+def _tables(connection: psycopg.Connection[Any]) -> list[Table]:
+    rows = connection.execute(
+        "SELECT c.oid, c.relname, pg_get_userbyid(c.relowner) FROM pg_class c "
+        "WHERE c.relnamespace = %s::regnamespace AND c.relkind IN ('r', 'p') ORDER BY c.relname",
+        (SCHEMA,),
+    ).fetchall()
+    return [
+        Table(
+            name=relname,
+            owner=owner,
+            columns=_columns(connection, oid),
+            constraints=_constraints(connection, oid),
+            sequences=_owned_sequences(connection, oid),
+        )
+        for oid, relname, owner in rows
+    ]
+
+
+def _columns(connection: psycopg.Connection[Any], table_oid: int) -> tuple[Column, ...]:
+    rows = connection.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+        "pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated "
+        "FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+        "WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        (table_oid,),
+    ).fetchall()
+    return tuple(
+        Column(name, type_, not_null, default, identity, generated)
+        for name, type_, not_null, default, identity, generated in rows
+    )
+
+
+def _constraints(connection: psycopg.Connection[Any], table_oid: int) -> tuple[Constraint, ...]:
+    rows = connection.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s ORDER BY conname",
+        (table_oid,),
+    ).fetchall()
+    return tuple(Constraint(name, definition) for name, definition in rows)
+
+
+def _owned_sequences(connection: psycopg.Connection[Any], table_oid: int) -> tuple[str, ...]:
+    rows = connection.execute(
+        "SELECT s.relname FROM pg_depend d JOIN pg_class s ON s.oid = d.objid "
+        "WHERE d.refobjid = %s AND d.classid = 'pg_class'::regclass AND s.relkind = 'S' ORDER BY s.relname",
+        (table_oid,),
+    ).fetchall()
+    return tuple(row[0] for row in rows)
+
+
+def _indexes(connection: psycopg.Connection[Any]) -> tuple[Index, ...]:
+    rows = connection.execute(
+        "SELECT i.relname, t.relname, pg_get_indexdef(i.oid) FROM pg_index x "
+        "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+        "WHERE t.relnamespace = %s::regnamespace "
+        "AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = x.indexrelid) "
+        "ORDER BY t.relname, i.relname",
+        (SCHEMA,),
+    ).fetchall()
+    return tuple(Index(name, table, nameless(definition)) for name, table, definition in rows)
+
+
+def _versions(connection: psycopg.Connection[Any], table: str) -> tuple[str, ...]:
+    query = sql.SQL("SELECT version_num FROM {} ORDER BY 1").format(sql.Identifier(SCHEMA, table))
+    return tuple(row[0] for row in connection.execute(query).fetchall())

@@ -1,0 +1,176 @@
+"""The move of a misplaced table's rows: each row once, by content; after a kill anywhere; with a live writer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from fixtures.legacy import LegacyDeployment, insert_system_logs
+from model.names import DatabaseKey
+from ops.adoption import move
+from ops.adoption.catalog import read_database
+from ops.adoption.move import PROGRESS_SCHEMA, RETIRED_SCHEMA, MoveSpec, move_table, spec_for
+from ops.adoption.server_access import AdminAccess
+from ops.paths import REPO_ROOT
+
+TABLE = "system_logs"
+
+
+def spec(legacy: LegacyDeployment, admin: AdminAccess) -> MoveSpec:
+    main, logs = legacy.databases[DatabaseKey.MAIN], legacy.databases[DatabaseKey.LOGS]
+    with admin.connect(main) as connection:
+        return spec_for(read_database(connection).tables[TABLE], main, logs)
+
+
+def contents(admin: AdminAccess, database: str, schema: str, columns: tuple[str, ...]) -> Counter[str]:
+    """Every row's content (all columns but the id) as text, counted: a row moved twice counts 2."""
+    query = sql.SQL("SELECT ROW({})::text FROM {}").format(
+        sql.SQL(", ").join(sql.Identifier(column) for column in columns), sql.Identifier(schema, TABLE)
+    )
+    with admin.connect(database) as connection:
+        return Counter(row[0] for row in connection.execute(query).fetchall())
+
+
+def in_public(admin: AdminAccess, database: str) -> bool:
+    with admin.connect(database) as connection:
+        return connection.execute("SELECT to_regclass(%s) IS NOT NULL", (f"public.{TABLE}",)).fetchone() == (True,)
+
+
+def test_each_row_moves_once_by_content_and_the_source_table_is_retired_not_dropped(
+    legacy: LegacyDeployment, admin: AdminAccess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(move, "BATCH_ROWS", 300)
+    moving = spec(legacy, admin)
+    logs_before = contents(admin, moving.target_database, "public", moving.columns)
+    source = contents(admin, moving.source_database, "public", moving.columns)
+    lines: list[str] = []
+    report = move_table(admin, moving, lines.append)
+    assert contents(admin, moving.target_database, "public", moving.columns) == logs_before + source
+    assert contents(admin, moving.source_database, RETIRED_SCHEMA, moving.columns) == source
+    assert not in_public(admin, moving.source_database)
+    assert report.rows == 1000 and report.lock_held_s < 1.0
+    assert any("rows/s" in line for line in lines) and "retired to" in lines[-1], lines
+
+
+def test_a_move_killed_mid_batch_is_finished_by_the_next_run_with_no_row_lost_or_doubled(
+    legacy: LegacyDeployment, admin: AdminAccess
+) -> None:
+    moving = spec(legacy, admin)
+    insert_system_logs(legacy, moving.source_database, 200_000, "main, later")
+    logs_before = contents(admin, moving.target_database, "public", moving.columns)
+    source = contents(admin, moving.source_database, "public", moving.columns)
+    mover = start_move(legacy, admin, moving, batch=2000)
+    wait_for_line(mover, "rows moved")
+    time.sleep(0.05)  # inside a later batch
+    mover.kill()
+    mover.wait()
+    assert in_public(admin, moving.source_database), "killed before the end, the source stays where it was"
+    move_table(admin, moving, lambda _: None)
+    assert contents(admin, moving.target_database, "public", moving.columns) == logs_before + source
+
+
+def test_a_move_killed_while_it_waits_for_the_final_lock_is_finished_by_the_next_run(
+    legacy: LegacyDeployment, admin: AdminAccess
+) -> None:
+    moving = spec(legacy, admin)
+    logs_before = contents(admin, moving.target_database, "public", moving.columns)
+    source = contents(admin, moving.source_database, "public", moving.columns)
+    with admin.connect(moving.source_database, autocommit=False) as reader:
+        reader.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(TABLE)))  # holds ACCESS SHARE
+        mover = start_move(legacy, admin, moving, batch=300)
+        wait_for_line(mover, "stayed busy")  # every row is across; the retire waits for the lock
+        mover.kill()
+        mover.wait()
+    assert in_public(admin, moving.source_database)
+    assert contents(admin, moving.target_database, "public", moving.columns) == logs_before + source
+    report = move_table(admin, moving, lambda _: None)
+    assert report.rows == 0, "the second run found every row moved already"
+    assert contents(admin, moving.target_database, "public", moving.columns) == logs_before + source
+    assert not in_public(admin, moving.source_database)
+
+
+def test_a_writer_inserting_into_the_old_table_throughout_the_move_loses_nothing(
+    legacy: LegacyDeployment, admin: AdminAccess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(move, "BATCH_ROWS", 1000)
+    moving = spec(legacy, admin)
+    insert_system_logs(legacy, moving.source_database, 50_000, "main, later")
+    logs_before = contents(admin, moving.target_database, "public", moving.columns)
+    writer = Writer(legacy)
+    writer.start()
+    while writer.inserted < 20:
+        time.sleep(0.01)
+    move_table(admin, moving, lambda _: None)
+    writer.join(timeout=30)
+    assert isinstance(writer.stopped_by, psycopg.errors.UndefinedTable), writer.stopped_by
+    retired = contents(admin, moving.source_database, RETIRED_SCHEMA, moving.columns)
+    assert sum(count for row, count in retired.items() if "written during the move" in row) == writer.inserted
+    assert contents(admin, moving.target_database, "public", moving.columns) == logs_before + retired
+
+
+class Writer(threading.Thread):
+    """The misconfigured worker: inserts into the main database's system_logs until the table is gone."""
+
+    def __init__(self, legacy: LegacyDeployment) -> None:
+        super().__init__(daemon=True)
+        self.legacy = legacy
+        self.inserted = 0
+        self.stopped_by: Exception | None = None
+
+    def run(self) -> None:
+        database = self.legacy.databases[DatabaseKey.MAIN]
+        with self.legacy.server.connect(database, self.legacy.broad_role, self.legacy.password) as connection:
+            try:
+                while True:
+                    connection.execute(
+                        "INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'worker', %s)",
+                        (f"written during the move {self.inserted}",),
+                    )
+                    self.inserted += 1
+            except psycopg.Error as error:
+                self.stopped_by = error
+
+
+def start_move(legacy: LegacyDeployment, admin: AdminAccess, moving: MoveSpec, batch: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.run_move",
+            moving.source_database,
+            moving.target_database,
+            TABLE,
+            str(batch),
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PGPASSWORD": admin.password},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_line(process: subprocess.Popen[str], fragment: str) -> str:
+    assert process.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if fragment in line:
+            return line
+        assert line or process.poll() is None, f"the move ended before printing {fragment!r}"
+    raise AssertionError(f"no line with {fragment!r} within 60 s")
+
+
+def test_progress_is_kept_in_a_schema_of_the_admin_only(legacy: LegacyDeployment, admin: AdminAccess) -> None:
+    moving = spec(legacy, admin)
+    move_table(admin, moving, lambda _: None)
+    with admin.connect(moving.target_database) as connection:
+        acl = connection.execute("SELECT nspacl FROM pg_namespace WHERE nspname = %s", (PROGRESS_SCHEMA,)).fetchone()
+    assert acl == (None,), "only its owner (the admin) may use it"

@@ -1,0 +1,129 @@
+"""scripts/adopt's plan of the review's deployment: read from the server, checked table by table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+
+from fixtures.legacy import LegacyDeployment, run_as_broad_role
+from model.names import DatabaseKey, RoleNames
+from ops.adoption.baseline import Rename
+from ops.adoption.inspect import plan_from
+from ops.adoption.plan import Plan
+from ops.adoption.revision_shapes import RevisionShape
+from ops.adoption.server_access import AdminAccess
+
+
+def plan_of(legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]) -> Plan:
+    names = RoleNames(legacy.prefix)
+    return plan_from("test", admin, dict(legacy.databases), names, lambda _: False, shapes)
+
+
+def test_the_plan_of_the_reviews_deployment_stamps_each_tree_moves_the_misplaced_rows_and_renames_hand_made_indexes(
+    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+) -> None:
+    plan = plan_of(legacy, admin, shapes)
+    main, logs = plan.databases
+    assert plan.refusals == [] and plan.pending
+    assert main.baseline is not None and main.baseline.revision == "main_0001"
+    assert [(m.table, m.rows, m.destination) for m in main.misplaced] == [("system_logs", 1000, DatabaseKey.LOGS)]
+    assert main.legacy_versions == ("3b5f7a8c9d2e",)
+    assert main.foreign_owned == ("user_invitations",)
+    # logs: the worker's tables are logs_0002's; two of logs_0003's indexes exist under other names.
+    assert logs.baseline is not None and logs.baseline.revision == "logs_0002"
+    assert set(logs.baseline.renames) == {
+        Rename("system_logs", "ix_logs_level_time", "idx_system_logs_level_created"),
+        Rename("llm_logs", "llm_logs_by_model", "idx_llm_logs_model_created"),
+    }
+    assert len(logs.baseline.to_build) == 6 and "idx_system_logs_errors" in logs.baseline.to_build
+    text = plan.render()
+    for line in (
+        "will move 1,000 rows of the misplaced system_logs to the logs database's system_logs",
+        "will stamp alembic_version_main at main_0001",
+        "will retire alembic_version (at 3b5f7a8c9d2e)",
+        "will rename index ix_logs_level_time on system_logs to idx_system_logs_level_created",
+        "will stamp alembic_version_logs at logs_0002",
+        f"{legacy.broad_role} (LOGIN): owns database {legacy.databases[DatabaseKey.MAIN]}",
+    ):
+        assert line in text, text
+
+
+def test_a_table_that_differs_from_every_revision_is_refused_with_each_difference_named(
+    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+) -> None:
+    main = legacy.databases[DatabaseKey.MAIN]
+    run_as_broad_role(legacy, main, "ALTER TABLE user_invitations ALTER COLUMN email TYPE varchar(255)")
+    run_as_broad_role(legacy, main, "ALTER TABLE user_invitations DROP CONSTRAINT ck_user_invitations_role")
+    plan = plan_of(legacy, admin, shapes)
+    assert plan.refusals == [
+        f"{main}: against revision main_0001: user_invitations: column email is character varying(255) NOT NULL, "
+        "the revision has text NOT NULL",
+        f"{main}: against revision main_0001: user_invitations: constraint ck_user_invitations_role "
+        "CHECK ((role = ANY (ARRAY['admin'::text, 'recruiter'::text, 'hiring_manager'::text, 'viewer'::text]))) "
+        "is missing",
+    ]
+    assert "REFUSED" in plan.render()
+
+
+def test_a_misplaced_table_of_another_shape_than_its_destination_is_refused(
+    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+) -> None:
+    run_as_broad_role(legacy, legacy.databases[DatabaseKey.MAIN], "ALTER TABLE system_logs DROP COLUMN trace_id")
+    main = legacy.databases[DatabaseKey.MAIN]
+    assert plan_of(legacy, admin, shapes).refusals == [
+        f"{main}.system_logs (misplaced): against logs.system_logs: column trace_id is missing (expected text NULL)",
+        f"{main}.system_logs (misplaced): against logs.system_logs: constraint ck_system_logs_trace_id "
+        "CHECK (((trace_id IS NULL) OR (trace_id ~ '^[0-9a-f]{32}$'::text))) is missing",
+    ]
+
+
+def test_with_every_index_of_the_revision_made_by_hand_the_logs_tree_is_stamped_at_the_index_revision(
+    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+) -> None:
+    logs = legacy.databases[DatabaseKey.LOGS]
+    head = shapes[DatabaseKey.LOGS][-1].inventory
+    for number, index in enumerate(head.indexes):
+        if index.name not in ("idx_system_logs_level_created", "idx_llm_logs_model_created"):
+            create = index.definition.replace("CREATE INDEX ON", f"CREATE INDEX by_hand_{number} ON", 1)
+            run_as_broad_role(legacy, logs, create)
+    baseline = plan_of(legacy, admin, shapes).databases[1].baseline
+    assert baseline is not None
+    assert (baseline.revision, len(baseline.renames), baseline.to_build) == ("logs_0003", len(head.indexes), ())
+
+
+def test_the_plan_changes_nothing_on_the_server(
+    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+) -> None:
+    before = catalog_snapshot(admin, legacy)
+    plan_of(legacy, admin, shapes)
+    assert catalog_snapshot(admin, legacy) == before
+
+
+def test_a_server_without_the_databases_plans_nothing_to_adopt(
+    admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+) -> None:
+    names = {DatabaseKey.MAIN: "absent_db", DatabaseKey.LOGS: "absent_logs"}
+    plan = plan_from("test", admin, names, RoleNames("absent"), lambda _: False, shapes)
+    assert not plan.pending and "does not exist: the deploy creates it" in plan.render()
+
+
+def catalog_snapshot(admin: AdminAccess, legacy: LegacyDeployment) -> list[Any]:
+    """Every database's owner and ACL, and each database's tables, indexes, owners, ACLs and row counts."""
+    with admin.connect() as connection:
+        snapshot: list[Any] = connection.execute(
+            "SELECT datname, datdba, datacl::text FROM pg_database ORDER BY 1"
+        ).fetchall()
+        snapshot += connection.execute("SELECT rolname FROM pg_roles ORDER BY 1").fetchall()
+    for database in legacy.databases.values():
+        with admin.connect(database) as connection:
+            snapshot += connection.execute(
+                "SELECT n.nspname, c.relname, c.relowner, c.relacl::text FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', "
+                "'information_schema', 'pg_toast') ORDER BY 1, 2"
+            ).fetchall()
+            for table in ("system_logs", "alembic_version"):
+                query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+                if connection.execute("SELECT to_regclass(%s)", (table,)).fetchone() != (None,):
+                    snapshot += connection.execute(query).fetchall()
+    return snapshot

@@ -1,0 +1,25 @@
+"""`python -m tests.support.run_move SOURCE TARGET TABLE BATCH`: one move in a process of its own, for a
+test to kill at a moment it picks from the lines printed. The admin's password comes in PGPASSWORD."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ops import localpg
+from ops.adoption import move
+from ops.adoption.catalog import read_database
+from ops.adoption.server_access import AdminAccess
+
+
+def main(source: str, target: str, table: str, batch: str) -> None:
+    connection = localpg.current_connection()
+    admin = AdminAccess(connection.host, connection.port, connection.user, os.environ["PGPASSWORD"])
+    with admin.connect(source) as session:
+        shape = read_database(session).tables[table]
+    move.BATCH_ROWS = int(batch)
+    move.move_table(admin, move.spec_for(shape, source, target), lambda line: print(line, flush=True))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
