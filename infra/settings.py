@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,8 +40,10 @@ PLAIN_KEYS = (
     "embeddedServer", "host", "port", "sslmode", "sslRootCert", "sslCert", "sslKey", "adminUser", "adminIsSuperuser",
     "minServerVersion",
     "mainDatabase", "logsDatabase", "rolePrefix", "production", "allowDatabaseDeletion", "connectionLimits",
-    "statementTimeoutsMs", "passwordRotations", "readOnlyRoles",
+    "statementTimeoutsMs", "passwordRotations", "readOnlyRoles", "legacyRoles",
 )  # fmt: skip
+LEGACY_ROLE_ACTIONS = ("keep", "nologin", "drop")
+"""What scripts/adopt --apply does to a role outside the model (stack config `legacyRoles`); keep by default."""
 SECRET_KEYS = ("adminPassword",)
 # What the raw config holds in place of a secret's value: how it is stored, never the value.
 SECRET_IS_SET = "<secret: set>"  # noqa: S105 (a marker, not a password)
@@ -135,6 +137,9 @@ class Settings:
     password_rotations: Mapping[str, int]
     """Per login role: raise the number to generate a new password on the next deploy."""
     read_only_roles: tuple[ReadOnlyRole, ...]
+    legacy_roles: Mapping[str, str] = field(default_factory=dict)
+    """Roles of an adopted deployment (not the model's) and what scripts/adopt does to them: keep,
+    nologin (it can no longer log in) or drop (what it owns goes to the database's owner role first)."""
 
     @property
     def protect_databases(self) -> bool:
@@ -226,6 +231,7 @@ def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
         statement_timeouts_ms=reader.per_role_integers("statementTimeoutsMs", keys, minimum=0),
         password_rotations=reader.per_role_integers("passwordRotations", keys, minimum=1),
         read_only_roles=read_only_roles,
+        legacy_roles=reader.legacy_roles("legacyRoles", role_names, server.admin_user),
     )
 
 
@@ -360,6 +366,17 @@ class _Reader:
                 raise self.error(key, f"gives {role_key} {number!r}", f"give a whole number of at least {minimum}")
             result[role_key] = number
         return result
+
+    def legacy_roles(self, key: str, names: RoleNames, admin: str) -> dict[str, str]:
+        value = self.structured(key)
+        if not isinstance(value, dict):
+            raise self.error(key, "is not a map", f"write a map from role name to {'|'.join(LEGACY_ROLE_ACTIONS)}")
+        for role, action in value.items():
+            if action not in LEGACY_ROLE_ACTIONS:
+                raise self.error(key, f"gives {role} {action!r}", f"use one of {', '.join(LEGACY_ROLE_ACTIONS)}")
+            if role == admin or role.startswith(f"{names.prefix}_"):
+                raise self.error(key, f"names {role!r}, a role of this stack", "name only roles outside the model")
+        return dict(value)
 
     def read_only_roles(self, key: str) -> tuple[ReadOnlyRole, ...]:
         value = self.structured(key)

@@ -23,7 +23,7 @@ from psycopg import sql
 from migrations import runner
 from migrations.shared.heads import copy_location
 from ops.adoption.move import RETIRED_SCHEMA, MoveReport, MoveSpec, move_table, spec_for
-from ops.adoption.plan import LEGACY_VERSION_TABLE, DatabasePlan, Plan
+from ops.adoption.plan import LEGACY_VERSION_TABLE, DatabasePlan, Plan, RoleAction
 from ops.adoption.server_access import AdminAccess
 from ops.errors import ExitCode, UserError
 
@@ -46,7 +46,36 @@ def apply_plan(
             baseline_tree(admin, database, say)
     say("deploying: the databases and owner roles are imported into the stack, the rest is created")
     deploy()
+    for action in plan.role_actions:
+        settle_legacy_role(admin, plan, action, say)
     return reports
+
+
+def settle_legacy_role(admin: AdminAccess, plan: Plan, action: RoleAction, say: Callable[[str], None]) -> None:
+    """After the deploy, so the application's new roles exist before the old one stops working."""
+    role = sql.Identifier(action.role)
+    if action.action == "nologin":
+        with admin.connect() as connection:
+            connection.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(role))
+        say(f"{action.role}: can no longer log in")
+        return
+    for database in plan.databases:
+        if database.inventory is None:
+            continue
+        with admin.connect(database.name) as connection:
+            # What it still owns here (the retired tables) goes to the owner role before anything is dropped.
+            connection.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(role, sql.Identifier(database.owner)))
+            connection.execute(sql.SQL("DROP OWNED BY {}").format(role))
+    with admin.connect() as connection:
+        try:
+            connection.execute(sql.SQL("DROP ROLE {}").format(role))
+        except psycopg.errors.DependentObjectsStillExist as error:
+            raise UserError(
+                f"{action.role} still owns or is granted objects outside this stack's databases "
+                f"({error.diag.message_detail}): reassign or revoke them there, then run --apply again.",
+                ExitCode.DEPLOY_FAILED,
+            ) from None
+    say(f"{action.role}: dropped (what it owned is its databases' owner roles' now)")
 
 
 def move_spec(database: DatabasePlan, table: str, destination: str) -> MoveSpec:

@@ -6,7 +6,7 @@ The revision shapes the tables are compared with are measured on the project's e
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg
@@ -15,7 +15,7 @@ from psycopg import sql
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey, RoleNames
 from ops.adoption.catalog import DatabaseInventory, read_database
-from ops.adoption.plan import DatabasePlan, Plan, RoleReport, plan_database
+from ops.adoption.plan import DatabasePlan, Plan, RoleAction, RoleReport, plan_database
 from ops.adoption.revision_shapes import RevisionShape, revision_shapes
 from ops.adoption.server_access import AdminAccess
 
@@ -27,10 +27,11 @@ def build_plan(
     database_names: dict[DatabaseKey, str],
     names: RoleNames,
     in_stack: Callable[[DatabaseKey], bool],
+    role_actions: Mapping[str, str],
 ) -> Plan:
     """`scratch`: where revision shapes are measured; `in_stack(key)`: the stack's state holds that database."""
     shapes = {key: revision_shapes(scratch, TREES[key.value]) for key in DatabaseKey}
-    return plan_from(stack, admin, database_names, names, in_stack, shapes)
+    return plan_from(stack, admin, database_names, names, in_stack, shapes, role_actions)
 
 
 def plan_from(
@@ -40,7 +41,10 @@ def plan_from(
     names: RoleNames,
     in_stack: Callable[[DatabaseKey], bool],
     shapes: dict[DatabaseKey, list[RevisionShape]],
+    role_actions: Mapping[str, str] | None = None,
 ) -> Plan:
+    """`role_actions`: the stack's legacyRoles (role name -> keep, nologin or drop)."""
+    role_actions = role_actions or {}
     inventories = {key: inventory(admin, name) for key, name in database_names.items()}
 
     def count_rows(database: str, table: str) -> int:
@@ -55,7 +59,19 @@ def plan_from(
         plan_database(key, database_names[key], names.owner(key), inventories, in_stack(key), shapes, count_rows)
         for key in DatabaseKey
     )
-    return Plan(stack, f"{admin.host}:{admin.port}", databases, legacy_roles(admin, databases, names))
+    report = legacy_roles(admin, databases, names)
+    return Plan(stack, f"{admin.host}:{admin.port}", databases, report, pending_role_actions(admin, role_actions))
+
+
+def pending_role_actions(admin: AdminAccess, role_actions: Mapping[str, str]) -> tuple[RoleAction, ...]:
+    """The stack's `legacyRoles` entries not carried out yet (a role already gone needs nothing)."""
+    with admin.connect() as connection:
+        can_login = dict(connection.execute("SELECT rolname, rolcanlogin FROM pg_roles").fetchall())
+    pending = []
+    for role, action in sorted(role_actions.items()):
+        if role in can_login and (action == "drop" or (action == "nologin" and can_login[role])):
+            pending.append(RoleAction(role, action))
+    return tuple(pending)
 
 
 def inventory(admin: AdminAccess, database: str) -> DatabaseInventory | None:

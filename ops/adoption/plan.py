@@ -119,11 +119,26 @@ class RoleReport:
 
 
 @dataclass(frozen=True)
+class RoleAction:
+    """A `legacyRoles` entry still to carry out: nologin for a role that can log in, drop for one that exists."""
+
+    role: str
+    action: str
+
+    def describe(self, databases: tuple[DatabasePlan, ...]) -> str:
+        if self.action == "nologin":
+            return f"make {self.role} NOLOGIN (legacyRoles)"
+        owners = ", ".join(f"{database.name} to {database.owner}" for database in databases if database.inventory)
+        return f"drop {self.role} (legacyRoles), after handing what it owns in {owners}"
+
+
+@dataclass(frozen=True)
 class Plan:
     stack: str
     server: str
     databases: tuple[DatabasePlan, ...]
     legacy_roles: tuple[RoleReport, ...] = field(default=())
+    role_actions: tuple[RoleAction, ...] = field(default=())
 
     @property
     def refusals(self) -> list[str]:
@@ -131,7 +146,7 @@ class Plan:
 
     @property
     def pending(self) -> bool:
-        return any(database.changes() for database in self.databases)
+        return any(database.changes() for database in self.databases) or bool(self.role_actions)
 
     def render(self) -> str:
         out = [f"adoption plan for stack {self.stack} (server {self.server})"]
@@ -141,10 +156,13 @@ class Plan:
             out += [f"  will {line}" for line in database.changes()]
             out += [f"  REFUSED: {line}" for line in database.refusals]
         if self.legacy_roles:
-            out.append("\nroles outside the model (left as they are)")
+            out.append("\nroles outside the model (changed only as legacyRoles says)")
             for role in self.legacy_roles:
                 kind = "LOGIN" if role.can_login else "NOLOGIN"
                 out.append(f"  {role.name} ({kind}): {'; '.join(role.reaches) or 'reaches nothing'}")
+        if self.role_actions:
+            out.append("\nroles")
+            out += [f"  will {action.describe(self.databases)}" for action in self.role_actions]
         if self.refusals:
             out.append("\nrefused: the tables above differ from every revision; fix them by hand, then plan again.")
         elif self.pending:

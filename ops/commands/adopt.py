@@ -44,7 +44,15 @@ def plan_for(stack: auto.Stack) -> tuple[Plan, AdminAccess]:
     scratch = AdminAccess(embedded.host, embedded.port, embedded.user, embedded.password)
     in_state = databases_in_state(stack)
     names = dict(settings.database_names)
-    plan = build_plan(stack.name, admin, scratch, names, settings.role_names, lambda key: names[key] in in_state)
+    plan = build_plan(
+        stack.name,
+        admin,
+        scratch,
+        names,
+        settings.role_names,
+        lambda key: names[key] in in_state,
+        settings.legacy_roles,
+    )
     return plan, admin
 
 

@@ -1,0 +1,96 @@
+"""scripts/adopt on the review's deployment, through the real engine and provider: plan, apply, verify.
+
+The legacy fixture (fixtures/legacy.py) is built under a stack's names; the adoption must leave
+catalogs and privileges that the verification suite and the promised privilege matrix accept as a
+fresh deploy's, with every legacy row in the logs database once, and nothing left to do afterwards.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from psycopg import sql
+
+from fixtures.cluster import Server
+from fixtures.legacy import LegacyDeployment, build_legacy, run_as_broad_role
+from fixtures.project_stack import ProjectStack, cleanup, project_stack
+from model.names import DatabaseKey
+from ops.adoption.move import RETIRED_SCHEMA
+from ops.errors import ExitCode
+from tests.support import observed
+
+pytestmark = [pytest.mark.engine, pytest.mark.provider]
+CONTENT = "ROW(created_at, level, component, message, error_type, stack_trace, request_id, trace_id, user_id, metadata)"
+
+
+@pytest.fixture
+def adopted(tmp_path: Path, server: Server) -> Iterator[tuple[ProjectStack, LegacyDeployment]]:
+    prefix = f"ad{secrets.token_hex(3)}"
+    project = project_stack(tmp_path, "adopt", prefix, legacyRoles={prefix: "drop"})
+    legacy = build_legacy(server, prefix)
+    yield project, legacy
+    cleanup(project, server)
+    legacy.drop()
+
+
+def system_logs(server: Server, database: str, schema: str = "public") -> Counter[str]:
+    query = sql.SQL("SELECT {}::text FROM {}").format(sql.SQL(CONTENT), sql.Identifier(schema, "system_logs"))
+    with server.connect(database) as connection:
+        return Counter(row[0] for row in connection.execute(query).fetchall())
+
+
+def test_the_reviews_deployment_is_adopted_into_what_a_fresh_deploy_makes_and_a_second_apply_changes_nothing(
+    server: Server, adopted: tuple[ProjectStack, LegacyDeployment]
+) -> None:
+    project, legacy = adopted
+    main, logs = legacy.databases[DatabaseKey.MAIN], legacy.databases[DatabaseKey.LOGS]
+    rows_before = system_logs(server, logs) + system_logs(server, main)
+
+    plan = project.script("ops.commands.adopt", project.stack)
+    assert plan.returncode == ExitCode.VERIFY_FAILED, plan.stdout + plan.stderr
+    assert "will stamp alembic_version_logs at logs_0002" in plan.stdout
+    assert f"will drop {legacy.broad_role} (legacyRoles)" in plan.stdout
+
+    applied = project.script("ops.commands.adopt", project.stack, "--apply")
+    assert applied.returncode == ExitCode.OK, applied.stdout[-4000:] + applied.stderr[-3000:]
+    assert "4 imported" in applied.stdout and "moved 1,000 rows" in applied.stdout, applied.stdout[-4000:]
+
+    verified = project.script("ops.commands.verify", project.stack)
+    assert verified.returncode == ExitCode.OK, verified.stdout[-3000:]
+    assert observed.privilege_matrix(server, project) == observed.PROMISED_MATRIX
+    assert system_logs(server, logs) == rows_before, "every legacy row of both databases, each once"
+    with server.connect(main) as connection:
+        retired_owner = connection.execute(
+            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass(%s)",
+            (f"{RETIRED_SCHEMA}.system_logs",),
+        ).fetchone()
+    assert retired_owner == (f"{legacy.prefix}_main_owner",), "kept, and handed over before its role was dropped"
+    with server.connect() as connection:
+        assert connection.execute("SELECT FROM pg_roles WHERE rolname = %s", (legacy.broad_role,)).fetchone() is None
+
+    again = project.script("ops.commands.adopt", project.stack, "--apply")
+    assert again.returncode == ExitCode.OK and "no changes needed" in again.stdout, again.stdout + again.stderr
+    up = project.script("ops.commands.up", project.stack)
+    assert up.returncode == ExitCode.OK and "no changes" in up.stdout, up.stdout[-3000:] + up.stderr[-2000:]
+    preview = project.pulumi("preview", "--expect-no-changes")
+    assert preview.returncode == 0, preview.stdout[-3000:] + preview.stderr
+
+
+def test_a_table_that_matches_no_revision_is_refused_by_name_and_nothing_is_changed(
+    server: Server, adopted: tuple[ProjectStack, LegacyDeployment]
+) -> None:
+    project, legacy = adopted
+    main = legacy.databases[DatabaseKey.MAIN]
+    run_as_broad_role(legacy, main, "ALTER TABLE user_invitations ALTER COLUMN role DROP NOT NULL")
+    with server.connect() as connection:
+        before = connection.execute("SELECT datname, datdba FROM pg_database ORDER BY 1").fetchall()
+    applied = project.script("ops.commands.adopt", project.stack, "--apply")
+    assert applied.returncode == ExitCode.BAD_INPUT, applied.stdout + applied.stderr
+    assert "REFUSED" in applied.stdout and "column role is text NULL, the revision has text NOT NULL" in applied.stdout
+    with server.connect() as connection:
+        assert connection.execute("SELECT datname, datdba FROM pg_database ORDER BY 1").fetchall() == before
+    assert system_logs(server, main), "the misplaced rows stay where they were"
