@@ -375,7 +375,9 @@ class _Reader:
             if action not in LEGACY_ROLE_ACTIONS:
                 raise self.error(key, f"gives {role} {action!r}", f"use one of {', '.join(LEGACY_ROLE_ACTIONS)}")
             if role == admin or role.startswith(f"{names.prefix}_"):
-                raise self.error(key, f"names {role!r}, a role of this stack", "name only roles outside the model")
+                raise self.error(
+                    key, f"names {role!r}, the admin or a role of this stack", "name only roles outside the model"
+                )
         return dict(value)
 
     def read_only_roles(self, key: str) -> tuple[ReadOnlyRole, ...]:

@@ -178,8 +178,17 @@ def parser(command: str) -> _Parser:
     return built
 
 
+EXCLUSIVE = {"adopt": ("--plan", "--apply")}
+"""Options of one command that cannot be given together."""
+
+
 def parse(command: str, argv: list[str]) -> argparse.Namespace:
-    return parser(command).parse_args(argv)
+    built = parser(command)
+    args = built.parse_args(argv)
+    exclusive = EXCLUSIVE.get(command, ())
+    if len([option for option in exclusive if getattr(args, option.lstrip("-"))]) > 1:
+        built.error(f"give one of {' or '.join(exclusive)}, not both")
+    return args
 
 
 def main(argv: list[str]) -> int:

@@ -33,7 +33,7 @@ RETIRED_SCHEMA = "headhunter_retired"
 BATCH_ROWS = 50_000
 LOCK_WAIT = "2s"
 LOCK_ATTEMPTS = 5
-FINAL_STEP_MAX_ROWS = 20_000
+FINAL_STEP_MAX_ROWS = 5_000
 """Rows left to catch up above which the final step does another unlocked pass first."""
 
 

@@ -67,8 +67,6 @@ def deploy(stack: auto.Stack) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse("adopt", sys.argv[1:] if argv is None else argv)
-    if args.plan and args.apply:
-        raise UserError("give --plan or --apply, not both (--plan changes nothing; --apply carries the plan out).")
     stack = automation.open_stack(automation.StackTarget(args.stack, create=True))
     plan, admin = plan_for(stack)
     print(plan.render(), flush=True)

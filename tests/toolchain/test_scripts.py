@@ -57,6 +57,8 @@ def test_help_says_what_the_script_does_and_changes_nothing(bare_checkout: Path,
         ("localpg", ["restart"], "invalid choice: 'restart'"),
         ("verify", ["--host", "x"], "unrecognized arguments"),
         ("bench", ["--slow"], "unrecognized arguments: --slow"),
+        ("adopt", [], "the following arguments are required: STACK"),
+        ("adopt", ["dev", "--plan", "--apply"], "give one of --plan or --apply, not both"),
     ],
 )
 def test_bad_arguments_exit_2_before_anything_changes(

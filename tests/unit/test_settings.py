@@ -70,6 +70,10 @@ def test_a_valid_stack_parses_into_typed_settings() -> None:
         ),
         ({"minServerVersion": "14"}, "headhunter-db:minServerVersion is 14: give a number at least 15"),
         ({"connectionLimits": "{not json"}, "is not valid structured config"),
+        ({"legacyRoles": json.dumps({"headhunter": "delete"})}, "gives headhunter 'delete': use one of keep, nologin"),
+        ({"legacyRoles": json.dumps({"headhunter_app": "drop"})}, "names 'headhunter_app', the admin or a role of"),
+        ({"legacyRoles": json.dumps({"admin": "nologin"})}, "names 'admin', the admin or a role of this stack"),
+        ({"legacyRoles": json.dumps(["headhunter"])}, "legacyRoles is not a map"),
     ],
 )
 def test_bad_config_names_the_key_and_the_fix(changes: dict[str, str | None], message: str) -> None:
@@ -200,6 +204,7 @@ def test_a_role_the_maps_do_not_name_has_no_limit_no_timeout_and_its_first_passw
         ({"readOnlyRoles": json.dumps([{"name": "bi", "database": "main", "extra": 1}])}, False),
         ({"readOnlyRoles": json.dumps([{"name": "bi"}])}, False),
         ({"sslmode": ""}, True),  # an empty value means "not set": Pulumi.yaml's default applies
+        ({"legacyRoles": json.dumps({"headhunter": "nologin", "old_worker": "drop", "x": "keep"})}, True),
     ],
 )
 def test_each_bound_is_where_the_docs_put_it(changes: dict[str, str], accepted: bool) -> None:
