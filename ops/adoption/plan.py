@@ -169,6 +169,8 @@ class Plan:
             out.append(
                 f"\nchanges pending: run `scripts/adopt {self.stack} --apply` (after a backup: docs/adoption.md)."
             )
+        elif all(database.inventory is None for database in self.databases):
+            out.append(f"\nnothing to adopt: neither database exists; `scripts/up {self.stack}` creates them.")
         else:
             out.append("\nno changes needed: the server is adopted.")
         return "\n".join(out)

@@ -106,6 +106,7 @@ def test_a_server_without_the_databases_plans_nothing_to_adopt(
     names = {DatabaseKey.MAIN: "absent_db", DatabaseKey.LOGS: "absent_logs"}
     plan = plan_from("test", admin, names, RoleNames("absent"), lambda _: False, shapes)
     assert not plan.pending and "does not exist: the deploy creates it" in plan.render()
+    assert "nothing to adopt: neither database exists; `scripts/up test` creates them." in plan.render()
 
 
 def catalog_snapshot(admin: AdminAccess, legacy: LegacyDeployment) -> list[Any]:

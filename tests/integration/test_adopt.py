@@ -7,7 +7,11 @@ fresh deploy's, with every legacy row in the logs database once, and nothing lef
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +25,7 @@ from fixtures.project_stack import ProjectStack, cleanup, project_stack
 from model.names import DatabaseKey
 from ops.adoption.move import RETIRED_SCHEMA
 from ops.errors import ExitCode
+from ops.paths import REPO_ROOT
 from tests.support import observed
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider]
@@ -94,3 +99,46 @@ def test_a_table_that_matches_no_revision_is_refused_by_name_and_nothing_is_chan
     with server.connect() as connection:
         assert connection.execute("SELECT datname, datdba FROM pg_database ORDER BY 1").fetchall() == before
     assert system_logs(server, main), "the misplaced rows stay where they were"
+
+
+@pytest.fixture
+def adopted_nologin(tmp_path: Path, server: Server) -> Iterator[tuple[ProjectStack, LegacyDeployment]]:
+    prefix = f"ad{secrets.token_hex(3)}"
+    project = project_stack(tmp_path, "adopt", prefix, legacyRoles={prefix: "nologin"})
+    legacy = build_legacy(server, prefix)
+    yield project, legacy
+    cleanup(project, server)
+    legacy.drop()
+
+
+def test_an_apply_killed_as_its_deploy_starts_is_finished_by_the_next_apply(
+    server: Server, adopted_nologin: tuple[ProjectStack, LegacyDeployment]
+) -> None:
+    project, legacy = adopted_nologin
+    main, logs = legacy.databases[DatabaseKey.MAIN], legacy.databases[DatabaseKey.LOGS]
+    rows_before = system_logs(server, logs) + system_logs(server, main)
+    apply = subprocess.Popen(
+        [sys.executable, "-m", "ops.commands.adopt", project.stack, "--apply"],
+        cwd=REPO_ROOT,
+        env=project.env,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert apply.stdout is not None
+    for line in apply.stdout:
+        if line.startswith("deploying:"):  # rows moved, objects handed over, trees stamped; Pulumi starts
+            os.killpg(apply.pid, signal.SIGKILL)
+            break
+    apply.wait()
+    assert apply.returncode == -signal.SIGKILL
+
+    again = project.script("ops.commands.adopt", project.stack, "--apply")
+    assert again.returncode == ExitCode.OK, again.stdout[-4000:] + again.stderr[-3000:]
+    assert "moved" not in again.stdout, "the rows had been moved: the second run finds none to move"
+    verified = project.script("ops.commands.verify", project.stack)
+    assert verified.returncode == ExitCode.OK, verified.stdout[-3000:]
+    assert system_logs(server, logs) == rows_before
+    with server.connect() as connection:
+        login = connection.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (legacy.broad_role,))
+        assert login.fetchone() == (False,), "legacyRoles: nologin"
