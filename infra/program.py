@@ -31,7 +31,8 @@ from model.privileges import RUNTIME_ROLES, read_only_role, readers_groups
 from model.privileges import RuntimeRole as RuntimeRoleModel
 
 ADOPT_ENV_VAR = "HEADHUNTER_ADOPT_EXISTING"
-"""1 while scripts/adopt --apply deploys: the databases and owner roles exist already and are imported."""
+"""Set by scripts/adopt --apply while it deploys: the keys (main,logs) of the databases that exist on
+the server already; each is imported with its owner role instead of created."""
 
 
 def define_stack() -> None:
@@ -106,7 +107,7 @@ def owned_database(settings: Settings, key: DatabaseKey, provider: postgresql.Pr
             protect=settings.protect_databases,
             migrator=settings.login(migrator_key(key)),
             managed_admin=None if settings.server.admin_is_superuser else settings.server.admin_user,
-            import_existing=os.environ.get(ADOPT_ENV_VAR) == "1",
+            import_existing=key.value in os.environ.get(ADOPT_ENV_VAR, "").split(","),
         ),
         opts=pulumi.ResourceOptions(providers=[provider]),
     )

@@ -22,33 +22,60 @@ from psycopg import sql
 
 from migrations import runner
 from migrations.shared.heads import copy_location
-from ops.adoption.move import RETIRED_SCHEMA, MoveReport, MoveSpec, move_table, spec_for
-from ops.adoption.plan import LEGACY_VERSION_TABLE, DatabasePlan, Plan, RoleAction
+from model.names import DatabaseKey
+from ops.adoption.move import RETIRED_SCHEMA, MoveReport, finish_retired, move_table, spec_for
+from ops.adoption.plan import LEGACY_VERSION_TABLE, DatabasePlan, Misplaced, Plan, RoleAction
 from ops.adoption.server_access import AdminAccess
 from ops.errors import ExitCode, UserError
 
 
 def apply_plan(
-    plan: Plan, admin: AdminAccess, deploy: Callable[[], None], say: Callable[[str], None]
+    plan: Plan, admin: AdminAccess, deploy: Callable[[list[DatabaseKey]], None], say: Callable[[str], None]
 ) -> list[MoveReport]:
+    """`deploy(existing)`: pulumi up, importing the databases (and their owner roles) named."""
     if plan.refusals:
         details = "\n".join(f"  {line}" for line in plan.refusals)
         raise UserError(f"the adoption is refused; nothing was changed:\n{details}", ExitCode.BAD_INPUT)
-    names = {database.key: database.name for database in plan.databases}
-    reports = [
-        move_table(admin, move_spec(database, table.table, names[table.destination]), say)
-        for database in plan.databases
-        for table in database.misplaced
-    ]
+    reports = [move(admin, plan, database, table, say) for database, table in _moves(plan, after_deploy=False)]
     for database in plan.databases:
+        for table in database.unfinished_moves:
+            finish_move(admin, plan, database, table, say)
         if database.inventory is not None:
             take_ownership(admin, database, say)
             baseline_tree(admin, database, say)
     say("deploying: the databases and owner roles are imported into the stack, the rest is created")
-    deploy()
+    deploy(plan.existing)
+    reports += [move(admin, plan, database, table, say) for database, table in _moves(plan, after_deploy=True)]
     for action in plan.role_actions:
         settle_legacy_role(admin, plan, action, say)
     return reports
+
+
+def _moves(plan: Plan, after_deploy: bool) -> list[tuple[DatabasePlan, Misplaced]]:
+    return [
+        (database, table)
+        for database in plan.databases
+        for table in database.misplaced
+        if table.after_deploy is after_deploy
+    ]
+
+
+def move(
+    admin: AdminAccess, plan: Plan, database: DatabasePlan, table: Misplaced, say: Callable[[str], None]
+) -> MoveReport:
+    assert database.inventory is not None
+    destination = plan.database(table.destination).name
+    return move_table(admin, spec_for(database.inventory.tables[table.table], database.name, destination), say)
+
+
+def finish_move(admin: AdminAccess, plan: Plan, database: DatabasePlan, moved: str, say: Callable[[str], None]) -> None:
+    """A move killed after its source was retired: the destination's table has the same shape."""
+    assert database.inventory is not None
+    source, table = moved.split(".", 1)
+    spec = spec_for(database.inventory.tables[table], source, database.name)
+    with admin.connect(database.name, autocommit=False) as target:
+        finish_retired(admin, target, spec, say)
+    say(f"{moved}: the retired table checked against the moved rows; the move is finished")
 
 
 def settle_legacy_role(admin: AdminAccess, plan: Plan, action: RoleAction, say: Callable[[str], None]) -> None:
@@ -76,11 +103,6 @@ def settle_legacy_role(admin: AdminAccess, plan: Plan, action: RoleAction, say: 
                 ExitCode.DEPLOY_FAILED,
             ) from None
     say(f"{action.role}: dropped (what it owned is its databases' owner roles' now)")
-
-
-def move_spec(database: DatabasePlan, table: str, destination: str) -> MoveSpec:
-    assert database.inventory is not None
-    return spec_for(database.inventory.tables[table], database.name, destination)
 
 
 def take_ownership(admin: AdminAccess, database: DatabasePlan, say: Callable[[str], None]) -> None:
@@ -114,6 +136,11 @@ def _ensure_owner_role(connection: psycopg.Connection[Any], owner: str) -> None:
 
 
 def baseline_tree(admin: AdminAccess, database: DatabasePlan, say: Callable[[str], None]) -> None:
+    assert database.inventory is not None
+    with admin.connect(database.name) as connection:
+        for index in database.inventory.invalid_indexes:
+            connection.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier("public", index)))
+            say(f"{database.name}: invalid index {index} dropped")
     baseline = database.baseline
     if baseline is not None:
         with admin.connect(database.name) as connection:

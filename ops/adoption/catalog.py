@@ -93,6 +93,8 @@ class DatabaseInventory:
     """Indexes that back no constraint (a primary key's or unique constraint's index is the constraint's)."""
     version_tables: dict[str, tuple[str, ...]]
     """Each Alembic version table (a table named alembic_version*) and the revision ids it holds."""
+    invalid_indexes: tuple[str, ...] = ()
+    """Indexes a failed concurrent build left INVALID: not counted as present."""
 
     def indexes_on(self, table: str) -> list[Index]:
         return [index for index in self.indexes if index.table == table]
@@ -122,6 +124,7 @@ def read_database(connection: psycopg.Connection[Any]) -> DatabaseInventory:
         tables={name: table for name, table in tables.items() if name not in version_tables},
         indexes=_indexes(connection),
         version_tables=version_tables,
+        invalid_indexes=_invalid_indexes(connection),
     )
 
 
@@ -184,12 +187,21 @@ def _indexes(connection: psycopg.Connection[Any]) -> tuple[Index, ...]:
     rows = connection.execute(
         "SELECT i.relname, t.relname, pg_get_indexdef(i.oid) FROM pg_index x "
         "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
-        "WHERE t.relnamespace = %s::regnamespace "
+        "WHERE t.relnamespace = %s::regnamespace AND x.indisvalid "
         "AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = x.indexrelid) "
         "ORDER BY t.relname, i.relname",
         (SCHEMA,),
     ).fetchall()
     return tuple(Index(name, table, nameless(definition)) for name, table, definition in rows)
+
+
+def _invalid_indexes(connection: psycopg.Connection[Any]) -> tuple[str, ...]:
+    rows = connection.execute(
+        "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+        "WHERE i.relnamespace = %s::regnamespace AND NOT x.indisvalid ORDER BY 1",
+        (SCHEMA,),
+    ).fetchall()
+    return tuple(row[0] for row in rows)
 
 
 def _versions(connection: psycopg.Connection[Any], table: str) -> tuple[str, ...]:

@@ -1,12 +1,14 @@
 """Read the server to adopt and build the plan. Nothing on that server is changed here.
 
 The revision shapes the tables are compared with are measured on the project's embedded PostgreSQL
-(scripts/localpg), in scratch databases there, so the server being adopted is only read.
+(scripts/localpg), in scratch databases there, so the server being adopted is only read; both must
+run the same major version, since catalog text may differ between majors.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -15,63 +17,109 @@ from psycopg import sql
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey, RoleNames
 from ops.adoption.catalog import DatabaseInventory, read_database
+from ops.adoption.move_progress import unfinished_moves
 from ops.adoption.plan import DatabasePlan, Plan, RoleAction, RoleReport, plan_database
 from ops.adoption.revision_shapes import RevisionShape, revision_shapes
 from ops.adoption.server_access import AdminAccess
+from ops.errors import ExitCode, UserError
 
 
-def build_plan(
-    stack: str,
-    admin: AdminAccess,
-    scratch: AdminAccess,
-    database_names: dict[DatabaseKey, str],
-    names: RoleNames,
-    in_stack: Callable[[DatabaseKey], bool],
-    role_actions: Mapping[str, str],
-) -> Plan:
-    """`scratch`: where revision shapes are measured; `in_stack(key)`: the stack's state holds that database."""
+@dataclass(frozen=True)
+class StackView:
+    """What the plan needs from the stack: its name, names, legacyRoles and what its state holds."""
+
+    name: str
+    database_names: Mapping[DatabaseKey, str]
+    role_names: RoleNames
+    legacy_roles: Mapping[str, str]
+    in_state: Callable[[DatabaseKey], bool]
+    deployed: bool
+    """A deploy of the stack has succeeded (its outputs exist)."""
+
+
+def build_plan(stack: StackView, admin: AdminAccess, scratch: AdminAccess) -> Plan:
+    """`scratch`: the server whose scratch databases measure the revision shapes."""
+    _check_same_major(admin, scratch)
     shapes = {key: revision_shapes(scratch, TREES[key.value]) for key in DatabaseKey}
-    return plan_from(stack, admin, database_names, names, in_stack, shapes, role_actions)
+    return plan_from(stack, admin, shapes)
 
 
-def plan_from(
-    stack: str,
-    admin: AdminAccess,
-    database_names: dict[DatabaseKey, str],
-    names: RoleNames,
-    in_stack: Callable[[DatabaseKey], bool],
-    shapes: dict[DatabaseKey, list[RevisionShape]],
-    role_actions: Mapping[str, str] | None = None,
-) -> Plan:
-    """`role_actions`: the stack's legacyRoles (role name -> keep, nologin or drop)."""
-    role_actions = role_actions or {}
-    inventories = {key: inventory(admin, name) for key, name in database_names.items()}
+def plan_from(stack: StackView, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]) -> Plan:
+    names = stack.database_names
+    inventories = {key: inventory(admin, name) for key, name in names.items()}
 
     def count_rows(database: str, table: str) -> int:
         with admin.connect(database) as connection:
-            row = connection.execute(
-                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("public", table))
-            ).fetchone()
+            query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("public", table))
+            row = connection.execute(query).fetchone()
             assert row is not None
             return int(row[0])
 
     databases = tuple(
-        plan_database(key, database_names[key], names.owner(key), inventories, in_stack(key), shapes, count_rows)
+        plan_database(
+            key,
+            names[key],
+            stack.role_names.owner(key),
+            inventories,
+            stack.in_state(key),
+            shapes,
+            count_rows,
+            _retired_unfinished(admin, names, key, inventories),
+        )
         for key in DatabaseKey
     )
-    report = legacy_roles(admin, databases, names)
-    return Plan(stack, f"{admin.host}:{admin.port}", databases, report, pending_role_actions(admin, role_actions))
+    in_state = any(stack.in_state(key) for key in DatabaseKey)
+    return Plan(
+        stack.name,
+        f"{admin.host}:{admin.port}",
+        databases,
+        legacy_roles(admin, databases, stack.role_names),
+        pending_role_actions(admin, stack.legacy_roles, list(names.values())),
+        deploy_pending=in_state and not stack.deployed,
+    )
 
 
-def pending_role_actions(admin: AdminAccess, role_actions: Mapping[str, str]) -> tuple[RoleAction, ...]:
+def _retired_unfinished(
+    admin: AdminAccess,
+    names: Mapping[DatabaseKey, str],
+    key: DatabaseKey,
+    inventories: Mapping[DatabaseKey, DatabaseInventory | None],
+) -> tuple[str, ...]:
+    """Moves into this database whose source table is retired already but whose last check never ran."""
+    if inventories[key] is None:
+        return ()
+    with admin.connect(names[key]) as connection:
+        begun = unfinished_moves(connection)
+    by_name = {name: inventories[other] for other, name in names.items()}
+    return tuple(
+        f"{database}.{table}"
+        for database, table in begun
+        if (source := by_name.get(database)) is not None and table not in source.tables
+    )
+
+
+def pending_role_actions(
+    admin: AdminAccess, role_actions: Mapping[str, str], databases: list[str]
+) -> tuple[RoleAction, ...]:
     """The stack's `legacyRoles` entries not carried out yet (a role already gone needs nothing)."""
     with admin.connect() as connection:
         can_login = dict(connection.execute("SELECT rolname, rolcanlogin FROM pg_roles").fetchall())
-    pending = []
-    for role, action in sorted(role_actions.items()):
-        if role in can_login and (action == "drop" or (action == "nologin" and can_login[role])):
-            pending.append(RoleAction(role, action))
+        pending = []
+        for role, action in sorted(role_actions.items()):
+            if role in can_login and (action == "drop" or (action == "nologin" and can_login[role])):
+                pending.append(RoleAction(role, action, _reached_elsewhere(connection, role, databases)))
     return tuple(pending)
+
+
+def _reached_elsewhere(connection: psycopg.Connection[Any], role: str, databases: list[str]) -> tuple[str, ...]:
+    """Databases other than the stack's that the role owns, or where it owns or is granted something."""
+    rows = connection.execute(
+        "SELECT datname FROM pg_database WHERE datdba = %s::regrole AND datname <> ALL(%s) "
+        "UNION SELECT d.datname FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid "
+        "WHERE s.refobjid = %s::regrole AND d.datname <> ALL(%s) ORDER BY 1",
+        (role, databases, role, databases),
+    ).fetchall()
+    return tuple(row[0] for row in rows)
 
 
 def inventory(admin: AdminAccess, database: str) -> DatabaseInventory | None:
@@ -81,6 +129,18 @@ def inventory(admin: AdminAccess, database: str) -> DatabaseInventory | None:
     with admin.connect(database) as connection:
         connection.execute("SET default_transaction_read_only = on")
         return read_database(connection)
+
+
+def _check_same_major(admin: AdminAccess, scratch: AdminAccess) -> None:
+    with admin.connect() as adopted, scratch.connect() as embedded:
+        theirs, ours = adopted.info.server_version // 10000, embedded.info.server_version // 10000
+    if theirs != ours:
+        raise UserError(
+            f"the server to adopt runs PostgreSQL {theirs} and the embedded one, where the revisions' tables are "
+            f"measured, runs {ours}: catalog text differs between majors; put PostgreSQL {theirs}'s binaries on "
+            "PATH (scripts/localpg finds them there), `scripts/localpg reset`, and plan again.",
+            ExitCode.BAD_INPUT,
+        )
 
 
 def legacy_roles(admin: AdminAccess, databases: tuple[DatabasePlan, ...], names: RoleNames) -> tuple[RoleReport, ...]:

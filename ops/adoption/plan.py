@@ -29,6 +29,8 @@ class Misplaced:
     destination: DatabaseKey
     differences: tuple[str, ...] = ()
     """How the table differs from the one its destination's tree makes; non-empty means refused."""
+    after_deploy: bool = False
+    """The destination database or table does not exist yet: the rows move once the deploy made it."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,10 @@ class DatabasePlan:
     """The tree's tables that another role owns: given to the owner role."""
     unknown_tables: tuple[str, ...] = ()
     extra_indexes: tuple[str, ...] = ()
+    head: str = ""
+    """The tree's head revision."""
+    unfinished_moves: tuple[str, ...] = ()
+    """Tables moved into this database and retired from the other, whose final check did not run yet."""
 
     @property
     def tree(self) -> Tree:
@@ -72,10 +78,15 @@ class DatabasePlan:
             return []
         lines = []
         for table in self.misplaced:
+            when = " after the deploy has made it" if table.after_deploy else ""
             lines.append(
                 f"move {table.rows:,} rows of the misplaced {table.table} to the {table.destination} database's "
-                f"{table.table}, then retire it to {self.name}.{RETIRED_SCHEMA}.{table.table}"
+                f"{table.table}{when}, then retire it to {self.name}.{RETIRED_SCHEMA}.{table.table}"
             )
+        for moved in self.unfinished_moves:
+            lines.append(f"finish the move of {moved}: check the retired table against the moved rows")
+        for index in self.inventory.invalid_indexes:
+            lines.append(f"drop the invalid index {index} (a failed concurrent build); the tree builds its own")
         if self.inventory.owner != self.owner:
             lines.append(f"give the database to {self.owner} (owned by {self.inventory.owner})")
         if self.foreign_owned:
@@ -90,6 +101,9 @@ class DatabasePlan:
             lines.append(f"retire {LEGACY_VERSION_TABLE} (at {ids}) to {self.name}.{RETIRED_SCHEMA}")
         if not self.in_stack:
             lines.append(f"import the database and {self.owner} into the stack (not recreated)")
+        version = self.inventory.version_tables.get(self.tree.version_table)
+        if version is not None and version != (self.head,):
+            lines.append(f"upgrade the tree from {', '.join(version) or 'base'} to {self.head} (in the deploy)")
         return lines
 
     def facts(self) -> list[str]:
@@ -124,6 +138,17 @@ class RoleAction:
 
     role: str
     action: str
+    elsewhere: tuple[str, ...] = ()
+    """Databases outside the stack where the role owns or is granted something: a drop is refused."""
+
+    @property
+    def refusal(self) -> str | None:
+        if self.action != "drop" or not self.elsewhere:
+            return None
+        return (
+            f"legacyRoles drops {self.role}, which owns or is granted objects in {', '.join(self.elsewhere)} "
+            "as well: hand them over there first, or make it nologin"
+        )
 
     def describe(self, databases: tuple[DatabasePlan, ...]) -> str:
         if self.action == "nologin":
@@ -139,14 +164,26 @@ class Plan:
     databases: tuple[DatabasePlan, ...]
     legacy_roles: tuple[RoleReport, ...] = field(default=())
     role_actions: tuple[RoleAction, ...] = field(default=())
+    deploy_pending: bool = False
+    """The stack holds the databases but no deploy of it has succeeded yet (one was killed or failed)."""
 
     @property
     def refusals(self) -> list[str]:
-        return [line for database in self.databases for line in database.refusals]
+        lines = [line for database in self.databases for line in database.refusals]
+        return lines + [action.refusal for action in self.role_actions if action.refusal]
 
     @property
     def pending(self) -> bool:
-        return any(database.changes() for database in self.databases) or bool(self.role_actions)
+        changes = any(database.changes() for database in self.databases)
+        return changes or bool(self.role_actions) or self.deploy_pending
+
+    def database(self, key: DatabaseKey) -> DatabasePlan:
+        return next(database for database in self.databases if database.key is key)
+
+    @property
+    def existing(self) -> list[DatabaseKey]:
+        """The databases on the server: the deploy imports these (a missing one it creates)."""
+        return [database.key for database in self.databases if database.inventory is not None]
 
     def render(self) -> str:
         out = [f"adoption plan for stack {self.stack} (server {self.server})"]
@@ -160,11 +197,19 @@ class Plan:
             for role in self.legacy_roles:
                 kind = "LOGIN" if role.can_login else "NOLOGIN"
                 out.append(f"  {role.name} ({kind}): {'; '.join(role.reaches) or 'reaches nothing'}")
+            out.append(
+                "  their objects go to the owner roles and PUBLIC loses CONNECT: once --apply has run, these roles "
+                "reach nothing in the two databases; point the application at the stack's logins "
+                "(`scripts/pulumi stack output connection_urls --show-secrets`) right after it"
+            )
+        if self.deploy_pending:
+            out.append("\nthe stack's last deploy did not finish: --apply deploys again")
         if self.role_actions:
             out.append("\nroles")
             out += [f"  will {action.describe(self.databases)}" for action in self.role_actions]
+            out += [f"  REFUSED: {action.refusal}" for action in self.role_actions if action.refusal]
         if self.refusals:
-            out.append("\nrefused: the tables above differ from every revision; fix them by hand, then plan again.")
+            out.append("\nrefused (each REFUSED line above says why): fix it, then plan again. Nothing was changed.")
         elif self.pending:
             out.append(
                 f"\nchanges pending: run `scripts/adopt {self.stack} --apply` (after a backup: docs/adoption.md)."
@@ -184,16 +229,20 @@ def plan_database(
     in_stack: bool,
     shapes: dict[DatabaseKey, list[RevisionShape]],
     count_rows: Callable[[str, str], int],
+    unfinished_moves: tuple[str, ...] = (),
 ) -> DatabasePlan:
     """`count_rows(database, table)`: the exact row count of a misplaced table (read-only)."""
     inventory = inventories[key]
+    head = shapes[key][-1].revision
     if inventory is None:
-        return DatabasePlan(key, name, owner, None, in_stack)
+        return DatabasePlan(key, name, owner, None, in_stack, head=head)
     own_tables = frozenset(shapes[key][-1].inventory.tables)
     other = DatabaseKey.LOGS if key is DatabaseKey.MAIN else DatabaseKey.MAIN
     other_tables = frozenset(shapes[other][-1].inventory.tables)
     misplaced = tuple(
-        _misplaced(inventory.tables[table], other, inventories[other], count_rows(name, table))
+        _misplaced(
+            inventory.tables[table], other, inventories[other], shapes[other][-1].inventory, count_rows(name, table)
+        )
         for table in sorted(other_tables & inventory.tables.keys() - own_tables)
     )
     baseline = None
@@ -220,14 +269,20 @@ def plan_database(
                 if index.table in own_tables and index.name not in head_indexes | renamed
             )
         ),
+        head=head,
+        unfinished_moves=unfinished_moves,
     )
 
 
-def _misplaced(table: Table, destination: DatabaseKey, there: DatabaseInventory | None, rows: int) -> Misplaced:
-    """The rows can move only into a table of the same shape in the destination database."""
+def _misplaced(
+    table: Table, destination: DatabaseKey, there: DatabaseInventory | None, head: DatabaseInventory, rows: int
+) -> Misplaced:
+    """The rows move only into a table of the same shape: the destination's, or the head's it will get."""
     if there is None or table.name not in there.tables:
-        missing = f"the {destination} database has no {table.name} to move the rows to: deploy it first"
-        return Misplaced(table.name, rows, destination, (missing,))
+        differences = tuple(
+            f"against {destination}.{table.name} at head: {line}" for line in table.differences(head.tables[table.name])
+        )
+        return Misplaced(table.name, rows, destination, differences, after_deploy=True)
     differences = tuple(
         f"against {destination}.{table.name}: {line}" for line in table.differences(there.tables[table.name])
     )

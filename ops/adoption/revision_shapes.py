@@ -1,9 +1,11 @@
 """What each revision of a tree leaves in a database, measured, not parsed: the baseline to compare with.
 
 Each tree is upgraded one revision at a time, through its own env.py, in a scratch database owned by
-a scratch `<...>_<tree>_owner` role on the very server being adopted (same version, same type
-rendering), and the catalog is read after each step. The scratch database and role are dropped
-afterwards, also when a step fails.
+a scratch `<...>_<tree>_owner` role, and the catalog is read after each step. scripts/adopt measures
+on the project's embedded PostgreSQL, so the server being adopted is only read; the two must run
+the same major version (ops.adoption.inspect checks), since catalog text (a type's or constraint's
+rendering) may change between majors. The scratch database and role are dropped afterwards, also
+when a step fails.
 """
 
 from __future__ import annotations

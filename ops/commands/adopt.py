@@ -13,9 +13,10 @@ import sys
 from pulumi import automation as auto
 
 from infra.program import ADOPT_ENV_VAR
+from model.names import DatabaseKey
 from ops import automation, cli, localpg
 from ops.adoption.apply import apply_plan
-from ops.adoption.inspect import build_plan
+from ops.adoption.inspect import StackView, build_plan
 from ops.adoption.plan import Plan
 from ops.adoption.server_access import AdminAccess
 from ops.errors import ExitCode, UserError, run_main
@@ -44,21 +45,21 @@ def plan_for(stack: auto.Stack) -> tuple[Plan, AdminAccess]:
     scratch = AdminAccess(embedded.host, embedded.port, embedded.user, embedded.password)
     in_state = databases_in_state(stack)
     names = dict(settings.database_names)
-    plan = build_plan(
-        stack.name,
-        admin,
-        scratch,
-        names,
-        settings.role_names,
-        lambda key: names[key] in in_state,
-        settings.legacy_roles,
+    view = StackView(
+        name=stack.name,
+        database_names=names,
+        role_names=settings.role_names,
+        legacy_roles=settings.legacy_roles,
+        in_state=lambda key: names[key] in in_state,
+        deployed="connection_urls" in automation.outputs(stack),
     )
-    return plan, admin
+    return build_plan(view, admin, scratch), admin
 
 
-def deploy(stack: auto.Stack) -> None:
+def deploy(stack: auto.Stack, existing: list[DatabaseKey]) -> None:
     settle_interrupted_deploy(stack)
-    os.environ[ADOPT_ENV_VAR] = "1"  # the engine, language host and program inherit it
+    # The engine, language host and program inherit it: the program imports these databases.
+    os.environ[ADOPT_ENV_VAR] = ",".join(key.value for key in existing)
     try:
         recovering(stack, lambda: stack.up(**automation.deploy_options()))
     finally:
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.VERIFY_FAILED if plan.pending else ExitCode.OK
     if not plan.pending:
         return ExitCode.OK
-    reports = apply_plan(plan, admin, lambda: deploy(stack), lambda line: print(line, flush=True))
+    reports = apply_plan(plan, admin, lambda existing: deploy(stack, existing), lambda line: print(line, flush=True))
     for report in reports:
         print(
             f"moved {report.rows:,} rows in {report.seconds:.1f} s ({report.rows_per_second:,.0f} rows/s); "

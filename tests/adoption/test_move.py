@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -13,13 +14,27 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from fixtures.legacy import LegacyDeployment, insert_system_logs
-from model.names import DatabaseKey
+from fixtures.legacy import LegacyDeployment, insert_system_logs, run_as_broad_role
+from model.names import DatabaseKey, RoleNames
 from ops.adoption import move
 from ops.adoption.catalog import read_database
-from ops.adoption.move import PROGRESS_SCHEMA, RETIRED_SCHEMA, MoveSpec, move_table, spec_for
+from ops.adoption.inspect import plan_from
+from ops.adoption.move import (
+    KILL_AT_ENV_VAR,
+    RETIRED_SCHEMA,
+    KillPoint,
+    MoveSpec,
+    copy_batch,
+    finish_retired,
+    move_table,
+    spec_for,
+)
+from ops.adoption.move_progress import PROGRESS_SCHEMA, ensure_progress_tables
+from ops.adoption.revision_shapes import RevisionShape
 from ops.adoption.server_access import AdminAccess
+from ops.errors import UserError
 from ops.paths import REPO_ROOT
+from tests.adoption.test_plan import stack_view
 
 TABLE = "system_logs"
 
@@ -86,7 +101,7 @@ def test_a_move_killed_while_it_waits_for_the_final_lock_is_finished_by_the_next
     with admin.connect(moving.source_database, autocommit=False) as reader:
         reader.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(TABLE)))  # holds ACCESS SHARE
         mover = start_move(legacy, admin, moving, batch=300)
-        wait_for_line(mover, "stayed busy")  # every row is across; the retire waits for the lock
+        wait_for_line(mover, "other sessions kept the table")  # every row is across; the retire waits for the lock
         mover.kill()
         mover.wait()
     assert in_public(admin, moving.source_database)
@@ -139,7 +154,9 @@ class Writer(threading.Thread):
                 self.stopped_by = error
 
 
-def start_move(legacy: LegacyDeployment, admin: AdminAccess, moving: MoveSpec, batch: int) -> subprocess.Popen[str]:
+def start_move(
+    legacy: LegacyDeployment, admin: AdminAccess, moving: MoveSpec, batch: int, kill_at: str = ""
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -151,7 +168,7 @@ def start_move(legacy: LegacyDeployment, admin: AdminAccess, moving: MoveSpec, b
             str(batch),
         ],
         cwd=REPO_ROOT,
-        env={**os.environ, "PGPASSWORD": admin.password},
+        env={**os.environ, "PGPASSWORD": admin.password, KILL_AT_ENV_VAR: kill_at},
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -172,5 +189,76 @@ def test_progress_is_kept_in_a_schema_of_the_admin_only(legacy: LegacyDeployment
     moving = spec(legacy, admin)
     move_table(admin, moving, lambda _: None)
     with admin.connect(moving.target_database) as connection:
-        acl = connection.execute("SELECT nspacl FROM pg_namespace WHERE nspname = %s", (PROGRESS_SCHEMA,)).fetchone()
-    assert acl == (None,), "only its owner (the admin) may use it"
+        schema = connection.execute(
+            "SELECT pg_get_userbyid(nspowner), nspacl FROM pg_namespace WHERE nspname = %s", (PROGRESS_SCHEMA,)
+        ).fetchone()
+    assert schema == (admin.user, None), "the admin's, and no one else may use it"
+
+
+def test_a_progress_schema_someone_else_made_is_refused_before_any_row_moves(
+    legacy: LegacyDeployment, admin: AdminAccess
+) -> None:
+    moving = spec(legacy, admin)
+    logs_before = contents(admin, moving.target_database, "public", moving.columns)
+    with legacy.server.connect(moving.target_database, legacy.broad_role, legacy.password) as broad:
+        broad.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(PROGRESS_SCHEMA)))
+    with pytest.raises(UserError, match="belongs to another role than the admin"):
+        move_table(admin, moving, lambda _: None)
+    assert contents(admin, moving.target_database, "public", moving.columns) == logs_before
+
+
+@pytest.mark.parametrize("kill_at", list(KillPoint))
+def test_a_move_killed_at_each_step_is_finished_by_the_next_apply_with_each_row_once(
+    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]], kill_at: KillPoint
+) -> None:
+    moving = spec(legacy, admin)
+    insert_system_logs(legacy, moving.source_database, 20_000, "main, later")
+    logs_before = contents(admin, moving.target_database, "public", moving.columns)
+    source = contents(admin, moving.source_database, "public", moving.columns)
+    mover = start_move(legacy, admin, moving, batch=3000, kill_at=kill_at)
+    mover.communicate(timeout=120)
+    assert mover.returncode == -signal.SIGKILL
+
+    main, logs = plan_from(stack_view(dict(legacy.databases), RoleNames(legacy.prefix)), admin, shapes).databases
+    if kill_at is KillPoint.RETIRED:
+        assert not in_public(admin, moving.source_database) and main.misplaced == ()
+        assert logs.unfinished_moves == (f"{moving.source_database}.{TABLE}",)
+        with admin.connect(moving.target_database, autocommit=False) as target:
+            finish_retired(admin, target, moving, lambda _: None)
+    else:
+        assert in_public(admin, moving.source_database), "the source is retired in the final step's commit only"
+        assert [table.table for table in main.misplaced] == [TABLE]
+        move_table(admin, moving, lambda _: None)
+    assert contents(admin, moving.target_database, "public", moving.columns) == logs_before + source
+    assert contents(admin, moving.source_database, RETIRED_SCHEMA, moving.columns) == source
+    after = plan_from(stack_view(dict(legacy.databases), RoleNames(legacy.prefix)), admin, shapes)
+    assert (after.databases[0].misplaced, after.databases[1].unfinished_moves) == ((), ())
+
+
+def test_a_row_committed_after_its_batch_read_past_its_id_is_moved_by_the_check(
+    legacy: LegacyDeployment, admin: AdminAccess
+) -> None:
+    """Writers commit out of order: an id taken first may commit after a later one has been moved."""
+    moving = spec(legacy, admin)
+    logs_before = contents(admin, moving.target_database, "public", moving.columns)
+    late = legacy.server.connect(moving.source_database, legacy.broad_role, legacy.password, autocommit=False)
+    late.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'slow', 'committed late')")
+    run_as_broad_role(
+        legacy,
+        moving.source_database,
+        "INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'fast', 'committed first')",
+    )
+    with (
+        admin.connect(moving.target_database, autocommit=False) as target,
+        admin.connect(moving.source_database) as source_db,
+    ):
+        ensure_progress_tables(target)
+        copy_batch(source_db, target, moving, 10_000)  # reads past the uncommitted row's id
+    late.commit()
+    late.close()
+    lines: list[str] = []
+    move_table(admin, moving, lines.append)
+    source = contents(admin, moving.source_database, RETIRED_SCHEMA, moving.columns)
+    assert any("committed late" in row for row in source)
+    assert contents(admin, moving.target_database, "public", moving.columns) == logs_before + source
+    assert any("1 rows committed after their batch had read past them" in line for line in lines), lines

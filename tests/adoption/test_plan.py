@@ -4,20 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+import pytest
 from psycopg import sql
 
 from fixtures.legacy import LegacyDeployment, run_as_broad_role
 from model.names import DatabaseKey, RoleNames
 from ops.adoption.baseline import Rename
-from ops.adoption.inspect import plan_from
+from ops.adoption.inspect import StackView, plan_from
 from ops.adoption.plan import Plan
 from ops.adoption.revision_shapes import RevisionShape
 from ops.adoption.server_access import AdminAccess
 
 
 def plan_of(legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]) -> Plan:
-    names = RoleNames(legacy.prefix)
-    return plan_from("test", admin, dict(legacy.databases), names, lambda _: False, shapes)
+    return plan_from(stack_view(dict(legacy.databases), RoleNames(legacy.prefix)), admin, shapes)
+
+
+def stack_view(databases: dict[DatabaseKey, str], names: RoleNames, **legacy_roles: str) -> StackView:
+    """A stack that was never deployed, with these names."""
+    return StackView("test", databases, names, legacy_roles, lambda _: False, deployed=False)
 
 
 def test_the_plan_of_the_reviews_deployment_stamps_each_tree_moves_the_misplaced_rows_and_renames_hand_made_indexes(
@@ -104,7 +110,7 @@ def test_a_server_without_the_databases_plans_nothing_to_adopt(
     admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
 ) -> None:
     names = {DatabaseKey.MAIN: "absent_db", DatabaseKey.LOGS: "absent_logs"}
-    plan = plan_from("test", admin, names, RoleNames("absent"), lambda _: False, shapes)
+    plan = plan_from(stack_view(names, RoleNames("absent")), admin, shapes)
     assert not plan.pending and "does not exist: the deploy creates it" in plan.render()
     assert "nothing to adopt: neither database exists; `scripts/up test` creates them." in plan.render()
 
@@ -128,3 +134,46 @@ def catalog_snapshot(admin: AdminAccess, legacy: LegacyDeployment) -> list[Any]:
                 if connection.execute("SELECT to_regclass(%s)", (table,)).fetchone() != (None,):
                     snapshot += connection.execute(query).fetchall()
     return snapshot
+
+
+def test_an_index_a_failed_concurrent_build_left_invalid_is_dropped_not_counted(
+    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+) -> None:
+    logs = legacy.databases[DatabaseKey.LOGS]
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        run_as_broad_role(legacy, logs, "CREATE UNIQUE INDEX CONCURRENTLY half_built ON system_logs (level)")
+    plan = plan_of(legacy, admin, shapes)
+    assert plan.databases[1].inventory is not None
+    assert plan.databases[1].inventory.invalid_indexes == ("half_built",)
+    assert "will drop the invalid index half_built (a failed concurrent build)" in plan.render()
+
+
+def test_dropping_a_legacy_role_that_owns_another_database_is_refused(
+    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+) -> None:
+    other = f"{legacy.prefix}_reports"
+    with admin.connect() as connection:
+        connection.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(other), sql.Identifier(legacy.broad_role))
+        )
+    try:
+        view = stack_view(dict(legacy.databases), RoleNames(legacy.prefix), **{legacy.broad_role: "drop"})
+        plan = plan_from(view, admin, shapes)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(other)))
+    assert plan.refusals == [
+        f"legacyRoles drops {legacy.broad_role}, which owns or is granted objects in {other} as well: hand them "
+        "over there first, or make it nologin"
+    ]
+
+
+def test_rows_misplaced_in_main_while_the_logs_database_is_missing_move_after_the_deploy(
+    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+) -> None:
+    with admin.connect() as connection:
+        connection.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(legacy.databases[DatabaseKey.LOGS])))
+    plan = plan_of(legacy, admin, shapes)
+    assert plan.refusals == [] and plan.existing == [DatabaseKey.MAIN]
+    assert [(m.table, m.after_deploy) for m in plan.databases[0].misplaced] == [("system_logs", True)]
+    assert "system_logs after the deploy has made it" in plan.render()

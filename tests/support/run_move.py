@@ -17,7 +17,7 @@ def main(source: str, target: str, table: str, batch: str) -> None:
     admin = AdminAccess(connection.host, connection.port, connection.user, os.environ["PGPASSWORD"])
     with admin.connect(source) as session:
         shape = read_database(session).tables[table]
-    move.BATCH_ROWS = int(batch)
+    move.BATCH_ROWS = int(batch)  # this process's own copy of the module: small batches, many kill points
     move.move_table(admin, move.spec_for(shape, source, target), lambda line: print(line, flush=True))
 
 
