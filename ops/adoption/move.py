@@ -224,14 +224,19 @@ def _fill_staging(
     return staging
 
 
-def check_and_repair(source: Connection, target: Connection, spec: MoveSpec, schema: str, say: Say) -> int:
-    """Step 2 over the source (in `schema`) up to the watermark; returns the watermark checked."""
+def check_and_repair(
+    source: Connection, target: Connection, spec: MoveSpec, schema: str, say: Say, after: int = 0
+) -> int:
+    """Step 2 over the source rows (in `schema`) above `after` up to the watermark; returns the watermark.
+
+    `after` > 0 checks only what a later pass moved, so a pass costs what it moved, not the table."""
     watermark = read_progress(target, spec.source_database, spec.table).watermark
-    expected, actual = source_checksum(source, spec, schema, 0, watermark), moved_checksum(target, spec, 0)
+    expected = source_checksum(source, spec, schema, after, watermark)
+    actual = moved_checksum(target, spec, after, watermark)
     if expected.rows > actual.rows:
-        repaired = _copy_missing(source, target, spec, schema, watermark)
+        repaired = _copy_missing(source, target, spec, schema, after, watermark)
         say(f"  {spec.table}: {repaired:,} rows committed after their batch had read past them, moved now")
-        actual = moved_checksum(target, spec, 0)
+        actual = moved_checksum(target, spec, after, watermark)
     if expected != actual:
         raise UserError(
             f"the rows of {spec.table} moved to {spec.target_database} differ from {spec.source_database}'s (source "
@@ -243,12 +248,13 @@ def check_and_repair(source: Connection, target: Connection, spec: MoveSpec, sch
     return watermark
 
 
-def _copy_missing(source: Connection, target: Connection, spec: MoveSpec, schema: str, up_to: int) -> int:
-    """The source rows up to `up_to` that the map lacks: every source id is compared, in the destination."""
+def _copy_missing(source: Connection, target: Connection, spec: MoveSpec, schema: str, after: int, up_to: int) -> int:
+    """The source rows in (`after`, `up_to`] that the map lacks: each source id compared, in the destination."""
     target.execute("CREATE TEMP TABLE IF NOT EXISTS adoption_source_ids (id bigint) ON COMMIT DROP")
-    ids = sql.SQL("COPY (SELECT {} FROM {} WHERE {} <= {}) TO STDOUT (FORMAT BINARY)").format(
-        sql.Identifier(spec.key), _in(schema, spec), sql.Identifier(spec.key), sql.Literal(up_to)
-    )
+    key = sql.Identifier(spec.key)
+    ids = sql.SQL(
+        "COPY (SELECT {key} FROM {table} WHERE {key} > {after} AND {key} <= {up_to}) TO STDOUT (FORMAT BINARY)"
+    ).format(key=key, table=_in(schema, spec), after=sql.Literal(after), up_to=sql.Literal(up_to))
     with (
         source.cursor().copy(ids) as ids_out,
         target.cursor().copy("COPY adoption_source_ids FROM STDIN (FORMAT BINARY)") as ids_in,
@@ -283,16 +289,16 @@ def source_checksum(source: Connection, spec: MoveSpec, schema: str, after: int,
     return Checksum(int(row[0]), int(row[1]))
 
 
-def moved_checksum(target: Connection, spec: MoveSpec, after: int) -> Checksum:
-    """Count and checksum, in the destination, of the rows moved from source keys above `after`."""
+def moved_checksum(target: Connection, spec: MoveSpec, after: int, up_to: int | None = None) -> Checksum:
+    """Count and checksum, in the destination, of the rows moved from source keys in (`after`, `up_to`]."""
     query = sql.SQL(
         "SELECT count(*), coalesce(sum(hashtextextended(ROW({columns})::text, 0)), 0) FROM {map} AS m "
-        "JOIN {table} AS t ON t.{key} = m.target_id "
-        "WHERE m.source_database = %s AND m.source_table = %s AND m.source_id > %s"
+        "JOIN {table} AS t ON t.{key} = m.target_id WHERE m.source_database = %s AND m.source_table = %s "
+        "AND m.source_id > %s AND (%s::bigint IS NULL OR m.source_id <= %s)"
     ).format(
         columns=_columns(spec.columns, "t"), map=MOVED_ROWS, table=_in("public", spec), key=sql.Identifier(spec.key)
     )
-    row = target.execute(query, (spec.source_database, spec.table, after)).fetchone()
+    row = target.execute(query, (spec.source_database, spec.table, after, up_to, up_to)).fetchone()
     target.commit()
     assert row is not None
     return Checksum(int(row[0]), int(row[1]))
@@ -308,7 +314,7 @@ def _final_step(admin: AdminAccess, target: Connection, spec: MoveSpec, say: Say
                 passes += 1
                 say(f"  {spec.table}: {left:,} rows arrived meanwhile; moving them before the lock")
                 _catch_up(source, target, spec, say)
-                checked = check_and_repair(source, target, spec, "public", say)
+                checked = check_and_repair(source, target, spec, "public", say, after=checked)
                 continue
         lock_attempts += 1
         times = _retire_under_lock(admin, target, spec, checked)
