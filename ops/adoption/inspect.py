@@ -46,6 +46,7 @@ def build_plan(stack: StackView, admin: AdminAccess, scratch: AdminAccess) -> Pl
 
 def plan_from(stack: StackView, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]) -> Plan:
     names = stack.database_names
+    _check_admin_acts_as_owners(admin, list(names.values()))
     inventories = {key: inventory(admin, name) for key, name in names.items()}
 
     def count_rows(database: str, table: str) -> int:
@@ -129,6 +130,37 @@ def inventory(admin: AdminAccess, database: str) -> DatabaseInventory | None:
     with admin.connect(database) as connection:
         connection.execute("SET default_transaction_read_only = on")
         return read_database(connection)
+
+
+def _check_admin_acts_as_owners(admin: AdminAccess, databases: list[str]) -> None:
+    """A managed server's admin is no superuser: it reads and hands over only what roles it belongs to own."""
+    with admin.connect() as connection:
+        present = [
+            row[0]
+            for row in connection.execute(
+                "SELECT datname FROM pg_database WHERE datname = ANY(%s) ORDER BY 1", (databases,)
+            ).fetchall()
+        ]
+    missing: dict[str, list[str]] = {}
+    for database in present:
+        with admin.connect(database) as connection:
+            rows = connection.execute(
+                "SELECT pg_get_userbyid(datdba), %s FROM pg_database WHERE datname = current_database() "
+                "UNION ALL SELECT pg_get_userbyid(relowner), %s || '.' || relname FROM pg_class "
+                "WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p')",
+                (database, database),
+            ).fetchall()
+            for owner, what in rows:
+                member = connection.execute("SELECT pg_has_role(current_user, %s, 'MEMBER')", (owner,)).fetchone()
+                if member != (True,):
+                    missing.setdefault(owner, []).append(what)
+    if missing:
+        grants = "; ".join(f"GRANT {owner} TO {admin.user} (for {', '.join(what)})" for owner, what in missing.items())
+        raise UserError(
+            f"the admin {admin.user} can neither read nor hand over what other roles own here: {grants}; run "
+            "those as the owner or a superuser, then plan again. Nothing was changed.",
+            ExitCode.BAD_INPUT,
+        )
 
 
 def _check_same_major(admin: AdminAccess, scratch: AdminAccess) -> None:

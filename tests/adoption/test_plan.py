@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import psycopg
@@ -9,12 +10,14 @@ import pytest
 from psycopg import sql
 
 from fixtures.legacy import LegacyDeployment, run_as_broad_role
+from infra.scram import scram_sha256_verifier
 from model.names import DatabaseKey, RoleNames
 from ops.adoption.baseline import Rename
 from ops.adoption.inspect import StackView, plan_from
 from ops.adoption.plan import Plan
 from ops.adoption.revision_shapes import RevisionShape
 from ops.adoption.server_access import AdminAccess
+from ops.errors import UserError
 
 
 def plan_of(legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]) -> Plan:
@@ -177,3 +180,27 @@ def test_rows_misplaced_in_main_while_the_logs_database_is_missing_move_after_th
     assert plan.refusals == [] and plan.existing == [DatabaseKey.MAIN]
     assert [(m.table, m.after_deploy) for m in plan.databases[0].misplaced] == [("system_logs", True)]
     assert "system_logs after the deploy has made it" in plan.render()
+
+
+def test_an_admin_that_is_no_superuser_and_no_member_of_the_owner_is_told_which_grant_it_needs(
+    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+) -> None:
+    """As on RDS or Cloud SQL: the admin can create databases and roles, not read another role's tables."""
+    managed = f"{legacy.prefix}admin"
+    password = secrets.token_urlsafe(12)
+    with admin.connect() as connection:
+        connection.execute(
+            sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE PASSWORD {}").format(
+                sql.Identifier(managed), sql.Literal(scram_sha256_verifier(password))
+            )
+        )
+    try:
+        managed_admin = AdminAccess(admin.host, admin.port, managed, password)
+        with pytest.raises(UserError) as refused:
+            plan_from(stack_view(dict(legacy.databases), RoleNames(legacy.prefix)), managed_admin, shapes)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(managed)))
+    main = legacy.databases[DatabaseKey.MAIN]
+    assert f"GRANT {legacy.broad_role} TO {managed} (for {main}, " in str(refused.value)
+    assert "Nothing was changed." in str(refused.value)
