@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import deploy_cost, fixture, index_value, live_load
+from bench import adoption_move, deploy_cost, fixture, index_value, live_load
 from bench.pgbench import Latencies
 from bench.stats import Spread
 from fixtures.cluster import Deployment, Server, drop_deployment
@@ -213,6 +213,28 @@ def measure_index_value(deployment: Deployment, runs: int, repeats: int) -> dict
     return {"insert_rows": rows, "query_rows": queries, "throughput": throughput}
 
 
+def measure_adoption_move(server: Server, rows: int, runs: int) -> dict[str, Any]:
+    measured = [adoption_move.measure(server, rows) for _ in range(runs)]
+    move_rate = Spread.of([run.rows / run.move_s for run in measured])
+    floor_rate = Spread.of([run.rows / run.floor_s for run in measured])
+    held = Spread.of([1000 * run.lock_held_s for run in measured])
+    table_rows = [
+        (
+            "binary COPY between the databases (the floor)",
+            f"{floor_rate.median:,.0f} rows/s ({floor_rate.low:,.0f}-{floor_rate.high:,.0f})",
+            "1.00x",
+            "-",
+        ),
+        (
+            "scripts/adopt's move (ids, map, watermark, checksums, final step)",
+            f"{move_rate.median:,.0f} rows/s ({move_rate.low:,.0f}-{move_rate.high:,.0f})",
+            f"{move_rate.ratio_to(floor_rate):.2f}x",
+            fmt(held, "ms", 0),
+        ),
+    ]
+    return {"runs": [asdict(run) for run in measured], "rows": table_rows, "misplaced_rows": rows}
+
+
 def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
@@ -247,6 +269,9 @@ def markdown(results: dict[str, Any], sizes: fixture.Sizes) -> str:
             + table(("table", "throughput", "ratio"), value["insert_rows"]),
             "**Admin queries**\n\n"
             + table(("query", "without indexes", "with indexes", "speed-up", "index used"), value["query_rows"]),
+            f"**Adoption: moving {results['adoption_move']['misplaced_rows']:,} misplaced rows** "
+            "(`scripts/adopt --apply`, no writer; throughput as a ratio to the floor)\n\n"
+            + table(("what", "throughput", "vs the floor", "final lock held"), results["adoption_move"]["rows"]),
         ]
     )
 
@@ -286,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         load = measure_live_load(deployment, runs)
         print("bench: what the indexes are worth", file=sys.stderr)
         value = measure_index_value(deployment, runs, repeats)
+        print("bench: the adoption's move of misplaced rows", file=sys.stderr)
+        move = measure_adoption_move(deployment.server, 100_000 if args.quick else 1_000_000, runs)
     finally:
         drop_deployment(deployment)
     results = {
@@ -294,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         "deploy_cost": cost,
         "live_load": load,
         "index_value": value,
+        "adoption_move": move,
         "elapsed_s": time.monotonic() - started,
     }
     reports = paths.REPO_ROOT / "reports"

@@ -23,6 +23,7 @@ from psycopg import sql
 from migrations import runner
 from migrations.shared.heads import copy_location
 from model.names import DatabaseKey
+from ops.adoption.baseline import Rename
 from ops.adoption.move import RETIRED_SCHEMA, MoveReport, finish_retired, move_table, spec_for
 from ops.adoption.plan import LEGACY_VERSION_TABLE, DatabasePlan, Misplaced, Plan, RoleAction
 from ops.adoption.server_access import AdminAccess
@@ -145,13 +146,8 @@ def baseline_tree(admin: AdminAccess, database: DatabasePlan, say: Callable[[str
     if baseline is not None:
         with admin.connect(database.name) as connection:
             for rename in baseline.renames:
-                if _index_exists(connection, rename.old):
-                    connection.execute(
-                        sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-                            sql.Identifier("public", rename.old), sql.Identifier(rename.new)
-                        )
-                    )
-                    say(f"{database.name}: index {rename.old} is now {rename.new}")
+                if _rename(connection, rename):
+                    say(f"{database.name}: {rename.kind} {rename.old} is now {rename.new}")
         if baseline.revision is not None:
             target = runner.Target(database.tree, admin.url(database.name), database.name, copy_location(database.key))
             runner.stamp(target, baseline.revision)
@@ -171,5 +167,16 @@ def retire(admin: AdminAccess, database: str, table: str) -> None:
         )
 
 
-def _index_exists(connection: psycopg.Connection[Any], name: str) -> bool:
-    return connection.execute("SELECT to_regclass(%s) IS NOT NULL", (f"public.{name}",)).fetchone() == (True,)
+def _rename(connection: psycopg.Connection[Any], rename: Rename) -> bool:
+    """Rename an index or a table's constraint to the revision's name; False when done already (a rerun)."""
+    table, old, new = sql.Identifier("public", rename.table), sql.Identifier(rename.old), sql.Identifier(rename.new)
+    if rename.kind == "constraint":
+        exists = "SELECT EXISTS (SELECT FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = %s)"
+        if connection.execute(exists, (f"public.{rename.table}", rename.old)).fetchone() != (True,):
+            return False
+        connection.execute(sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(table, old, new))
+        return True
+    if connection.execute("SELECT to_regclass(%s) IS NOT NULL", (f"public.{rename.old}",)).fetchone() != (True,):
+        return False
+    connection.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(sql.Identifier("public", rename.old), new))
+    return True

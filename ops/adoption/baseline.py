@@ -20,6 +20,8 @@ class Rename:
     table: str
     old: str
     new: str
+    kind: str = "index"
+    """index, or constraint (a primary key's or unique constraint's index follows its constraint's name)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ def find_baseline(live: DatabaseInventory, tree_tables: frozenset[str], shapes: 
     head = shapes[-1].inventory
     for shape in reversed(shapes):
         if _matches(live, present, shape.inventory):
-            renames = _renames(live, head, set(present))
+            renames = _constraint_renames(present, shape.inventory) + _renames(live, head, set(present))
             renamed = {rename.new for rename in renames}
             live_names = {index.name for index in live.indexes}
             to_build = tuple(
@@ -79,6 +81,14 @@ def _renames(live: DatabaseInventory, head: DatabaseInventory, tables: set[str])
         if wanted.table in tables and found is not None and found.name != wanted.name and wanted.name not in live_names:
             renames.append(Rename(wanted.table, found.name, wanted.name))
     return tuple(renames)
+
+
+def _constraint_renames(present: dict[str, Table], revision: DatabaseInventory) -> tuple[Rename, ...]:
+    return tuple(
+        Rename(name, old, new, "constraint")
+        for name, table in sorted(present.items())
+        for old, new in table.constraint_renames(revision.tables[name])
+    )
 
 
 def _closest(present: dict[str, Table], shapes: list[RevisionShape]) -> RevisionShape:

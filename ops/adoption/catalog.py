@@ -76,12 +76,26 @@ class Table:
         for name in sorted(mine.keys() & theirs.keys()):
             if mine[name] != theirs[name]:
                 lines.append(f"column {name} is {mine[name].describe()}, the revision has {theirs[name].describe()}")
-        my_constraints, their_constraints = set(self.constraints), set(expected.constraints)
-        for constraint in sorted(their_constraints - my_constraints):
-            lines.append(f"constraint {constraint.name} {constraint.definition} is missing")
-        for constraint in sorted(my_constraints - their_constraints):
-            lines.append(f"constraint {constraint.name} {constraint.definition} is not in the revision")
+        # Constraints by what they check: one under another name is renamed (constraint_renames), not refused.
+        mine_checks = {constraint.definition for constraint in self.constraints}
+        their_checks = {constraint.definition for constraint in expected.constraints}
+        for constraint in sorted(expected.constraints):
+            if constraint.definition not in mine_checks:
+                lines.append(f"constraint {constraint.name} {constraint.definition} is missing")
+        for constraint in sorted(self.constraints):
+            if constraint.definition not in their_checks:
+                lines.append(f"constraint {constraint.name} {constraint.definition} is not in the revision")
         return lines
+
+    def constraint_renames(self, expected: Table) -> list[tuple[str, str]]:
+        """(name here, the revision's name) of each constraint that checks the same under another name:
+        a `create_all()` names an unnamed CHECK `<table>_<column>_check`, the revision names it itself."""
+        mine = {constraint.definition: constraint.name for constraint in self.constraints}
+        return sorted(
+            (mine[constraint.definition], constraint.name)
+            for constraint in expected.constraints
+            if constraint.definition in mine and mine[constraint.definition] != constraint.name
+        )
 
 
 @dataclass(frozen=True)

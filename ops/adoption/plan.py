@@ -93,7 +93,9 @@ class DatabasePlan:
             lines.append(f"give the tables {', '.join(self.foreign_owned)} (with their sequences) to {self.owner}")
         if self.baseline is not None:
             for rename in self.baseline.renames:
-                lines.append(f"rename index {rename.old} on {rename.table} to {rename.new} (the revision's name)")
+                lines.append(
+                    f"rename {rename.kind} {rename.old} on {rename.table} to {rename.new} (the revision's name)"
+                )
             if self.baseline.revision is not None:
                 lines.append(f"stamp {self.tree.version_table} at {self.baseline.revision} (tables checked equal)")
         if self.legacy_versions is not None:
@@ -217,7 +219,7 @@ class Plan:
         elif all(database.inventory is None for database in self.databases):
             out.append(f"\nnothing to adopt: neither database exists; `scripts/up {self.stack}` creates them.")
         else:
-            out.append("\nno changes needed: the server is adopted.")
+            out.append("\nno changes needed: nothing is left to adopt.")
         return "\n".join(out)
 
 

@@ -28,7 +28,7 @@ def shapes(admin: AdminAccess) -> dict[DatabaseKey, list[RevisionShape]]:
 
 @pytest.fixture
 def legacy(server: Server) -> Iterator[LegacyDeployment]:
-    deployment = build_legacy(server, f"lg{secrets.token_hex(3)}")
+    deployment = build_legacy(server, f"t{secrets.token_hex(3)}")
     try:
         yield deployment
     finally:

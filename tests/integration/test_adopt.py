@@ -27,6 +27,7 @@ from ops.adoption.move import RETIRED_SCHEMA
 from ops.errors import ExitCode
 from ops.paths import REPO_ROOT
 from tests.support import observed
+from tests.support.fault_log import SeenFunction
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider]
 CONTENT = "ROW(created_at, level, component, message, error_type, stack_trace, request_id, trace_id, user_id, metadata)"
@@ -34,7 +35,7 @@ CONTENT = "ROW(created_at, level, component, message, error_type, stack_trace, r
 
 @pytest.fixture
 def adopted(tmp_path: Path, server: Server) -> Iterator[tuple[ProjectStack, LegacyDeployment]]:
-    prefix = f"ad{secrets.token_hex(3)}"
+    prefix = f"t{secrets.token_hex(3)}"
     project = project_stack(tmp_path, "adopt", prefix, legacyRoles={prefix: "drop"})
     legacy = build_legacy(server, prefix)
     yield project, legacy
@@ -68,6 +69,11 @@ def test_the_reviews_deployment_is_adopted_into_what_a_fresh_deploy_makes_and_a_
     assert verified.returncode == ExitCode.OK, verified.stdout[-3000:]
     assert observed.privilege_matrix(server, project) == observed.PROMISED_MATRIX
     assert system_logs(server, logs) == rows_before, "every legacy row of both databases, each once"
+    with server.connect(logs) as connection:
+        checks = connection.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'system_logs'::regclass AND contype = 'c' ORDER BY 1"
+        ).fetchall()
+    assert checks == [("ck_system_logs_level",), ("ck_system_logs_trace_id",)], "the revision's names"
     with server.connect(main) as connection:
         retired_owner = connection.execute(
             "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass(%s)",
@@ -85,8 +91,14 @@ def test_the_reviews_deployment_is_adopted_into_what_a_fresh_deploy_makes_and_a_
     assert preview.returncode == 0, preview.stdout[-3000:] + preview.stderr
 
 
+@pytest.mark.fault(
+    what="`scripts/adopt --apply` on a deployment whose table matches no revision of its tree (a column made "
+    "nullable by hand)",
+    recovery="refused before anything changes, each difference named against the closest revision; fix the table "
+    "(or write the revision that makes it so) and plan again",
+)
 def test_a_table_that_matches_no_revision_is_refused_by_name_and_nothing_is_changed(
-    server: Server, adopted: tuple[ProjectStack, LegacyDeployment]
+    server: Server, adopted: tuple[ProjectStack, LegacyDeployment], fault_seen: SeenFunction
 ) -> None:
     project, legacy = adopted
     main = legacy.databases[DatabaseKey.MAIN]
@@ -96,6 +108,7 @@ def test_a_table_that_matches_no_revision_is_refused_by_name_and_nothing_is_chan
     applied = project.script("ops.commands.adopt", project.stack, "--apply")
     assert applied.returncode == ExitCode.BAD_INPUT, applied.stdout + applied.stderr
     assert "REFUSED" in applied.stdout and "column role is text NULL, the revision has text NOT NULL" in applied.stdout
+    fault_seen("scripts/adopt --apply", applied.returncode, applied.stdout, "REFUSED")
     with server.connect() as connection:
         assert connection.execute("SELECT datname, datdba FROM pg_database ORDER BY 1").fetchall() == before
     assert system_logs(server, main), "the misplaced rows stay where they were"
@@ -103,7 +116,7 @@ def test_a_table_that_matches_no_revision_is_refused_by_name_and_nothing_is_chan
 
 @pytest.fixture
 def adopted_nologin(tmp_path: Path, server: Server) -> Iterator[tuple[ProjectStack, LegacyDeployment]]:
-    prefix = f"ad{secrets.token_hex(3)}"
+    prefix = f"t{secrets.token_hex(3)}"
     project = project_stack(tmp_path, "adopt", prefix, legacyRoles={prefix: "nologin"})
     legacy = build_legacy(server, prefix)
     yield project, legacy
@@ -111,8 +124,14 @@ def adopted_nologin(tmp_path: Path, server: Server) -> Iterator[tuple[ProjectSta
     legacy.drop()
 
 
+@pytest.mark.fault(
+    what="`scripts/adopt --apply` is killed (SIGKILL of its process group) as its deploy starts: rows moved, "
+    "objects handed over, trees stamped, nothing in the stack yet",
+    recovery="the next `--apply` finds those steps done, deploys with the databases imported, and settles the "
+    "legacy role as legacyRoles says; the stack verifies",
+)
 def test_an_apply_killed_as_its_deploy_starts_is_finished_by_the_next_apply(
-    server: Server, adopted_nologin: tuple[ProjectStack, LegacyDeployment]
+    server: Server, adopted_nologin: tuple[ProjectStack, LegacyDeployment], fault_seen: SeenFunction
 ) -> None:
     project, legacy = adopted_nologin
     main, logs = legacy.databases[DatabaseKey.MAIN], legacy.databases[DatabaseKey.LOGS]
@@ -136,6 +155,7 @@ def test_an_apply_killed_as_its_deploy_starts_is_finished_by_the_next_apply(
     again = project.script("ops.commands.adopt", project.stack, "--apply")
     assert again.returncode == ExitCode.OK, again.stdout[-4000:] + again.stderr[-3000:]
     assert "moved" not in again.stdout, "the rows had been moved: the second run finds none to move"
+    fault_seen("the next scripts/adopt --apply", again.returncode, again.stdout, "adopted")
     verified = project.script("ops.commands.verify", project.stack)
     assert verified.returncode == ExitCode.OK, verified.stdout[-3000:]
     assert system_logs(server, logs) == rows_before
