@@ -24,7 +24,7 @@ from migrations import runner
 from migrations.shared.heads import copy_location
 from model.names import DatabaseKey
 from ops.adoption.baseline import Rename
-from ops.adoption.move import RETIRED_SCHEMA, MoveReport, finish_retired, move_table, spec_for
+from ops.adoption.move import RETIRED_SCHEMA, MoveReport, finish_retired, move_table, retire_table, spec_for
 from ops.adoption.plan import LEGACY_VERSION_TABLE, DatabasePlan, Misplaced, Plan, RoleAction
 from ops.adoption.server_access import AdminAccess
 from ops.errors import ExitCode, UserError
@@ -138,33 +138,22 @@ def _ensure_owner_role(connection: psycopg.Connection[Any], owner: str) -> None:
 
 def baseline_tree(admin: AdminAccess, database: DatabasePlan, say: Callable[[str], None]) -> None:
     assert database.inventory is not None
+    baseline = database.baseline
     with admin.connect(database.name) as connection:
         for index in database.inventory.invalid_indexes:
             connection.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier("public", index)))
             say(f"{database.name}: invalid index {index} dropped")
-    baseline = database.baseline
-    if baseline is not None:
-        with admin.connect(database.name) as connection:
-            for rename in baseline.renames:
-                if _rename(connection, rename):
-                    say(f"{database.name}: {rename.kind} {rename.old} is now {rename.new}")
-        if baseline.revision is not None:
-            target = runner.Target(database.tree, admin.url(database.name), database.name, copy_location(database.key))
-            runner.stamp(target, baseline.revision)
-            say(f"{database.name}: {database.tree.version_table} stamped at {baseline.revision}")
+        for rename in baseline.renames if baseline else ():
+            if _rename(connection, rename):
+                say(f"{database.name}: {rename.kind} {rename.old} is now {rename.new}")
+    if baseline is not None and baseline.revision is not None:
+        target = runner.Target(database.tree, admin.url(database.name), database.name, copy_location(database.key))
+        runner.stamp(target, baseline.revision)
+        say(f"{database.name}: {database.tree.version_table} stamped at {baseline.revision}")
     if database.legacy_versions is not None:
-        retire(admin, database.name, LEGACY_VERSION_TABLE)
+        with admin.connect(database.name) as connection:
+            retire_table(connection, LEGACY_VERSION_TABLE)
         say(f"{database.name}: {LEGACY_VERSION_TABLE} retired to {RETIRED_SCHEMA}.{LEGACY_VERSION_TABLE}")
-
-
-def retire(admin: AdminAccess, database: str, table: str) -> None:
-    with admin.connect(database) as connection:
-        connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(RETIRED_SCHEMA)))
-        connection.execute(
-            sql.SQL("ALTER TABLE IF EXISTS {} SET SCHEMA {}").format(
-                sql.Identifier("public", table), sql.Identifier(RETIRED_SCHEMA)
-            )
-        )
 
 
 def _rename(connection: psycopg.Connection[Any], rename: Rename) -> bool:

@@ -61,8 +61,6 @@ class Table:
     owner: str
     columns: tuple[Column, ...]
     constraints: tuple[Constraint, ...]
-    sequences: tuple[str, ...]
-    """Sequences that belong to the table's columns (identity or serial)."""
 
     def differences(self, expected: Table) -> list[str]:
         """How this table differs from `expected`, one line per column or constraint; [] when equal."""
@@ -109,9 +107,6 @@ class DatabaseInventory:
     """Each Alembic version table (a table named alembic_version*) and the revision ids it holds."""
     invalid_indexes: tuple[str, ...] = ()
     """Indexes a failed concurrent build left INVALID: not counted as present."""
-
-    def indexes_on(self, table: str) -> list[Index]:
-        return [index for index in self.indexes if index.table == table]
 
 
 _INDEX_NAME = re.compile(r"^(CREATE (?:UNIQUE )?INDEX) \S+ (ON )")
@@ -160,7 +155,6 @@ def _tables(connection: psycopg.Connection[Any]) -> list[Table]:
             owner=owner,
             columns=_columns(connection, oid),
             constraints=_constraints(connection, oid),
-            sequences=_owned_sequences(connection, oid),
         )
         for oid, relname, owner in rows
     ]
@@ -186,15 +180,6 @@ def _constraints(connection: psycopg.Connection[Any], table_oid: int) -> tuple[C
         (table_oid,),
     ).fetchall()
     return tuple(Constraint(name, definition) for name, definition in rows)
-
-
-def _owned_sequences(connection: psycopg.Connection[Any], table_oid: int) -> tuple[str, ...]:
-    rows = connection.execute(
-        "SELECT s.relname FROM pg_depend d JOIN pg_class s ON s.oid = d.objid "
-        "WHERE d.refobjid = %s AND d.classid = 'pg_class'::regclass AND s.relkind = 'S' ORDER BY s.relname",
-        (table_oid,),
-    ).fetchall()
-    return tuple(row[0] for row in rows)
 
 
 def _indexes(connection: psycopg.Connection[Any]) -> tuple[Index, ...]:

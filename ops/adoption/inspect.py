@@ -70,12 +70,14 @@ def plan_from(stack: StackView, admin: AdminAccess, shapes: dict[DatabaseKey, li
         for key in DatabaseKey
     )
     in_state = any(stack.in_state(key) for key in DatabaseKey)
+    with admin.connect() as connection:
+        can_login: dict[str, bool] = dict(connection.execute("SELECT rolname, rolcanlogin FROM pg_roles").fetchall())
     return Plan(
         stack.name,
         f"{admin.host}:{admin.port}",
         databases,
-        legacy_roles(admin, databases, stack.role_names),
-        pending_role_actions(admin, stack.legacy_roles, list(names.values())),
+        legacy_roles(admin, databases, stack.role_names, can_login),
+        pending_role_actions(admin, stack.legacy_roles, list(names.values()), can_login),
         deploy_pending=in_state and not stack.deployed,
     )
 
@@ -100,11 +102,11 @@ def _retired_unfinished(
 
 
 def pending_role_actions(
-    admin: AdminAccess, role_actions: Mapping[str, str], databases: list[str]
+    admin: AdminAccess, role_actions: Mapping[str, str], databases: list[str], can_login: Mapping[str, bool]
 ) -> tuple[RoleAction, ...]:
-    """The stack's `legacyRoles` entries not carried out yet (a role already gone needs nothing)."""
+    """The stack's `legacyRoles` entries not carried out yet (a role already gone needs nothing).
+    `can_login`: every role of the server and whether it may log in."""
     with admin.connect() as connection:
-        can_login = dict(connection.execute("SELECT rolname, rolcanlogin FROM pg_roles").fetchall())
         pending = []
         for role, action in sorted(role_actions.items()):
             if role in can_login and (action == "drop" or (action == "nologin" and can_login[role])):
@@ -175,7 +177,9 @@ def _check_same_major(admin: AdminAccess, scratch: AdminAccess) -> None:
         )
 
 
-def legacy_roles(admin: AdminAccess, databases: tuple[DatabasePlan, ...], names: RoleNames) -> tuple[RoleReport, ...]:
+def legacy_roles(
+    admin: AdminAccess, databases: tuple[DatabasePlan, ...], names: RoleNames, can_login: Mapping[str, bool]
+) -> tuple[RoleReport, ...]:
     """Roles outside the model that own or reach either database, and what they reach."""
     reach: dict[str, list[str]] = {}
     for database in databases:
@@ -185,11 +189,7 @@ def legacy_roles(admin: AdminAccess, databases: tuple[DatabasePlan, ...], names:
             for role, what in _reach(connection, database.name):
                 if not role.startswith(f"{names.prefix}_") and role != admin.user:
                     reach.setdefault(role, []).append(what)
-    if not reach:
-        return ()
-    with admin.connect() as connection:
-        logins = dict(connection.execute("SELECT rolname, rolcanlogin FROM pg_roles").fetchall())
-    return tuple(RoleReport(role, bool(logins.get(role)), tuple(reach[role])) for role in sorted(reach))
+    return tuple(RoleReport(role, bool(can_login.get(role)), tuple(reach[role])) for role in sorted(reach))
 
 
 def _reach(connection: psycopg.Connection[Any], database: str) -> list[tuple[str, str]]:

@@ -127,7 +127,7 @@ def _session(admin: AdminAccess, database: str, autocommit: bool = True) -> Conn
     return connection
 
 
-def _catch_up(source: Connection, target: Connection, spec: MoveSpec, say: Say) -> int:
+def _catch_up(source: Connection, target: Connection, spec: MoveSpec, say: Say) -> None:
     """Batches until one comes back short: no more rows above the watermark than it read."""
     started = time.monotonic()
     expected = _rows_after(source, spec, read_progress(target, spec.source_database, spec.table).watermark)
@@ -138,7 +138,7 @@ def _catch_up(source: Connection, target: Connection, spec: MoveSpec, say: Say) 
         done += copied
         say(_progress_line(spec, done, expected, time.monotonic() - started))
         if copied < BATCH_ROWS:
-            return done
+            return
 
 
 def _progress_line(spec: MoveSpec, done: int, expected: int, elapsed: float) -> str:
@@ -150,7 +150,9 @@ def _progress_line(spec: MoveSpec, done: int, expected: int, elapsed: float) -> 
 
 def _rows_after(source: Connection, spec: MoveSpec, watermark: int) -> int:
     query = sql.SQL("SELECT count(*) FROM {} WHERE {} > %s").format(_in("public", spec), sql.Identifier(spec.key))
-    return _count(source, query, (watermark,))
+    row = source.execute(query, (watermark,)).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def copy_batch(source: Connection, target: Connection, spec: MoveSpec, limit: int) -> int:
@@ -349,10 +351,7 @@ def _retire_under_lock(
             pass
         _kill_point(KillPoint.LAST_ROWS_COMMITTED)
         _count_since_check(source, target, spec, checked)
-        source.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(RETIRED_SCHEMA)))
-        source.execute(
-            sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(_in("public", spec), sql.Identifier(RETIRED_SCHEMA))
-        )
+        retire_table(source, spec.table)
         source.commit()
         held = time.monotonic() - locked
     _kill_point(KillPoint.RETIRED)
@@ -361,11 +360,7 @@ def _retire_under_lock(
 
 def _count_since_check(source: Connection, target: Connection, spec: MoveSpec, checked: int) -> None:
     """Under the lock, bounded by the rows since the check: the source's rows above it all in the map."""
-    in_source = _count(
-        source,
-        sql.SQL("SELECT count(*) FROM {} WHERE {} > %s").format(_in("public", spec), sql.Identifier(spec.key)),
-        (checked,),
-    )
+    in_source = _rows_after(source, spec, checked)
     moved = moved_checksum(target, spec, checked).rows
     if in_source != moved:
         raise UserError(
@@ -375,10 +370,14 @@ def _count_since_check(source: Connection, target: Connection, spec: MoveSpec, c
         )
 
 
-def _count(connection: Connection, query: sql.Composed, params: tuple[object, ...]) -> int:
-    row = connection.execute(query, params).fetchone()
-    assert row is not None
-    return int(row[0])
+def retire_table(connection: Connection, table: str) -> None:
+    """Out of `public`, kept: the application's unqualified name no longer finds it."""
+    connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(RETIRED_SCHEMA)))
+    connection.execute(
+        sql.SQL("ALTER TABLE IF EXISTS {} SET SCHEMA {}").format(
+            sql.Identifier("public", table), sql.Identifier(RETIRED_SCHEMA)
+        )
+    )
 
 
 def _kill_point(step: KillPoint) -> None:

@@ -15,12 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from alembic.config import Config
 from alembic.script import ScriptDirectory
 from psycopg import sql
 
 from migrations import runner
-from migrations.shared.heads import copy_location, default_location
+from migrations.shared.heads import copy_location
 from migrations.shared.tree import Tree
 from model.names import DatabaseKey, owner_key
 from ops.adoption.catalog import DatabaseInventory, read_database
@@ -34,10 +33,8 @@ class RevisionShape:
     """The scratch database after upgrading to this revision; its version table is left out."""
 
 
-def revisions_in_order(tree: Tree) -> list[str]:
-    config = Config(str(runner.ALEMBIC_INI), ini_section=tree.key)
-    config.set_main_option("script_location", str(copy_location(tree.key) or default_location(tree.key)))
-    script = ScriptDirectory.from_config(config)
+def revisions_in_order(target: runner.Target) -> list[str]:
+    script = ScriptDirectory.from_config(runner.alembic_config(target))
     return [revision.revision for revision in reversed(list(script.walk_revisions()))]
 
 
@@ -46,7 +43,7 @@ def revision_shapes(admin: AdminAccess, tree: Tree) -> list[RevisionShape]:
     shapes = []
     with _scratch_database(admin, tree) as database:
         target = runner.Target(tree, admin.url(database), database, copy_location(tree.key))
-        for revision in revisions_in_order(tree):
+        for revision in revisions_in_order(target):
             runner.upgrade(target, revision)
             with admin.connect(database) as connection:
                 shapes.append(RevisionShape(revision, read_database(connection)))

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,14 +34,25 @@ pytestmark = [pytest.mark.engine, pytest.mark.provider]
 CONTENT = "ROW(created_at, level, component, message, error_type, stack_trace, request_id, trace_id, user_id, metadata)"
 
 
+@contextmanager
+def legacy_under_a_stack(
+    tmp_path: Path, server: Server, legacy_role: str
+) -> Iterator[tuple[ProjectStack, LegacyDeployment]]:
+    """The review's deployment under a stack's names; the stack's legacyRoles gives its broad role `legacy_role`."""
+    prefix = f"t{secrets.token_hex(3)}"
+    project = project_stack(tmp_path, "adopt", prefix, legacyRoles={prefix: legacy_role})
+    legacy = build_legacy(server, prefix)
+    try:
+        yield project, legacy
+    finally:
+        cleanup(project, server)
+        legacy.drop()
+
+
 @pytest.fixture
 def adopted(tmp_path: Path, server: Server) -> Iterator[tuple[ProjectStack, LegacyDeployment]]:
-    prefix = f"t{secrets.token_hex(3)}"
-    project = project_stack(tmp_path, "adopt", prefix, legacyRoles={prefix: "drop"})
-    legacy = build_legacy(server, prefix)
-    yield project, legacy
-    cleanup(project, server)
-    legacy.drop()
+    with legacy_under_a_stack(tmp_path, server, "drop") as stack_and_legacy:
+        yield stack_and_legacy
 
 
 def system_logs(server: Server, database: str, schema: str = "public") -> Counter[str]:
@@ -116,12 +128,8 @@ def test_a_table_that_matches_no_revision_is_refused_by_name_and_nothing_is_chan
 
 @pytest.fixture
 def adopted_nologin(tmp_path: Path, server: Server) -> Iterator[tuple[ProjectStack, LegacyDeployment]]:
-    prefix = f"t{secrets.token_hex(3)}"
-    project = project_stack(tmp_path, "adopt", prefix, legacyRoles={prefix: "nologin"})
-    legacy = build_legacy(server, prefix)
-    yield project, legacy
-    cleanup(project, server)
-    legacy.drop()
+    with legacy_under_a_stack(tmp_path, server, "nologin") as stack_and_legacy:
+        yield stack_and_legacy
 
 
 @pytest.mark.fault(
