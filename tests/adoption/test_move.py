@@ -274,3 +274,22 @@ def test_a_row_committed_after_its_batch_read_past_its_id_is_moved_by_the_check(
     assert any("committed late" in row for row in source)
     assert contents(admin, moving.target_database, "public", moving.columns) == logs_before + source
     assert any("1 rows committed after their batch had read past them" in line for line in lines), lines
+
+
+def test_a_row_changed_in_the_source_after_it_was_moved_stops_the_move_before_the_source_is_retired(
+    legacy: LegacyDeployment, admin: AdminAccess
+) -> None:
+    """Same count, other content: only the checksum can tell, and nothing may be retired on a mismatch."""
+    moving = spec(legacy, admin)
+    with (
+        admin.connect(moving.target_database, autocommit=False) as target,
+        admin.connect(moving.source_database) as source_db,
+    ):
+        ensure_progress_tables(target)
+        copy_batch(source_db, target, moving, 10_000)
+    run_as_broad_role(
+        legacy, moving.source_database, "UPDATE system_logs SET message = 'edited after the move' WHERE id = 1"
+    )
+    with pytest.raises(UserError, match="rows were changed or deleted in"):
+        move_table(admin, moving, lambda _: None)
+    assert in_public(admin, moving.source_database), "nothing was retired"

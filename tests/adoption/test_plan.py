@@ -207,3 +207,16 @@ def test_an_admin_that_is_no_superuser_and_no_member_of_the_owner_is_told_which_
     main = legacy.databases[DatabaseKey.MAIN]
     assert f"GRANT {legacy.broad_role} TO {managed} (for {main}, " in str(refused.value)
     assert "Nothing was changed." in str(refused.value)
+
+
+def test_a_stack_holding_the_databases_without_a_successful_deploy_has_its_deploy_pending(
+    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+) -> None:
+    """An apply killed during its deploy: the databases are in the state, the stack has no outputs yet."""
+    names = dict(legacy.databases)
+    half_done = StackView("test", names, RoleNames(legacy.prefix), {}, lambda _: True, deployed=False)
+    plan = plan_from(half_done, admin, shapes)
+    assert plan.deploy_pending and plan.pending
+    assert "the stack's last deploy did not finish: --apply deploys again" in plan.render()
+    finished = StackView("test", names, RoleNames(legacy.prefix), {}, lambda _: True, deployed=True)
+    assert not plan_from(finished, admin, shapes).deploy_pending
