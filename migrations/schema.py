@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 from migrations import runner
+from migrations.shared.partitions import is_partition_name
 from migrations.shared.tree import Tree
 
 _NAME = r'"?(\w+)"?'
@@ -69,4 +70,6 @@ def read_schema(script: str, version_table: str) -> TreeSchema:
             indexes[name] = table
         else:
             indexes.pop(name, None)
-    return TreeSchema(frozenset(tables - {version_table}), frozenset(indexes))
+    # A log table's partitions, and their indexes, are the table's: its name stands for all of them.
+    partitions = {name for name in (*tables, *indexes) if any(is_partition_name(table, name) for table in tables)}
+    return TreeSchema(frozenset(tables - partitions - {version_table}), frozenset(set(indexes) - partitions))

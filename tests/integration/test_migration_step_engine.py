@@ -42,7 +42,7 @@ def test_up_migrates_both_trees_and_a_second_up_changes_nothing(
     assert result.summary.result == "succeeded"
     deployment = stack.export_stack().deployment or {}
     logs_step = next(r for r in deployment["resources"] if r["urn"].endswith("logs-migrations"))
-    assert logs_step["outputs"]["applied"] == ["logs_0001", "logs_0002", "logs_0003"]
+    assert logs_step["outputs"]["applied"] == ["logs_0001", "logs_0002", "logs_0003", "logs_0004"]
     with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
         assert {"system_logs", "llm_logs"} <= catalog.tables(logs)
     with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.MAIN]) as main:

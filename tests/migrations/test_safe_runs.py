@@ -93,7 +93,7 @@ def test_two_runs_at_once_apply_each_revision_exactly_once(
     ]
     assert [code for code, _, _ in outcomes] == [0, 0], outcomes
     applied = [json.loads(stdout) for _, stdout, _ in outcomes]
-    assert sorted(applied, key=len) == [[], ["logs_0001", "logs_0002", "logs_0003"]]
+    assert sorted(applied, key=len) == [[], ["logs_0001", "logs_0002", "logs_0003", "logs_0004"]]
     for code, stdout, _ in sorted(outcomes, key=lambda outcome: len(outcome[1])):  # in a stable order for the docs
         fault_seen("a run of the logs tree", code, f"applied {stdout.strip()}", "applied")
 
@@ -126,7 +126,7 @@ def test_a_failure_after_a_first_revision_keeps_it_and_leaves_the_version_table_
     table the run created (which the owner's default privileges handed to the runtime roles) is
     restricted again by the cleanup after the failure."""
     tree_copy = tmp_path / "logs"
-    shutil.copytree(REPO_ROOT / "migrations" / "logs", tree_copy, ignore=shutil.ignore_patterns("logs_000[23]*"))
+    shutil.copytree(REPO_ROOT / "migrations" / "logs", tree_copy, ignore=shutil.ignore_patterns("logs_000[234]*"))
     (tree_copy / "versions" / "logs_9999_fails.py").write_text(FAILING_REVISION.format(down="logs_0001"))
     failing = runner.Target(logs_target.tree, logs_target.url, logs_target.expected_database, tree_copy)
     with pytest.raises(Exception, match="division by zero"):
@@ -381,7 +381,7 @@ def test_a_concurrent_index_build_outwaits_an_open_writer_transaction(
     committer = threading.Timer(LOCK_TIMEOUT_S + 2, writer.commit)  # outlives the migration's lock_timeout
     committer.start()
     try:
-        result = runner.upgrade(logs_target)
+        result = runner.upgrade(logs_target, "logs_0003")
     finally:
         committer.join()
         writer.close()
@@ -404,7 +404,7 @@ def test_writers_go_on_while_an_index_revision_waits_and_builds(
     open_writer = fresh_deployment.connect_as(writer_role, DatabaseKey.LOGS, autocommit=False)
     open_writer.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'slow', 'open')")
     outcome: list[object] = []
-    build = threading.Thread(target=lambda: outcome.append(upgrade_or_error(logs_target)))
+    build = threading.Thread(target=lambda: outcome.append(upgrade_or_error(logs_target, "logs_0003")))
     build.start()
     try:
         wait_until_the_migrator_waits(fresh_deployment)
@@ -418,9 +418,9 @@ def test_writers_go_on_while_an_index_revision_waits_and_builds(
     assert [getattr(result, "applied", result) for result in outcome] == [("logs_0003",)]
 
 
-def upgrade_or_error(target: runner.Target) -> object:
+def upgrade_or_error(target: runner.Target, revision: str = "head") -> object:
     try:
-        return runner.upgrade(target)
+        return runner.upgrade(target, revision)
     except Exception as error:  # reported by the test's assertion, not lost in the thread
         return error
 

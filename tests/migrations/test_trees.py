@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
@@ -58,24 +59,24 @@ INDEXES_AT_HEAD = {
     DatabaseKey.LOGS: {
         "alembic_version_logs_pkc": "UNIQUE INDEX alembic_version_logs_pkc ON public.alembic_version_logs USING btree "
         "(version_num)",
-        "idx_llm_logs_created_model_cost": "INDEX idx_llm_logs_created_model_cost ON public.llm_logs USING btree "
+        "idx_llm_logs_created_model_cost": "INDEX idx_llm_logs_created_model_cost ON ONLY public.llm_logs USING btree "
         "(created_at) INCLUDE (model, cost_usd, total_tokens)",
-        "idx_llm_logs_failures": "INDEX idx_llm_logs_failures ON public.llm_logs USING btree (created_at DESC) "
+        "idx_llm_logs_failures": "INDEX idx_llm_logs_failures ON ONLY public.llm_logs USING btree (created_at DESC) "
         "WHERE (status <> 'success'::text)",
-        "idx_llm_logs_model_created": "INDEX idx_llm_logs_model_created ON public.llm_logs USING btree "
+        "idx_llm_logs_model_created": "INDEX idx_llm_logs_model_created ON ONLY public.llm_logs USING btree "
         "(model, created_at DESC)",
-        "idx_llm_logs_request_id": "INDEX idx_llm_logs_request_id ON public.llm_logs USING btree (request_id) "
+        "idx_llm_logs_request_id": "INDEX idx_llm_logs_request_id ON ONLY public.llm_logs USING btree (request_id) "
         "WHERE (request_id IS NOT NULL)",
-        "idx_system_logs_component_created": "INDEX idx_system_logs_component_created ON public.system_logs USING "
+        "idx_system_logs_component_created": "INDEX idx_system_logs_component_created ON ONLY public.system_logs USING "
         "btree (component, created_at DESC)",
-        "idx_system_logs_errors": "INDEX idx_system_logs_errors ON public.system_logs USING btree "
+        "idx_system_logs_errors": "INDEX idx_system_logs_errors ON ONLY public.system_logs USING btree "
         "(error_type, created_at) WHERE (error_type IS NOT NULL)",
-        "idx_system_logs_level_created": "INDEX idx_system_logs_level_created ON public.system_logs USING btree "
+        "idx_system_logs_level_created": "INDEX idx_system_logs_level_created ON ONLY public.system_logs USING btree "
         "(level, created_at DESC)",
-        "idx_system_logs_request_id": "INDEX idx_system_logs_request_id ON public.system_logs USING btree "
+        "idx_system_logs_request_id": "INDEX idx_system_logs_request_id ON ONLY public.system_logs USING btree "
         "(request_id) WHERE (request_id IS NOT NULL)",
-        "llm_logs_pkey": "UNIQUE INDEX llm_logs_pkey ON public.llm_logs USING btree (id)",
-        "system_logs_pkey": "UNIQUE INDEX system_logs_pkey ON public.system_logs USING btree (id)",
+        "llm_logs_pkey": "UNIQUE INDEX llm_logs_pkey ON ONLY public.llm_logs USING btree (id, created_at)",
+        "system_logs_pkey": "UNIQUE INDEX system_logs_pkey ON ONLY public.system_logs USING btree (id, created_at)",
     },
 }
 
@@ -83,9 +84,7 @@ INDEXES_AT_HEAD = {
 def test_every_index_at_head_has_exactly_its_definition(migrated: Deployment) -> None:
     for key, expected in INDEXES_AT_HEAD.items():
         with migrated.server.connect(migrated.databases[key]) as connection:
-            rows = connection.execute(
-                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
-            ).fetchall()
+            rows = connection.execute(catalog.INDEX_DEFINITIONS).fetchall()
         assert {name: definition.removeprefix("CREATE ") for name, definition in rows} == expected, key
 
 
@@ -103,16 +102,27 @@ def test_a_second_upgrade_applies_nothing(migrated: Deployment) -> None:
         assert result.after == runner.head_revision(TREES[key.value])
 
 
-def test_downgrade_to_base_and_upgrade_to_head(migrated: Deployment) -> None:
-    for key in DatabaseKey:
-        target = target_for(migrated, key)
+def test_the_partitioning_revision_refuses_its_downgrade_and_changes_nothing(migrated: Deployment) -> None:
+    target = target_for(migrated, DatabaseKey.LOGS)
+    with pytest.raises(Exception, match="logs_0004 is not downgraded: system_logs would have to be rewritten"):
         runner.downgrade(target, "base")
-        with migrated.server.connect(migrated.databases[key]) as connection:
+    assert runner.current_revision(target) == "logs_0004"
+    with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as logs:
+        assert catalog.tables(logs) == LOGS_TABLES
+
+
+def test_downgrade_to_base_and_upgrade_to_head(fresh_deployment: Deployment) -> None:
+    """Every revision below the partitioning one goes down and up again."""
+    for key in DatabaseKey:
+        target = target_for(fresh_deployment, key)
+        runner.upgrade(target, "logs_0003" if key is DatabaseKey.LOGS else "head")
+        runner.downgrade(target, "base")
+        with fresh_deployment.server.connect(fresh_deployment.databases[key]) as connection:
             assert catalog.tables(connection) == {target.tree.version_table}
         assert runner.current_revision(target) is None
         result = runner.upgrade(target)
         assert result.after == runner.head_revision(target.tree)
-    with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as logs:
+    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
         assert catalog.tables(logs) == LOGS_TABLES
         assert catalog.invalid_indexes(logs) == set()
 
@@ -146,12 +156,13 @@ def test_the_sql_for_review_carries_values_not_placeholders(logs_target: runner.
     assert "UPDATE system_logs SET message='reviewed'" in script, script[-2000:]
 
 
-def test_downgrading_the_index_revision_drops_its_indexes_and_keeps_the_tables(migrated: Deployment) -> None:
-    target = target_for(migrated, DatabaseKey.LOGS)
-    with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as logs:
+def test_downgrading_the_index_revision_drops_its_indexes_and_keeps_the_tables(fresh_deployment: Deployment) -> None:
+    target = target_for(fresh_deployment, DatabaseKey.LOGS)
+    runner.upgrade(target, "logs_0003")
+    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
         before = catalog.indexes(logs)
     runner.downgrade(target, "logs_0002")
-    with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as logs:
+    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
         after = catalog.indexes(logs)
         assert catalog.tables(logs) == LOGS_TABLES
     dropped = before - after

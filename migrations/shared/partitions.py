@@ -1,0 +1,257 @@
+"""Time partitions of a log table: read them, make them ahead of time, drop them past retention.
+
+This is the project's own code rather than pg_partman, which is often not installed, or not
+creatable by an admin that is no superuser, on the managed servers we deploy to. It follows
+pg_partman's semantics (premake ahead, retention by dropping whole partitions) with these choices,
+each made for live writers:
+
+- No DEFAULT partition. With one, PostgreSQL refuses DETACH ... CONCURRENTLY and scans the default
+  partition, under lock, whenever a partition is added. Without one, a row outside every partition
+  is refused at INSERT with PostgreSQL's own message: premaking ahead keeps that from happening to
+  rows of the present, and rows past retention would be dropped anyway.
+- A partition is made as a plain table (LIKE the parent) and then ATTACHed: ATTACH takes SHARE
+  UPDATE EXCLUSIVE on the parent, which no INSERT waits on, where CREATE TABLE ... PARTITION OF
+  takes ACCESS EXCLUSIVE. The new table is empty, so ATTACH's bound check reads nothing.
+- Retention DETACHes CONCURRENTLY (no lock an INSERT waits on), then DROPs the detached table: it
+  never DELETEs a row, and a partition is dropped only when every row it may hold is older than the
+  retention (its upper bound is), so the current and future partitions are never touched.
+
+Each function works on a connection in autocommit mode (DETACH CONCURRENTLY refuses a transaction
+block) and can be killed at any statement: the next call finds what was done and goes on.
+Bounds are read and written in UTC: the session's TimeZone is set to UTC first.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from psycopg import sql
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
+
+# Maintenance waits this long at most for a lock; what an INSERT could queue behind is bounded by it.
+MAINTENANCE_LOCK_TIMEOUT = "1s"
+LOCK_ATTEMPTS = 5
+
+_BOUND = re.compile(r"FOR VALUES FROM \((?P<lower>MINVALUE|'[^']*')\) TO \((?P<upper>MAXVALUE|'[^']*')\)")
+
+
+class PartitioningError(RuntimeError):
+    """A log table is not in a state maintenance can act on; the message says what to do."""
+
+
+class Interval(enum.StrEnum):
+    """How much time one partition holds."""
+
+    DAY = "day"
+    MONTH = "month"
+
+    def start_of(self, moment: datetime) -> datetime:
+        """The start of the partition that holds `moment`."""
+        day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return day if self is Interval.DAY else day.replace(day=1)
+
+    def after(self, start: datetime) -> datetime:
+        """The start of the partition after the one starting at `start`."""
+        if self is Interval.DAY:
+            return start + timedelta(days=1)
+        return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+
+    def suffix(self, start: datetime) -> str:
+        """The partition's name suffix, pg_partman-like: p20261204 for a day, p202612 for a month."""
+        return start.strftime("p%Y%m%d" if self is Interval.DAY else "p%Y%m")
+
+
+@dataclass(frozen=True)
+class Partition:
+    name: str
+    lower: datetime | None
+    """None for MINVALUE: the partition that holds the rows of a table converted in place."""
+    upper: datetime
+    detach_pending: bool = False
+    """A DETACH ... CONCURRENTLY that was interrupted; it must be finalized before anything else."""
+
+
+def run(connection: Connection, statement: str) -> None:
+    """Run one statement of ours: text() passes a format()'s %I through; the driver takes it for a placeholder."""
+    connection.execute(text(statement))
+
+
+def is_partition_name(table: str, name: str) -> bool:
+    """Whether `name` is one of `table`'s partitions or their indexes, by the names this module gives them."""
+    return re.match(rf"{re.escape(table)}_p(_before|\d{{8}}|\d{{6}})(_|$)", name) is not None
+
+
+def utc_session(connection: Connection) -> None:
+    run(connection, "SET TIME ZONE 'UTC'")
+
+
+def partitions(connection: Connection, table: str) -> list[Partition]:
+    """The table's partitions, oldest first (its range partitions on created_at)."""
+    rows = connection.exec_driver_sql(
+        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), i.inhdetachpending "
+        "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = to_regclass(%s)",
+        (f"public.{table}",),
+    ).all()
+    found = [_partition(name, bound, pending) for name, bound, pending in rows]
+    return sorted(found, key=lambda p: p.upper)
+
+
+def _partition(name: str, bound: str, detach_pending: bool) -> Partition:
+    match = _BOUND.search(bound)
+    if match is None or match["upper"] == "MAXVALUE":
+        raise PartitioningError(f"partition {name} has bound {bound!r}; maintenance only knows ranges of time")
+    lower = None if match["lower"] == "MINVALUE" else _timestamp(match["lower"])
+    return Partition(name, lower, _timestamp(match["upper"]), detach_pending)
+
+
+def _timestamp(literal: str) -> datetime:
+    return datetime.fromisoformat(literal.strip("'")).astimezone(UTC)
+
+
+def is_partitioned(connection: Connection, table: str) -> bool:
+    kind = connection.exec_driver_sql(
+        "SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", (f"public.{table}",)
+    ).scalar()
+    return kind == "p"
+
+
+def interval_of(table: str, present: list[Partition]) -> Interval:
+    """The interval the table was partitioned by, read from its newest partition of finite range."""
+    for partition in reversed(present):
+        if partition.lower is None:
+            continue
+        for interval in Interval:
+            if (
+                interval.start_of(partition.lower) == partition.lower
+                and interval.after(partition.lower) == partition.upper
+            ):
+                return interval
+    raise PartitioningError(
+        f"{table} has no partition of one day or one month to continue from: "
+        "run the logs tree (scripts/migrate STACK logs upgrade), which makes the first ones."
+    )
+
+
+def create_through(connection: Connection, table: str, until: datetime, interval: Interval | None = None) -> list[str]:
+    """Make the partitions that hold every moment up to `until`; return the names made.
+
+    `interval` is the revision's choice when it makes the first ones; later runs read it back from
+    the newest partition, so the catalog is the one record of it.
+    """
+    present = partitions(connection, table)
+    interval = interval or interval_of(table, present)
+    made: list[str] = []
+    start = present[-1].upper
+    for name, end in _due(table, interval, start, until):
+        _create_table(connection, table, name)
+        _with_lock_retries(connection, _attach(table, name, start, end))
+        made.append(name)
+        start = end
+    return made
+
+
+def statements(table: str, interval: Interval, start: datetime, until: datetime) -> list[str]:
+    """The SQL that makes the partitions from `start` through `until`, for an offline script."""
+    made: list[str] = []
+    for name, end in _due(table, interval, start, until):
+        made += [_create_table_sql(table, name), _attach(table, name, start, end)]
+        start = end
+    return made
+
+
+def _due(table: str, interval: Interval, start: datetime, until: datetime) -> list[tuple[str, datetime]]:
+    due: list[tuple[str, datetime]] = []
+    while start <= until:
+        due.append((f"{table}_{interval.suffix(start)}", interval.after(start)))
+        start = interval.after(start)
+    return due
+
+
+def _create_table(connection: Connection, table: str, name: str) -> None:
+    # IF NOT EXISTS: a run killed between CREATE and ATTACH left the table unattached; it is attached now.
+    run(connection, _create_table_sql(table, name))
+
+
+def _create_table_sql(table: str, name: str) -> str:
+    # INCLUDING DEFAULTS, CONSTRAINTS and GENERATED: ATTACH wants the parent's CHECKs and generated
+    # columns on the table; not IDENTITY: rows get their id from the parent's identity.
+    return (
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED)")
+        .format(sql.Identifier(name), sql.Identifier(table))
+        .as_string()
+    )
+
+
+def _attach(table: str, name: str, start: datetime, end: datetime) -> str:
+    attach = sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})")
+    bounds = (sql.Literal(start.isoformat()), sql.Literal(end.isoformat()))
+    return attach.format(sql.Identifier(table), sql.Identifier(name), *bounds).as_string()
+
+
+def drop_older_than(connection: Connection, table: str, cutoff: datetime) -> list[str]:
+    """Drop the partitions whose every row is older than `cutoff`; return the names dropped.
+
+    A partition is past retention when its upper bound is at or before the cutoff, so a partition
+    that could hold a row of the retention window, and the current and future ones, are kept.
+    """
+    dropped: list[str] = []
+    for partition in partitions(connection, table):
+        if partition.upper > cutoff:
+            break
+        _detach(connection, table, partition.name)
+        _with_lock_retries(
+            connection, sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(partition.name)).as_string()
+        )
+        dropped.append(partition.name)
+    return dropped
+
+
+def _detach(connection: Connection, table: str, name: str) -> None:
+    """DETACH ... CONCURRENTLY, or FINALIZE one that an earlier run (or a lock timeout) interrupted.
+
+    CONCURRENTLY commits once it has marked the partition, then waits for the queries that may see
+    it: cut short there, the partition stays "detach pending", which only FINALIZE completes.
+    """
+    concurrently = _names(sql.SQL("ALTER TABLE {} DETACH PARTITION {} CONCURRENTLY"), table, name)
+    finalize = _names(sql.SQL("ALTER TABLE {} DETACH PARTITION {} FINALIZE"), table, name)
+    _set_lock_timeout(connection)
+    for attempt in range(1, LOCK_ATTEMPTS + 1):
+        pending = [p for p in partitions(connection, table) if p.name == name]
+        if not pending:
+            return  # detached by an earlier run that stopped before its DROP
+        try:
+            run(connection, finalize if pending[0].detach_pending else concurrently)
+            return
+        except OperationalError as error:
+            if not _lock_timed_out(error) or attempt == LOCK_ATTEMPTS:
+                raise
+
+
+def _names(statement: sql.SQL, table: str, partition: str) -> str:
+    return statement.format(sql.Identifier(table), sql.Identifier(partition)).as_string()
+
+
+def _set_lock_timeout(connection: Connection) -> None:
+    timeout = sql.SQL("SET lock_timeout = {}").format(sql.Literal(MAINTENANCE_LOCK_TIMEOUT))
+    run(connection, timeout.as_string())
+
+
+def _lock_timed_out(error: OperationalError) -> bool:
+    return getattr(error.orig, "sqlstate", None) == "55P03"
+
+
+def _with_lock_retries(connection: Connection, statement: str) -> None:
+    """Run `statement` under a short lock_timeout, a few times: a queued INSERT waits a moment at most."""
+    _set_lock_timeout(connection)
+    for attempt in range(1, LOCK_ATTEMPTS + 1):
+        try:
+            run(connection, statement)
+            return
+        except OperationalError as error:
+            if not _lock_timed_out(error) or attempt == LOCK_ATTEMPTS:
+                raise
