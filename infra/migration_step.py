@@ -31,7 +31,8 @@ class MigrationFailedError(Exception):
     pass
 
 
-def _upgrade(props: dict[str, Any]) -> dict[str, Any]:
+def migrator_target(props: dict[str, Any]) -> runner.Target:
+    """Where and as whom a step connects: the migrator on its database, as the step's inputs say."""
     # Alembic and SQLAlchemy are imported here, in the engine's dynamic-provider process, when a run
     # is due: the program process (every `pulumi up`, no-op or not) never loads them.
     from sqlalchemy.engine import URL
@@ -48,7 +49,13 @@ def _upgrade(props: dict[str, Any]) -> dict[str, Any]:
         query={"sslmode": props["sslmode"], **(props.get("tls") or {})},
     )
     script_location = Path(props["script_location"]) if props.get("script_location") else None
-    target = runner.Target(runner.tree_named(props["tree"]), url, props["database"], script_location)
+    return runner.Target(runner.tree_named(props["tree"]), url, props["database"], script_location)
+
+
+def _upgrade(props: dict[str, Any]) -> dict[str, Any]:
+    from migrations import runner
+
+    target = migrator_target(props)
     try:
         result = runner.upgrade(target)
     except Exception as error:  # the database's own message is what the operator needs

@@ -15,6 +15,7 @@ import pulumi_postgresql as postgresql
 
 from infra.acl_chain import AclRow
 from infra.database import OwnedDatabase, OwnedDatabaseArgs
+from infra.log_maintenance import LogMaintenance, LogMaintenanceArgs
 from infra.migration_step import MigrationRun, MigrationRunArgs
 from infra.runtime_role import RuntimeRole, RuntimeRoleArgs, grant_existing_tables
 from infra.settings import (
@@ -69,7 +70,30 @@ def define_stack() -> None:
     # rewrite the same pg_class row).
     for role in roles.with_grants:
         grant_existing_tables(role, migrations[role.model.database].tables)
+    partitions = log_maintenance(settings, databases[DatabaseKey.LOGS], migrations[DatabaseKey.LOGS])
     export_outputs(settings, databases, roles.logins, migrations)
+    pulumi.export("log_partitions", {"created": partitions.created, "dropped": partitions.dropped})
+    lifecycle = settings.log_lifecycle
+    pulumi.export(
+        "log_lifecycle", {"retention_days": dict(lifecycle.retention_days), "premake_days": lifecycle.premake_days}
+    )
+
+
+def log_maintenance(settings: Settings, logs: OwnedDatabase, migration: MigrationRun) -> LogMaintenance:
+    """The logs tree's partitions kept to the stack's lifecycle, after the tree's own run."""
+    server = settings.server
+    args = LogMaintenanceArgs(
+        host=server.host,
+        port=server.port,
+        sslmode=server.sslmode,
+        tls=server.tls.libpq_parameters(),
+        database=logs.database_name,
+        migrator=logs.migrator_name,
+        migrator_password=logs.migrator_password,
+        lifecycle=settings.log_lifecycle,
+        revision=migration.revision,
+    )
+    return LogMaintenance("logs-partitions", args, opts=pulumi.ResourceOptions(depends_on=[migration]))
 
 
 def server_provider(settings: Settings) -> postgresql.Provider:

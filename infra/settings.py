@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -21,6 +22,7 @@ import yaml
 
 from infra import embedded_server
 from infra.identifiers import identifier_problem
+from model.log_lifecycle import LOG_TABLES, MAX_PREMAKE_DAYS, MAX_RETENTION_DAYS, LogLifecycle
 from model.names import DatabaseKey, RoleNames, readers_key
 from model.privileges import role_keys
 
@@ -40,7 +42,7 @@ PLAIN_KEYS = (
     "embeddedServer", "host", "port", "sslmode", "sslRootCert", "sslCert", "sslKey", "adminUser", "adminIsSuperuser",
     "minServerVersion",
     "mainDatabase", "logsDatabase", "rolePrefix", "production", "allowDatabaseDeletion", "connectionLimits",
-    "statementTimeoutsMs", "passwordRotations", "readOnlyRoles", "legacyRoles",
+    "statementTimeoutsMs", "passwordRotations", "readOnlyRoles", "legacyRoles", "logRetention", "logPremake",
 )  # fmt: skip
 LEGACY_ROLE_ACTIONS = ("keep", "nologin", "drop")
 """What scripts/adopt --apply does to a role outside the model (stack config `legacyRoles`); keep by default."""
@@ -137,6 +139,8 @@ class Settings:
     password_rotations: Mapping[str, int]
     """Per login role: raise the number to generate a new password on the next deploy."""
     read_only_roles: tuple[ReadOnlyRole, ...]
+    log_lifecycle: LogLifecycle
+    """The log tables' retention and how far ahead their partitions are made."""
     legacy_roles: Mapping[str, str] = field(default_factory=dict)
     """Roles of an adopted deployment (not the model's) and what scripts/adopt does to them: keep,
     nologin (it can no longer log in) or drop (what it owns goes to the database's owner role first)."""
@@ -231,6 +235,7 @@ def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
         statement_timeouts_ms=reader.per_role_integers("statementTimeoutsMs", keys, minimum=0),
         password_rotations=reader.per_role_integers("passwordRotations", keys, minimum=1),
         read_only_roles=read_only_roles,
+        log_lifecycle=reader.log_lifecycle("logRetention", "logPremake"),
         legacy_roles=reader.legacy_roles("legacyRoles", role_names, server.admin_user),
     )
 
@@ -366,6 +371,39 @@ class _Reader:
                 raise self.error(key, f"gives {role_key} {number!r}", f"give a whole number of at least {minimum}")
             result[role_key] = number
         return result
+
+    def days(self, key: str, text: object, what: str, maximum: int) -> int:
+        """A whole number of days written `<n>d` (30d), from 1 to `maximum`."""
+        match = re.fullmatch(r"([0-9]+)d", str(text).strip())
+        if match is None:
+            raise self.error(key, f"gives {what} {text!r}, not a number of days", "write it as <n>d, e.g. 30d")
+        days = int(match.group(1))
+        if not 1 <= days <= maximum:
+            raise self.error(key, f"gives {what} {days} days", f"give 1d to {maximum}d")
+        return days
+
+    def log_lifecycle(self, retention_key: str, premake_key: str) -> LogLifecycle:
+        premake = self.days(premake_key, self.optional(premake_key), "the premake window", MAX_PREMAKE_DAYS)
+        value = self.structured(retention_key)
+        if not isinstance(value, dict):
+            raise self.error(
+                retention_key, "is not a map", f"write a map from log table ({', '.join(LOG_TABLES)}) to <n>d"
+            )
+        defaults = json.loads(declared_defaults()[retention_key])
+        retention: dict[str, int] = {}
+        for table, text in {**defaults, **value}.items():
+            if table not in LOG_TABLES:
+                raise self.error(retention_key, f"names {table!r}, not a log table", f"use {', '.join(LOG_TABLES)}")
+            days = self.days(retention_key, text, table, MAX_RETENTION_DAYS)
+            if days < premake:
+                # Retention below the premake window would drop partitions made for the days ahead.
+                raise self.error(
+                    retention_key,
+                    f"keeps {table} {days} days, less than the {premake}-day premake window ({premake_key})",
+                    f"keep it at least {premake}d, or shorten {premake_key}",
+                )
+            retention[table] = days
+        return LogLifecycle(retention_days=retention, premake_days=premake)
 
     def legacy_roles(self, key: str, names: RoleNames, admin: str) -> dict[str, str]:
         value = self.structured(key)

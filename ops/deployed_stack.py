@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from model.log_lifecycle import LogLifecycle
 from model.names import DatabaseKey, RoleNames
 from model.privileges import RuntimeRole, read_only_role
 
@@ -31,6 +32,11 @@ class DeployedStack:
     connection_limits: dict[str, int]
     connection_urls: dict[str, str] = field(repr=False)
     """Per login role key (app, logs_writer, main_migrator, ...): a libpq URL with the password."""
+    log_lifecycle: dict[str, Any] = field(default_factory=dict)
+    """retention_days (per log table) and premake_days, as the stack config says; empty before logs_0004."""
+
+    def lifecycle(self) -> LogLifecycle:
+        return LogLifecycle(dict(self.log_lifecycle["retention_days"]), int(self.log_lifecycle["premake_days"]))
 
     @property
     def names(self) -> RoleNames:
@@ -64,6 +70,7 @@ class DeployedStack:
             read_only_roles=list(outputs.get("read_only_roles", [])),
             connection_limits=dict(outputs.get("connection_limits", {})),
             connection_urls=dict(outputs["connection_urls"]),
+            log_lifecycle=dict(outputs.get("log_lifecycle", {})),
         )
 
 

@@ -33,7 +33,7 @@ from psycopg import sql
 from sqlalchemy.exc import OperationalError
 
 from migrations.shared import partitions
-from migrations.shared.partitions import Interval
+from model.log_lifecycle import Interval
 
 BEFORE_SUFFIX = "_p_before"
 SWAP_LOCK_TIMEOUT = "1s"
@@ -56,7 +56,7 @@ def convert(table: str, interval: Interval, premake: timedelta) -> None:
         for statement in (*_prepare(table, boundary), *_swap(table, boundary)):
             op.execute(statement)
         op.execute(f"-- partitions of {table} from {boundary.isoformat()}, made ahead as of this rendering")
-        for statement in partitions.statements(table, interval, boundary, datetime.now(UTC) + premake):
+        for statement in partitions.statements(table, interval, boundary, max(boundary, datetime.now(UTC) + premake)):
             op.execute(statement)
         return
     with context.autocommit_block():
@@ -67,7 +67,7 @@ def convert(table: str, interval: Interval, premake: timedelta) -> None:
             for statement in _prepare(table, boundary):
                 partitions.run(connection, statement)
             _swap_with_retries(table, boundary)
-        partitions.create_through(connection, table, datetime.now(UTC) + premake, interval)
+        partitions.create_through(connection, table, interval, datetime.now(UTC) + premake)
 
 
 def first_boundary(interval: Interval, now: datetime, newest_row: datetime | None) -> datetime:

@@ -23,14 +23,15 @@ Bounds are read and written in UTC: the session's TimeZone is set to UTC first.
 
 from __future__ import annotations
 
-import enum
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from psycopg import sql
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError
+
+from model.log_lifecycle import Interval
 
 # Maintenance waits this long at most for a lock; what an INSERT could queue behind is bounded by it.
 MAINTENANCE_LOCK_TIMEOUT = "1s"
@@ -41,28 +42,6 @@ _BOUND = re.compile(r"FOR VALUES FROM \((?P<lower>MINVALUE|'[^']*')\) TO \((?P<u
 
 class PartitioningError(RuntimeError):
     """A log table is not in a state maintenance can act on; the message says what to do."""
-
-
-class Interval(enum.StrEnum):
-    """How much time one partition holds."""
-
-    DAY = "day"
-    MONTH = "month"
-
-    def start_of(self, moment: datetime) -> datetime:
-        """The start of the partition that holds `moment`."""
-        day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        return day if self is Interval.DAY else day.replace(day=1)
-
-    def after(self, start: datetime) -> datetime:
-        """The start of the partition after the one starting at `start`."""
-        if self is Interval.DAY:
-            return start + timedelta(days=1)
-        return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
-
-    def suffix(self, start: datetime) -> str:
-        """The partition's name suffix, pg_partman-like: p20261204 for a day, p202612 for a month."""
-        return start.strftime("p%Y%m%d" if self is Interval.DAY else "p%Y%m")
 
 
 @dataclass(frozen=True)
@@ -120,33 +99,15 @@ def is_partitioned(connection: Connection, table: str) -> bool:
     return kind == "p"
 
 
-def interval_of(table: str, present: list[Partition]) -> Interval:
-    """The interval the table was partitioned by, read from its newest partition of finite range."""
-    for partition in reversed(present):
-        if partition.lower is None:
-            continue
-        for interval in Interval:
-            if (
-                interval.start_of(partition.lower) == partition.lower
-                and interval.after(partition.lower) == partition.upper
-            ):
-                return interval
-    raise PartitioningError(
-        f"{table} has no partition of one day or one month to continue from: "
-        "run the logs tree (scripts/migrate STACK logs upgrade), which makes the first ones."
-    )
-
-
-def create_through(connection: Connection, table: str, until: datetime, interval: Interval | None = None) -> list[str]:
-    """Make the partitions that hold every moment up to `until`; return the names made.
-
-    `interval` is the revision's choice when it makes the first ones; later runs read it back from
-    the newest partition, so the catalog is the one record of it.
-    """
+def create_through(connection: Connection, table: str, interval: Interval, until: datetime) -> list[str]:
+    """Make the partitions of `interval` that hold every moment up to `until`; return the names made."""
     present = partitions(connection, table)
-    interval = interval or interval_of(table, present)
     made: list[str] = []
     start = present[-1].upper
+    if all(partition.lower is None for partition in present):
+        # The first partition after a conversion's boundary is made whatever the window, so that a
+        # table never has only the partition of its converted rows.
+        until = max(until, start)
     for name, end in _due(table, interval, start, until):
         _create_table(connection, table, name)
         _with_lock_retries(connection, _attach(table, name, start, end))

@@ -12,13 +12,23 @@ from migrations.shared.tree import TREES
 from model.names import DatabaseKey
 from ops.deployed_stack import DeployedStack
 
+# A log table's partitions and their indexes are the table's (tests/infra/test_log_lifecycle.py checks them).
+TABLES = (
+    "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p') "
+    "AND NOT relispartition"
+)
+INDEXES = (
+    "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+    "WHERE t.relnamespace = 'public'::regnamespace AND NOT t.relispartition"
+)
+
 
 def names(connection: psycopg.Connection, query: str) -> set[str]:
     return {row[0] for row in connection.execute(query).fetchall()}
 
 
 def test_tables(catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, database: DatabaseKey) -> None:
-    actual = names(catalogs[database], "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    actual = names(catalogs[database], TABLES)
     expected = head_schema(TREES[database.value], copy_location(database.value)).tables | {
         TREES[database.value].version_table
     }
@@ -31,7 +41,7 @@ def test_tables(catalogs: dict[DatabaseKey, psycopg.Connection], stack: Deployed
 
 
 def test_indexes(catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, database: DatabaseKey) -> None:
-    actual = names(catalogs[database], "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
+    actual = names(catalogs[database], INDEXES)
     expected = head_schema(TREES[database.value], copy_location(database.value)).indexes
     assert actual <= expected, f"indexes not in the model in {stack.database(database)}: {sorted(actual - expected)}"
     assert actual >= expected, (

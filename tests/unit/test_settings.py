@@ -74,12 +74,32 @@ def test_a_valid_stack_parses_into_typed_settings() -> None:
         ({"legacyRoles": json.dumps({"headhunter_app": "drop"})}, "names 'headhunter_app', the admin or a role of"),
         ({"legacyRoles": json.dumps({"admin": "nologin"})}, "names 'admin', the admin or a role of this stack"),
         ({"legacyRoles": json.dumps(["headhunter"])}, "legacyRoles is not a map"),
+        ({"logRetention": json.dumps({"system_logs": "0d"})}, "logRetention gives system_logs 0 days: give 1d to"),
+        ({"logRetention": json.dumps({"system_logs": "-3d"})}, "gives system_logs '-3d', not a number of days"),
+        ({"logRetention": json.dumps({"system_logs": "30"})}, "gives system_logs '30', not a number of days"),
+        ({"logRetention": json.dumps({"system_logs": "99999d"})}, "gives system_logs 99999 days: give 1d to 3660d"),
+        ({"logRetention": json.dumps({"user_invitations": "30d"})}, "names 'user_invitations', not a log table"),
+        ({"logRetention": json.dumps(["30d"])}, "logRetention is not a map"),
+        (
+            {"logRetention": json.dumps({"system_logs": "7d"}), "logPremake": "14d"},
+            "keeps system_logs 7 days, less than the 14-day premake window (logPremake): keep it at least 14d",
+        ),
+        ({"logPremake": "0d"}, "headhunter-db:logPremake gives the premake window 0 days: give 1d to 366d"),
+        ({"logPremake": "2w"}, "logPremake gives the premake window '2w', not a number of days: write it as <n>d"),
+        ({"logPremake": "400d"}, "gives the premake window 400 days: give 1d to 366d"),
     ],
 )
 def test_bad_config_names_the_key_and_the_fix(changes: dict[str, str | None], message: str) -> None:
     with pytest.raises(ConfigError) as refused:
         parse(**changes)
     assert message in str(refused.value)
+
+
+def test_log_retention_defaults_per_table_and_takes_the_stack_value() -> None:
+    default = parse().log_lifecycle  # type: ignore[attr-defined]
+    assert (default.retention_days, default.premake_days) == ({"system_logs": 30, "llm_logs": 400}, 14)
+    changed = parse(logRetention=json.dumps({"llm_logs": "90d"}), logPremake="3d").log_lifecycle  # type: ignore[attr-defined]
+    assert (changed.retention_days, changed.premake_days) == ({"system_logs": 30, "llm_logs": 90}, 3)
 
 
 def test_an_embedded_stack_must_not_also_name_a_host() -> None:

@@ -8,7 +8,8 @@ Both tables only grow: old rows leave only by retention, and a DELETE of a month
 much WAL as the rows themselves and returns no space. Partitioned by created_at, retention drops
 whole partitions (migrations.shared.partitions), in milliseconds and with no WAL to speak of.
 
-The interval per table follows its volume and its retention:
+The interval per table (model.log_lifecycle.PARTITION_INTERVALS, which maintenance follows too)
+follows its volume and its retention:
 - system_logs by DAY: the busiest table, kept for weeks (30 days by default); a day is a partition
   small enough to drop at once and to index quickly, and queries for "the last hour" read one;
 - llm_logs by MONTH: one row per model call, far fewer rows, kept for over a year (400 days) for
@@ -26,7 +27,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from migrations.shared.partition_conversion import convert, refuse_downgrade
-from migrations.shared.partitions import Interval
+from model.log_lifecycle import PARTITION_INTERVALS
 
 revision: str = "logs_0004"
 down_revision: str | None = "logs_0003"
@@ -39,8 +40,8 @@ PREMAKE = timedelta(days=14)
 
 
 def upgrade() -> None:
-    convert("system_logs", Interval.DAY, PREMAKE)
-    convert("llm_logs", Interval.MONTH, PREMAKE)
+    for table, interval in PARTITION_INTERVALS.items():
+        convert(table, interval, PREMAKE)
 
 
 def downgrade() -> None:
