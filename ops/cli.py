@@ -83,6 +83,13 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...]]] = {
             arg("--sql", action=FLAG, help="print the upgrade's SQL for review; run nothing"),
         ),
     ),
+    "maintain": (
+        "The log tables' partition maintenance alone, as a CD schedule or cron runs it between deploys: "
+        "partitions made through the premake window (logPremake), partitions whose rows are all past retention "
+        "(logRetention) detached and dropped, each named. Every deploy runs the same after the logs tree. Two runs "
+        "at once take turns: the second waits for the first, then has nothing left to do.",
+        (arg("stack", metavar="STACK", help=STACK_HELP),),
+    ),
     "destroy": (
         "Remove what a stack created: the databases with every row, the roles, the grants. A killed or failed "
         "deploy is settled first (its stale lock, the roles and databases the state lost), and whatever of the "

@@ -1,0 +1,41 @@
+"""`scripts/maintain STACK`: the log tables' partition maintenance alone, as a schedule or cron runs it.
+
+Every deploy runs the same maintenance after the logs tree; this runs it between deploys, so that
+partitions are made ahead and dropped past retention even when nothing is deployed for weeks. The
+retention and premake window are the stack file's (logRetention, logPremake), checked as a deploy
+checks them; the credentials and database are the deployed stack's outputs. Two runs at once take
+turns on the logs tree's run lock: the second says it waits, then finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from sqlalchemy.engine import make_url
+
+from migrations import maintenance, runner
+from migrations.shared.tree import LOGS
+from ops import automation, cli
+from ops.errors import ExitCode, UserError, run_main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = cli.parse("maintain", sys.argv[1:] if argv is None else argv)
+    stack = automation.open_stack(automation.StackTarget(args.stack))
+    settings = automation.preflight(stack)
+    outputs = automation.outputs(stack)
+    if "connection_urls" not in outputs:
+        raise UserError(f"stack {args.stack!r} has not been deployed yet: run `scripts/up {args.stack}` first.")
+    url = make_url(outputs["connection_urls"]["logs_migrator"]).set(drivername="postgresql+psycopg")
+    target = runner.Target(LOGS, url, outputs["databases"]["logs"])
+    try:
+        report = maintenance.maintain(target, settings.log_lifecycle)
+    except maintenance.NotPartitionedError as error:
+        raise UserError(str(error), ExitCode.VERIFY_FAILED) from None
+    for line in report.lines():
+        print(line)
+    return ExitCode.OK
+
+
+if __name__ == "__main__":
+    run_main(main)
