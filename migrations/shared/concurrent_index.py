@@ -4,6 +4,11 @@ A plain CREATE INDEX takes a lock that blocks every INSERT for the whole build; 
 not, but cannot run in a transaction, so it runs in Alembic's autocommit_block. A concurrent build
 that failed leaves an INVALID index behind, which `IF NOT EXISTS` would then silently accept
 (squawk#1230): an invalid index of the same name is dropped first, so a re-run builds it properly.
+
+PostgreSQL refuses CONCURRENTLY on a partitioned table (the log tables, since logs_0004), so there
+the index is made ON ONLY the parent (invalid, and instant), built CONCURRENTLY on each partition,
+and each partition's index ATTACHed: the parent's index is valid once every partition's is. A
+partition made later gets the index from the parent at ATTACH time (it is empty then).
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ def create_concurrently(indexes: tuple[ConcurrentIndex, ...]) -> None:
         # open writer. It blocks no one while it waits, so it may wait as long as it needs.
         op.execute("SET lock_timeout = 0")
         for index in indexes:
+            if _partitions_of(index.table) is not None:
+                _create_on_partitions(index)
+                continue
             _drop_if_invalid(index.name)
             # The definition is the revision's own SQL text (columns, INCLUDE, WHERE), never user input.
             create = sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} ").format(
@@ -43,6 +51,48 @@ def create_concurrently(indexes: tuple[ConcurrentIndex, ...]) -> None:
             op.execute(create.as_string() + index.definition)
         op.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)).as_string())
         op.execute("RESET max_parallel_maintenance_workers")
+
+
+def _partitions_of(table: str) -> list[str] | None:
+    """The partitions of a partitioned table; None for a plain one (or offline, where no catalog is read)."""
+    if op.get_context().as_sql:
+        return None
+    bind = op.get_bind()
+    kind = bind.execute(text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:t)"), {"t": f"public.{table}"})
+    if kind.scalar() != "p":
+        return None
+    rows = bind.execute(
+        text("SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = to_regclass(:t) ORDER BY 1"),
+        {"t": f"public.{table}"},
+    )
+    return [row[0] for row in rows]
+
+
+def _create_on_partitions(index: ConcurrentIndex) -> None:
+    """ON ONLY the parent, CONCURRENTLY on each partition, then ATTACH; a rerun picks up where a kill left it."""
+    parent = sql.SQL("CREATE INDEX IF NOT EXISTS {} ON ONLY {} ").format(
+        sql.Identifier(index.name), sql.Identifier(index.table)
+    )
+    op.execute(parent.as_string() + index.definition)
+    for partition in _partitions_of(index.table) or []:
+        child = f"{partition[: 62 - len(index.name)]}_{index.name}"[:63]
+        _drop_if_invalid(child)
+        build = sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} ").format(
+            sql.Identifier(child), sql.Identifier(partition)
+        )
+        op.execute(build.as_string() + index.definition)
+        op.execute(
+            sql.SQL(
+                "DO $attach$ BEGIN IF NOT EXISTS (SELECT FROM pg_inherits WHERE inhrelid = to_regclass({child})) "
+                "THEN ALTER INDEX {parent} ATTACH PARTITION {child_name}; END IF; END $attach$"
+            )
+            .format(
+                child=sql.Literal(f"public.{child}"),
+                parent=sql.Identifier(index.name),
+                child_name=sql.Identifier(child),
+            )
+            .as_string()
+        )
 
 
 def drop_concurrently(indexes: tuple[ConcurrentIndex, ...]) -> None:

@@ -11,6 +11,7 @@ from fixtures.cluster import Deployment
 from migrations import maintenance, runner
 from model.log_lifecycle import LogLifecycle
 from model.names import DatabaseKey
+from tests.support.fault_log import SeenFunction
 
 LIFECYCLE = LogLifecycle(retention_days={"system_logs": 30, "llm_logs": 400}, premake_days=14)
 
@@ -31,8 +32,12 @@ def test_a_first_run_makes_nothing_the_tree_already_made(migrated: Deployment, l
     assert report.dropped == {"system_logs": [], "llm_logs": []}
 
 
+@pytest.mark.fault(
+    what="no deploy or scheduled maintenance for 40 days (partitions missing ahead, old ones past retention)",
+    recovery="the next deploy or scripts/maintain makes the window and drops what is past retention, naming each",
+)
 def test_weeks_without_maintenance_are_caught_up_and_retention_drops_whole_partitions(
-    migrated: Deployment, logs_target: runner.Target
+    migrated: Deployment, logs_target: runner.Target, fault_seen: SeenFunction
 ) -> None:
     """Run as if 40 days had passed: the window is made, and the partitions past 30 days dropped, rows and all."""
     writer = migrated.names.of("logs_writer")
@@ -40,6 +45,7 @@ def test_weeks_without_maintenance_are_caught_up_and_retention_drops_whole_parti
         logs.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'old', 'now')")
     later = datetime.now(UTC) + timedelta(days=40)
     report = maintenance.maintain(logs_target, LIFECYCLE, now=later)
+    fault_seen("scripts/maintain", 0, "\n".join(report.lines()), "system_logs: created")
     made = report.created["system_logs"]
     assert made[-1] == f"system_logs_p{(later + timedelta(days=14)):%Y%m%d}"
     # The converted table's partition ends within two days of today: 40 days on, it is past 30 days.
@@ -117,7 +123,13 @@ def test_an_unpartitioned_tree_is_refused_by_name(fresh_deployment: Deployment, 
         maintenance.maintain(logs_target, LIFECYCLE)
 
 
-def test_an_interrupted_detach_is_finished_by_the_next_run(migrated: Deployment, logs_target: runner.Target) -> None:
+@pytest.mark.fault(
+    what="retention's DETACH ... CONCURRENTLY cut short (killed, or cancelled while it waits for a reader)",
+    recovery="the next maintenance finishes it with DETACH ... FINALIZE, then drops the partition",
+)
+def test_an_interrupted_detach_is_finished_by_the_next_run(
+    migrated: Deployment, logs_target: runner.Target, fault_seen: SeenFunction
+) -> None:
     """DETACH CONCURRENTLY cut short leaves the partition "detach pending": the next run finalizes and drops it."""
     owner = migrated.names.owner(DatabaseKey.LOGS)
     with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as logs:
@@ -137,6 +149,7 @@ def test_an_interrupted_detach_is_finished_by_the_next_run(migrated: Deployment,
         ).fetchone()
     assert pending == (True,)
     report = maintenance.maintain(logs_target, LIFECYCLE, now=datetime.now(UTC) + timedelta(days=40))
+    fault_seen("scripts/maintain", 0, "\n".join(report.lines()), "dropped system_logs_p_before")
     assert "system_logs_p_before" in report.dropped["system_logs"]
     assert "system_logs_p_before" not in partition_names(migrated, "system_logs")
 

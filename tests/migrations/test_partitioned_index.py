@@ -1,0 +1,82 @@
+"""An index revision on a partitioned log table: ON ONLY the parent, CONCURRENTLY on each partition, ATTACH."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+from fixtures.cluster import Deployment
+from migrations import runner
+from model.names import DatabaseKey
+from ops.paths import REPO_ROOT
+from tests.migrations import catalog
+
+INDEX_REVISION = '''"""A later index revision, as a team would write one."""
+from migrations.shared.concurrent_index import ConcurrentIndex, create_concurrently, drop_concurrently
+
+revision = "logs_9990"
+down_revision = "logs_0004"
+branch_labels = None
+depends_on = None
+
+INDEXES = (ConcurrentIndex("idx_system_logs_trace_id", "system_logs", "(trace_id) WHERE trace_id IS NOT NULL"),)
+
+
+def upgrade() -> None:
+    create_concurrently(INDEXES)
+
+
+def downgrade() -> None:
+    drop_concurrently(INDEXES)
+'''
+
+
+def tree_with_index_revision(tmp_path: Path) -> Path:
+    tree = tmp_path / "logs"
+    shutil.copytree(REPO_ROOT / "migrations" / "logs", tree, ignore=shutil.ignore_patterns("__pycache__"))
+    (tree / "versions" / "logs_9990_trace_index.py").write_text(INDEX_REVISION)
+    return tree
+
+
+def test_an_index_revision_builds_on_every_partition_while_a_writer_inserts(
+    migrated: Deployment, logs_target: runner.Target, tmp_path: Path
+) -> None:
+    writer = migrated.names.of("logs_writer")
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        with migrated.connect_as(writer, DatabaseKey.LOGS) as logs:
+            logs.execute("SET lock_timeout = '1s'")
+            while not stop.is_set():
+                try:
+                    logs.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'w', 'x')")
+                except BaseException as error:  # asserted below
+                    failures.append(error)
+                    return
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        target = runner.Target(
+            logs_target.tree, logs_target.url, logs_target.expected_database, tree_with_index_revision(tmp_path)
+        )
+        assert runner.upgrade(target).applied == ("logs_9990",)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert failures == []
+    with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as logs:
+        assert catalog.invalid_indexes(logs) == set()
+        on_partitions = logs.execute(
+            "SELECT count(*), count(*) FILTER (WHERE x.indexrelid IN (SELECT inhrelid FROM pg_inherits "
+            "WHERE inhparent = 'idx_system_logs_trace_id'::regclass)) FROM pg_inherits p "
+            "JOIN pg_index x ON x.indrelid = p.inhrelid JOIN pg_class i ON i.oid = x.indexrelid "
+            "WHERE p.inhparent = 'system_logs'::regclass AND pg_get_indexdef(x.indexrelid) LIKE '%(trace_id)%'"
+        ).fetchone()
+        partitions = logs.execute(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'system_logs'::regclass"
+        ).fetchone()
+    assert on_partitions is not None and partitions is not None
+    assert on_partitions == (partitions[0], partitions[0])  # every partition has it, each attached to the parent's
