@@ -17,12 +17,13 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import psycopg
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationInfo
 from psycopg import sql
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, PendingRollbackError
 from sqlalchemy.pool import NullPool
 
 from migrations.shared import run_inputs
@@ -91,10 +92,29 @@ def _migrate(context: EnvironmentContext, tree: Tree, connection: Connection) ->
         try:
             with context.begin_transaction():
                 context.run_migrations()
-        except BaseException:
+        except BaseException as error:
             _clean_up(connection, tree, after_failure=True)
+            cause = _database_cause(error)
+            if cause is not error:
+                raise cause from None
             raise
         _clean_up(connection, tree, after_failure=False)
+
+
+def _database_cause(error: BaseException) -> BaseException:
+    """The database's own error behind a failure, rather than what a cleanup raised over it.
+
+    A connection ended inside an autocommit block (a concurrent build) fails the block's own closing
+    COMMIT, and SQLAlchemy's "Can't reconnect until invalid transaction is rolled back" hides why.
+    """
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, DBAPIError) and not isinstance(seen, PendingRollbackError):
+            return seen
+        if isinstance(seen, psycopg.Error):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return error
 
 
 def _clean_up(connection: Connection, tree: Tree, after_failure: bool) -> None:
@@ -109,7 +129,7 @@ def _clean_up(connection: Connection, tree: Tree, after_failure: bool) -> None:
         _restrict_version_table(connection, tree)
         connection.execute(text("RESET ROLE"))
         connection.commit()
-    except DBAPIError:
+    except (DBAPIError, PendingRollbackError):
         if not after_failure:
             raise
 

@@ -52,12 +52,15 @@ def convert(table: str, interval: Interval, premake: timedelta) -> None:
     """Partition `table` by `interval` on created_at, in place, and make partitions `premake` ahead."""
     context = op.get_context()
     if context.as_sql:
+        # Outside the revision's transaction, as online: CONCURRENTLY refuses a transaction block,
+        # and the swap brings its own BEGIN and COMMIT.
         boundary = first_boundary(interval, datetime.now(UTC), newest_row=None)
-        for statement in (*_prepare(table, boundary), *_swap(table, boundary)):
-            op.execute(statement)
-        op.execute(f"-- partitions of {table} from {boundary.isoformat()}, made ahead as of this rendering")
-        for statement in partitions.statements(table, interval, boundary, max(boundary, datetime.now(UTC) + premake)):
-            op.execute(statement)
+        until = max(boundary, datetime.now(UTC) + premake)
+        with context.autocommit_block():
+            for statement in (*_prepare(table, boundary), *_swap(table, boundary)):
+                op.execute(statement)
+            for statement in partitions.statements(table, interval, boundary, until):
+                op.execute(statement)
         return
     with context.autocommit_block():
         connection = op.get_bind()

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, PendingRollbackError
 
 from migrations.shared.tree import Tree
 
@@ -49,7 +49,7 @@ def tree_run_lock(connection: Connection, tree: Tree, wait_s: float) -> Iterator
         try:
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
             connection.commit()
-        except DBAPIError:
+        except (DBAPIError, PendingRollbackError):
             pass  # the connection is gone, and the lock with it
 
 

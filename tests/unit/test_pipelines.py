@@ -28,7 +28,7 @@ def blocks() -> list[tuple[str, str]]:
 
 def test_the_doc_has_each_example() -> None:
     kinds = [kind for kind, _ in blocks()]
-    assert kinds.count("github") == 1 and kinds.count("gitlab") == 2
+    assert kinds.count("github") == 2 and kinds.count("gitlab") == 2
 
 
 @pytest.mark.parametrize(("kind", "body"), blocks(), ids=[f"{k}-{i}" for i, (k, _) in enumerate(blocks())])
