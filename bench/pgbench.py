@@ -17,7 +17,7 @@ from ops.localpg import find_bin_dir
 
 # An insert of the kind the log worker makes: no RETURNING, the writer may not SELECT.
 INSERT_SCRIPT = """\\set n random(1, 1000000)
-INSERT INTO system_logs (level, component, message, error_type, request_id)
+INSERT INTO {table} (level, component, message, error_type, request_id)
 VALUES (CASE WHEN :n % 20 = 0 THEN 'ERROR' ELSE 'INFO' END, 'component_' || (:n % 20),
         'live insert ' || :n, CASE WHEN :n % 20 = 0 THEN 'TimeoutError' END, md5(:n::text));
 """
@@ -73,11 +73,12 @@ class WriterLoad:
         password: str,
         seconds: float,
         rate_per_s: int | None = RATE_PER_S,
+        table: str = "system_logs",
     ) -> None:
         """rate_per_s=None runs writers flat out, enough of them to keep both cores busy (throughput);
         a rate makes a steady stream from two writers."""
         self.folder = Path(tempfile.mkdtemp(prefix="bench-pgbench-"))
-        (self.folder / "insert.sql").write_text(INSERT_SCRIPT)
+        (self.folder / "insert.sql").write_text(INSERT_SCRIPT.replace("{table}", table))
         self._env = dict(os.environ, PGPASSWORD=password)
         clients = CLIENTS if rate_per_s else FLAT_OUT_CLIENTS
         load = ["-c", str(clients), "-j", "2", "-T", str(round(seconds)), "-f", str(self.folder / "insert.sql")]

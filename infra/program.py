@@ -72,7 +72,10 @@ def define_stack() -> None:
         grant_existing_tables(role, migrations[role.model.database].tables)
     partitions = log_maintenance(settings, databases[DatabaseKey.LOGS], migrations[DatabaseKey.LOGS])
     export_outputs(settings, databases, roles.logins, migrations)
-    pulumi.export("log_partitions", {"created": partitions.created, "dropped": partitions.dropped})
+    pulumi.export(
+        "log_partitions",
+        {"created": partitions.created, "dropped": partitions.dropped, "coverage": partitions.coverage},
+    )
     lifecycle = settings.log_lifecycle
     pulumi.export(
         "log_lifecycle", {"retention_days": dict(lifecycle.retention_days), "premake_days": lifecycle.premake_days}

@@ -240,6 +240,11 @@ def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
     )
 
 
+def default_log_lifecycle() -> LogLifecycle:
+    """The lifecycle Pulumi.yaml's defaults give (test fixtures that deploy without a stack file)."""
+    return _Reader("defaults", {}).log_lifecycle("logRetention", "logPremake")
+
+
 def project_dir() -> Path:
     """The folder of Pulumi.yaml, from which relative paths in a stack file are read.
 

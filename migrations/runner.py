@@ -87,12 +87,16 @@ def current_revision(target: Target) -> str | None:
 
 
 def data_tables(target: Target) -> list[str]:
-    """The tables of the database's public schema, its version table left out: what runtime roles are granted."""
+    """The tables of the database's public schema, its version table and partitions left out: what runtime roles
+    are granted."""
     engine = create_engine(target.url.set(drivername="postgresql+psycopg"), poolclass=NullPool)
     try:
         with connect_with_retry(engine) as connection:
+            # A partition is its table's (the log tables, logs_0004): it is granted through the owner's
+            # default privileges when maintenance makes it, not by name.
             rows = connection.exec_driver_sql(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> %s ORDER BY 1",
+                "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p') "
+                "AND NOT relispartition AND relname <> %s ORDER BY 1",
                 (target.tree.version_table,),
             )
             return [row[0] for row in rows]

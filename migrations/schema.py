@@ -20,7 +20,9 @@ from migrations.shared.partitions import is_partition_name
 from migrations.shared.tree import Tree
 
 _NAME = r'"?(\w+)"?'
-_CREATE_TABLE = re.compile(rf"^CREATE TABLE (?:IF NOT EXISTS )?{_NAME} \((?P<body>.*?)^\);", re.M | re.S)
+# A column list on lines of its own, as SQLAlchemy renders one: a partition's one-line `(LIKE parent ...)`
+# is not a table of the tree, and must not run on into the next statement.
+_CREATE_TABLE = re.compile(rf"^CREATE TABLE (?:IF NOT EXISTS )?{_NAME} \(\n(?P<body>.*?)^\);", re.M | re.S)
 _DROP_TABLE = re.compile(rf"^DROP TABLE (?:IF EXISTS )?{_NAME}", re.M)
 _CREATE_INDEX = re.compile(
     rf"^CREATE (?:UNIQUE )?INDEX (?:CONCURRENTLY )?(?:IF NOT EXISTS )?{_NAME} ON (?:ONLY )?{_NAME}", re.M

@@ -50,6 +50,10 @@ class LogLifecycle:
     premake_days: int
     """Partitions exist for every moment from now to this many days ahead."""
 
+    def as_output(self) -> dict[str, object]:
+        """The stack's `log_lifecycle` output: what scripts/verify checks the partitions against."""
+        return {"retention_days": dict(self.retention_days), "premake_days": self.premake_days}
+
     def premake_until(self, now: datetime) -> datetime:
         return now + timedelta(days=self.premake_days)
 

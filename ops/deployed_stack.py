@@ -36,6 +36,11 @@ class DeployedStack:
     """retention_days (per log table) and premake_days, as the stack config says; empty before logs_0004."""
 
     def lifecycle(self) -> LogLifecycle:
+        if not self.log_lifecycle:
+            raise AssertionError(
+                f"stack {self.stack!r} has no log_lifecycle output: it was deployed before the log tables' "
+                f"lifecycle; deploy it again (scripts/deploy {self.stack})"
+            )
         return LogLifecycle(dict(self.log_lifecycle["retention_days"]), int(self.log_lifecycle["premake_days"]))
 
     @property

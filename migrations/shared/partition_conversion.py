@@ -26,6 +26,8 @@ Offline (`--sql`), the same statements are printed, with the boundary as of the 
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 from alembic import op
@@ -35,6 +37,7 @@ from sqlalchemy.exc import OperationalError
 from migrations.shared import partitions
 from model.log_lifecycle import Interval
 
+log = logging.getLogger(__name__)
 BEFORE_SUFFIX = "_p_before"
 SWAP_LOCK_TIMEOUT = "1s"
 SWAP_ATTEMPTS = 20
@@ -212,8 +215,18 @@ def _swap_with_retries(table: str, boundary: datetime) -> None:
     connection = op.get_bind()
     for attempt in range(1, SWAP_ATTEMPTS + 1):
         try:
+            started = time.monotonic()
             for statement in _swap(table, boundary):
                 partitions.run(connection, statement)
+            # From BEGIN to COMMIT: the lock's wait (at most the lock_timeout) and its hold.
+            held_ms = (time.monotonic() - started) * 1000
+            log.info(
+                "%s partitioned in place (boundary %s); locked for at most %.0f ms",
+                table,
+                boundary.isoformat(),
+                held_ms,
+                extra={"lock_held_ms": held_ms},
+            )
             return
         except OperationalError as error:
             partitions.run(connection, "ROLLBACK")

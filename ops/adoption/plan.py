@@ -282,10 +282,12 @@ def _misplaced(
     """The rows move only into a table of the same shape: the destination's, or the head's it will get."""
     if there is None or table.name not in there.tables:
         differences = tuple(
-            f"against {destination}.{table.name} at head: {line}" for line in table.differences(head.tables[table.name])
+            f"against {destination}.{table.name} at head: {line}"
+            for line in table.differences(head.tables[table.name], compare_keys=False)
         )
         return Misplaced(table.name, rows, destination, differences, after_deploy=True)
     differences = tuple(
-        f"against {destination}.{table.name}: {line}" for line in table.differences(there.tables[table.name])
+        f"against {destination}.{table.name}: {line}"
+        for line in table.differences(there.tables[table.name], compare_keys=False)
     )
     return Misplaced(table.name, rows, destination, differences)

@@ -35,6 +35,11 @@ def print_summary(stack_name: str, changes: Mapping[str, int], outputs: Mapping[
     print(f"server     {outputs['host']}:{outputs['port']}")
     for key, database in outputs["databases"].items():
         print(f"database   {database} ({key}) at revision {outputs['migration_revisions'][key]}")
+    partitions = outputs.get("log_partitions") or {}
+    for table, reach in (partitions.get("coverage") or {}).items():
+        made = ", ".join(partitions["created"].get(table) or []) or "none"
+        dropped = ", ".join(partitions["dropped"].get(table) or []) or "none"
+        print(f"partitions {table} until {reach['covered_until']} (last maintenance made {made}; dropped {dropped})")
     for key, role in outputs["runtime_roles"].items():
         print(f"login role {role} ({key})")
     for check in role_check.CHECKS:

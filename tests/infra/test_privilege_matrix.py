@@ -89,7 +89,8 @@ def objects_of(
         return [version_table]
     if kind is ObjectKind.SEQUENCES:
         return tables_of(connection, "S")
-    return [table for table in tables_of(connection, "r") if table != version_table]
+    # Partitioned log tables ('p') and each of their partitions ('r'): a session may name either.
+    return [table for table in tables_of(connection, "r") + tables_of(connection, "p") if table != version_table]
 
 
 @pytest.mark.parametrize("kind", list(FUNCTIONS), ids=[kind.value.replace(" ", "_") for kind in FUNCTIONS])

@@ -97,7 +97,7 @@ def test_a_deploy_migrates_and_verifies_and_a_second_changes_nothing(
 ) -> None:
     code, output = finish(start_deploy(fresh_deployment, project))
     assert code == ExitCode.OK, output[-4000:]
-    assert "deploy: 3 to create" in output and "verified" in output and "0 differ" in output
+    assert "deploy: 4 to create" in output and "verified" in output and "0 differ" in output
     assert at_head(fresh_deployment)
 
     code, output = finish(start_deploy(fresh_deployment, project))

@@ -26,8 +26,10 @@ from migrations import runner
 from migrations.shared import partition_conversion, partitions
 from model.log_lifecycle import Interval
 from model.names import DatabaseKey
+from ops import localpg
 from ops.localpg import find_bin_dir
 from tests.migrations import catalog
+from tests.support.fault_log import SeenFunction
 
 LOGS = DatabaseKey.LOGS
 LOG_TABLES = ("system_logs", "llm_logs")
@@ -659,3 +661,61 @@ def test_the_sql_for_review_runs_in_psql_and_partitions_both_tables(
         for table in LOG_TABLES:
             assert scalar(connection, "SELECT relkind FROM pg_class WHERE oid = %s::regclass", (table,)) == "p"
         assert catalog.invalid_indexes(connection) == set()
+
+
+# The server stopped during a conversion.
+
+
+def wait_until_the_migrator_waits(deployment: Deployment) -> None:
+    migrator = deployment.names.migrator(LOGS)
+    deadline = time.monotonic() + 60
+    with deployment.server.connect() as connection:
+        while not scalar(
+            connection,
+            "SELECT count(*) > 0 FROM pg_stat_activity WHERE usename = %s AND wait_event_type = 'Lock'",
+            (migrator,),
+        ):
+            assert time.monotonic() < deadline, "the run never waited"
+            time.sleep(0.05)
+
+
+@pytest.mark.fault(
+    what="the server stops at once (`pg_ctl -m immediate`) while logs_0004 converts a table holding rows",
+    recovery="start the server; the next run (deploy or scripts/migrate) finishes the conversion, every row there once",
+)
+def test_a_conversion_outlives_a_server_crash(
+    fresh_deployment: Deployment, logs_target: runner.Target, fault_seen: SeenFunction
+) -> None:
+    runner.upgrade(logs_target, "logs_0003")
+    seed(fresh_deployment, system_logs=500, llm_logs=10)
+    with admin(fresh_deployment) as connection:
+        seeded = content(connection, "system_logs", "true")
+    open_writer = fresh_deployment.connect_as(fresh_deployment.names.of("logs_writer"), LOGS, autocommit=False)
+    open_writer.execute(INSERT_SYSTEM_LOG, ("open when the server stops",))  # holds the key's build
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            runner.upgrade(logs_target)
+        except BaseException as error:  # what the run raised is the test's subject
+            raised.append(error)
+
+    crashed = threading.Thread(target=run, daemon=True)
+    crashed.start()
+    try:
+        wait_until_the_migrator_waits(fresh_deployment)
+        localpg.run_as_server(
+            [str(find_bin_dir() / "pg_ctl"), "stop", "-D", str(localpg.data_dir()), "-m", "immediate"],
+            capture_output=True,
+        )
+        crashed.join(timeout=60)
+    finally:
+        open_writer.close()
+        localpg.start()
+    assert len(raised) == 1
+    fault_seen("scripts/migrate STACK logs", 7, str(raised[0]), "terminat")
+    assert runner.upgrade(logs_target).applied == ("logs_0004",)
+    with admin(fresh_deployment) as connection:
+        assert content(connection, "system_logs", "true") == seeded  # the open writer's row was never committed
+        assert catalog.invalid_indexes(connection) == set()
+        assert scalar(connection, "SELECT relkind FROM pg_class WHERE oid = 'system_logs'::regclass") == "p"

@@ -208,6 +208,16 @@ def test_the_schema_reading_follows_drops_and_keys() -> None:
     assert read_schema(script, "v") == TreeSchema(frozenset({"b"}), frozenset({"uq_b"}))
 
 
+def test_the_schema_reading_leaves_partitions_to_their_table_and_reads_on_past_them() -> None:
+    script = (
+        "CREATE TABLE logs (\n    id int\n);\n"
+        'CREATE TABLE IF NOT EXISTS "logs_p20261206" (LIKE "logs" INCLUDING DEFAULTS);\n'
+        'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "logs_p_before_pkey" ON "logs" (id, created_at);\n'
+        "CREATE TABLE audit (\n    id int\n);\n"
+    )
+    assert read_schema(script, "v") == TreeSchema(frozenset({"logs", "audit"}), frozenset())
+
+
 def test_alembic_by_hand_migrates_its_tree_and_logs_each_revision(fresh_deployment: Deployment) -> None:
     """As an operator runs it: the URL without its password, the password where libpq reads it."""
     url = fresh_deployment.migrator_url(DatabaseKey.LOGS)

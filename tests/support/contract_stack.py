@@ -1,9 +1,10 @@
 """A stack with the real program's output contract, without the postgresql provider.
 
-Its resources are the two post-provision steps, on databases provisioned from the model as plain
-SQL; its outputs are those infra/program.py exports, so scripts/deploy and scripts/verify run
-against it end to end. Run as `python -m tests.support.contract_stack STACK` with the deployment's
-description in HEADHUNTER_DEPLOYMENT (passwords never go through arguments).
+Its resources are the post-provision steps (both trees, then the log partitions' maintenance), on
+databases provisioned from the model as plain SQL; its outputs are those infra/program.py exports,
+so scripts/deploy and scripts/verify run against it end to end. Run as
+`python -m tests.support.contract_stack STACK` with the deployment's description in
+HEADHUNTER_DEPLOYMENT (passwords never go through arguments).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 import pulumi
 from sqlalchemy.engine import make_url
 
+from infra.log_maintenance import LogMaintenance, LogMaintenanceArgs
 from infra.migration_step import MigrationRun, MigrationRunArgs
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey
@@ -46,8 +48,26 @@ def contract_program(described: DeployedStack) -> automation.Program:
         pulumi.export("role_prefix", described.role_prefix)
         pulumi.export("read_only_roles", described.read_only_roles)
         pulumi.export("connection_limits", described.connection_limits)
+        logs_url = make_url(described.migrator_url(DatabaseKey.LOGS))
+        partitions = LogMaintenance(
+            "logs-partitions",
+            LogMaintenanceArgs(
+                host=described.host,
+                port=described.port,
+                sslmode=described.sslmode,
+                tls={},
+                database=described.database(DatabaseKey.LOGS),
+                migrator=str(logs_url.username),
+                migrator_password=pulumi.Output.secret(str(logs_url.password)),
+                lifecycle=described.lifecycle(),
+                revision=runs[DatabaseKey.LOGS].revision,
+            ),
+            opts=pulumi.ResourceOptions(depends_on=[runs[DatabaseKey.LOGS]]),
+        )
         pulumi.export("migration_revisions", {key.value: run.revision for key, run in runs.items()})
         pulumi.export("connection_urls", pulumi.Output.secret(described.connection_urls))
+        pulumi.export("log_partitions", {"created": partitions.created, "dropped": partitions.dropped})
+        pulumi.export("log_lifecycle", described.log_lifecycle)
 
     return program
 
