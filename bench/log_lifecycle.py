@@ -114,7 +114,8 @@ def owner_engine_connection(deployment: Deployment) -> Iterator[Connection]:
     try:
         with engine.connect() as connection:
             autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
-            partitions.run(autocommit, f'SET ROLE "{deployment.names.owner(DatabaseKey.LOGS)}"')
+            owner = sql.Identifier(deployment.names.owner(DatabaseKey.LOGS))
+            partitions.run(autocommit, sql.SQL("SET ROLE {}").format(owner).as_string())
             partitions.utc_session(autocommit)
             yield autocommit
     finally:
@@ -126,7 +127,8 @@ def build_tables(deployment: Deployment, sizes: Sizes) -> None:
     now = datetime.now(UTC)
     with owner_session(deployment) as logs:
         drop_tables(logs)
-        like = "(LIKE system_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED)"
+        # With the identity: the writers insert without an id, as the log worker does.
+        like = "(LIKE system_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED INCLUDING IDENTITY)"
         logs.execute(f"CREATE TABLE {PLAIN} {like}")
         logs.execute(f"CREATE TABLE {PARTITIONED} {like} PARTITION BY RANGE (created_at)")
         start = Interval.DAY.start_of(now - timedelta(days=sizes.days))
@@ -134,14 +136,16 @@ def build_tables(deployment: Deployment, sizes: Sizes) -> None:
             logs.execute(statement)
         logs.execute(
             f"INSERT INTO {PLAIN} (id, created_at, level, component, message, error_type, request_id) "
-            f"SELECT i, now() - (i::float8 / %s) * interval '{sizes.days} days', ({LEVELS})[1 + i % 10], "
+            "OVERRIDING SYSTEM VALUE "
+            f"SELECT i, now() - (i::float8 / {sizes.rows}) * interval '{sizes.days} days', ({LEVELS})[1 + i % 10], "
             "'component_' || (i % 20), 'event ' || i || ' handled by the worker with a message of realistic length', "
             "CASE WHEN i % 10 = 9 THEN 'Error' || (i % 7) END, md5(i::text) "
-            "FROM generate_series(1, %s) AS i",
-            (sizes.rows, sizes.rows),
+            f"FROM generate_series(1, {sizes.rows}) AS i"
         )
-        logs.execute(f"INSERT INTO {PARTITIONED} SELECT * FROM {PLAIN}")
-        llm_like = "(LIKE llm_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED)"
+        logs.execute(f"INSERT INTO {PARTITIONED} OVERRIDING SYSTEM VALUE SELECT * FROM {PLAIN}")
+        for table in (PLAIN, PARTITIONED):
+            logs.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {sizes.rows})")
+        llm_like = "(LIKE llm_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED INCLUDING IDENTITY)"
         logs.execute(f"CREATE TABLE {LLM_PLAIN} {llm_like}")
         logs.execute(f"CREATE TABLE {LLM_PARTITIONED} {llm_like} PARTITION BY RANGE (created_at)")
         start = Interval.MONTH.start_of(now - timedelta(days=sizes.llm_days))
@@ -149,13 +153,18 @@ def build_tables(deployment: Deployment, sizes: Sizes) -> None:
             logs.execute(statement)
         logs.execute(
             f"INSERT INTO {LLM_PLAIN} (id, created_at, component, provider, model, status, prompt_tokens, "
-            "completion_tokens, latency_ms, cost_usd, error_type, request_id) "
-            f"SELECT i, now() - (i::float8 / %s) * interval '{sizes.llm_days} days', 'feature_' || (i % 5), 'vendor', "
-            f"({MODELS})[1 + i % 8], 'success', 200 + i % 800, 50 + i % 300, 100 + i % 2000, (i % 1000) / 100000.0, "
-            "NULL, md5(i::text) FROM generate_series(1, %s) AS i",
-            (sizes.llm_rows, sizes.llm_rows),
+            "completion_tokens, latency_ms, cost_usd, error_type, request_id) OVERRIDING SYSTEM VALUE "
+            f"SELECT i, now() - (i::float8 / {sizes.llm_rows}) * interval '{sizes.llm_days} days', "
+            f"'feature_' || (i % 5), 'vendor', ({MODELS})[1 + i % 8], 'success', 200 + i % 800, 50 + i % 300, "
+            f"100 + i % 2000, (i % 1000) / 100000.0, NULL, md5(i::text) FROM generate_series(1, {sizes.llm_rows}) AS i"
         )
-        logs.execute(f"INSERT INTO {LLM_PARTITIONED} SELECT * FROM {LLM_PLAIN}")
+        columns = (
+            "id, created_at, request_id, trace_id, component, provider, model, operation, status, prompt_tokens, "
+            "completion_tokens, latency_ms, cost_usd, error_type, error_message, user_id, metadata"
+        )
+        logs.execute(
+            f"INSERT INTO {LLM_PARTITIONED} ({columns}) OVERRIDING SYSTEM VALUE SELECT {columns} FROM {LLM_PLAIN}"
+        )
         for table in (PLAIN, PARTITIONED):
             for suffix, definition in INDEXES.items():
                 logs.execute(f"CREATE INDEX {table}_{suffix} ON {table} {definition}")
@@ -189,10 +198,10 @@ def _scalar(logs: psycopg.Connection, query: str) -> int:
 
 def _size(logs: psycopg.Connection, table: str) -> int:
     """Bytes on disk of the table with its indexes (and TOAST), partitions included."""
-    return _scalar(
-        logs,
-        f"SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree('{table}')",
+    partitioned = _scalar(
+        logs, f"SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree('{table}')"
     )
+    return partitioned or _scalar(logs, f"SELECT pg_total_relation_size('{table}')")
 
 
 def _wal(logs: psycopg.Connection) -> int:
@@ -296,6 +305,7 @@ def index_builds(deployment: Deployment, seconds: float) -> dict[str, Build]:
     def build(table: str) -> Callable[[], None]:
         def run() -> None:
             with owner_engine_connection(deployment) as connection:
+                connection.commit()  # Alembic's autocommit block wants no transaction of ours open
                 context = MigrationContext.configure(connection)
                 with Operations.context(context):
                     create_concurrently((ConcurrentIndex(f"{table}_request_id", table, NEW_INDEX),))
@@ -396,7 +406,7 @@ def measure(deployment: Deployment, sizes: Sizes, repeats: int) -> dict[str, Any
     finally:
         with deployment.server.connect(deployment.databases[DatabaseKey.LOGS]) as logs:
             drop_tables(logs)
-    converted = conversion(deployment, seconds=60.0)
+    converted = conversion(deployment, seconds=240.0)  # longer than the conversion of 3M + 1M rows takes here
     return {"sizes": asdict(sizes), **report(cleanup, latency, builds, converted)}
 
 
@@ -471,3 +481,30 @@ def report(
         "conversion_rows": conversion_rows,
         "goals": goals,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.log_lifecycle [--quick]`: these measurements alone (scripts/bench runs them too)."""
+    import json
+
+    from bench import fixture, run
+    from fixtures.cluster import drop_deployment
+    from ops import paths
+
+    quick = "--quick" in (sys.argv[1:] if argv is None else argv)
+    deployment = fixture.fresh_deployment(fixture.Sizes(200_000, 50_000) if quick else fixture.Sizes())
+    try:
+        runner.upgrade(logs_target(deployment), "logs_0003")
+        sizes = Sizes(300_000, llm_rows=50_000) if quick else Sizes()
+        results = measure(deployment, sizes, 20 if quick else 200)
+    finally:
+        drop_deployment(deployment)
+    reports = paths.REPO_ROOT / "reports"
+    reports.mkdir(exist_ok=True)
+    (reports / "bench-lifecycle.json").write_text(json.dumps(results, indent=2, default=str))
+    print("\n\n".join(run.lifecycle_sections(results)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

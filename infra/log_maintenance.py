@@ -14,7 +14,7 @@ drops nothing.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pulumi
@@ -38,13 +38,13 @@ def _lifecycle(props: dict[str, Any]) -> LogLifecycle:
 
 def is_due(coverage: dict[str, dict[str, str]], lifecycle: LogLifecycle, now: datetime) -> bool:
     """Whether a partition is missing from the premake window, or one has passed retention."""
-    for table, days in lifecycle.retention_days.items():
+    for table in lifecycle.retention_days:
         reach = coverage.get(table)
         if reach is None:
             return True
         if datetime.fromisoformat(reach["covered_until"]) <= lifecycle.premake_until(now):
             return True
-        if datetime.fromisoformat(reach["oldest_ends"]) <= now - timedelta(days=days):
+        if datetime.fromisoformat(reach["oldest_ends"]) <= lifecycle.retention_cutoff(table, now):
             return True
     return False
 
@@ -73,7 +73,9 @@ def _live_coverage(props: dict[str, Any]) -> dict[str, dict[str, str]] | None:
     from migrations import maintenance
 
     try:
-        engine = create_engine(migrator_target({**props, "tree": "logs"}).url, poolclass=NullPool)
+        # A short connect timeout: a preview must not hang on a server it cannot reach.
+        url = migrator_target({**props, "tree": "logs"}).url.update_query_dict({"connect_timeout": "5"})
+        engine = create_engine(url, poolclass=NullPool)
         try:
             with engine.connect() as connection:
                 return {table: asdict(reach) for table, reach in maintenance.coverage(connection).items()}

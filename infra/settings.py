@@ -401,7 +401,8 @@ class _Reader:
                 raise self.error(retention_key, f"names {table!r}, not a log table", f"use {', '.join(LOG_TABLES)}")
             days = self.days(retention_key, text, table, MAX_RETENTION_DAYS)
             if days < premake:
-                # Retention below the premake window would drop partitions made for the days ahead.
+                # Retention never reaches a partition ahead, but one shorter than the window made ahead
+                # is a typo or a misunderstanding (30 for 3, or the two keys swapped): asked again.
                 raise self.error(
                     retention_key,
                     f"keeps {table} {days} days, less than the {premake}-day premake window ({premake_key})",

@@ -13,6 +13,7 @@ partition made later gets the index from the parent at ATTACH time (it is empty 
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 from alembic import op
@@ -43,7 +44,7 @@ def create_concurrently(indexes: tuple[ConcurrentIndex, ...]) -> None:
             if _partitions_of(index.table) is not None:
                 _create_on_partitions(index)
                 continue
-            _drop_if_invalid(index.name)
+            drop_if_invalid(index.name)
             # The definition is the revision's own SQL text (columns, INCLUDE, WHERE), never user input.
             create = sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} ").format(
                 sql.Identifier(index.name), sql.Identifier(index.table)
@@ -75,8 +76,8 @@ def _create_on_partitions(index: ConcurrentIndex) -> None:
     )
     op.execute(parent.as_string() + index.definition)
     for partition in _partitions_of(index.table) or []:
-        child = f"{partition[: 62 - len(index.name)]}_{index.name}"[:63]
-        _drop_if_invalid(child)
+        child = _partition_index_name(partition, index.name)
+        drop_if_invalid(child)
         build = sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} ").format(
             sql.Identifier(child), sql.Identifier(partition)
         )
@@ -93,6 +94,18 @@ def _create_on_partitions(index: ConcurrentIndex) -> None:
             )
             .as_string()
         )
+    valid = op.get_bind().execute(
+        text("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:name)"), {"name": f"public.{index.name}"}
+    )
+    if valid.scalar() is not True:
+        raise RuntimeError(f"index {index.name} on {index.table} is not valid after its partitions' builds: run again")
+
+
+def _partition_index_name(partition: str, index: str) -> str:
+    """`<partition>_<index>`, or, past PostgreSQL's 63 bytes, `<partition>_<hash of the index name>`:
+    cutting either name short could give two partitions, or two indexes, the same name."""
+    name = f"{partition}_{index}"
+    return name if len(name) <= 63 else f"{partition[:54]}_{zlib.crc32(index.encode()):08x}"
 
 
 def drop_concurrently(indexes: tuple[ConcurrentIndex, ...]) -> None:
@@ -101,7 +114,7 @@ def drop_concurrently(indexes: tuple[ConcurrentIndex, ...]) -> None:
             op.execute(_drop(index.name))
 
 
-def _drop_if_invalid(name: str) -> None:
+def drop_if_invalid(name: str) -> None:
     if op.get_context().as_sql:
         # Offline (--sql): no catalog to read; the reviewer's script drops it only when invalid.
         check = sql.SQL(

@@ -107,6 +107,8 @@ def _database_cause(error: BaseException) -> BaseException:
     A connection ended inside an autocommit block (a concurrent build) fails the block's own closing
     COMMIT, and SQLAlchemy's "Can't reconnect until invalid transaction is rolled back" hides why.
     """
+    if not isinstance(error, PendingRollbackError):
+        return error
     seen: BaseException | None = error
     while seen is not None:
         if isinstance(seen, DBAPIError) and not isinstance(seen, PendingRollbackError):

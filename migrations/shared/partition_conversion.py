@@ -32,15 +32,21 @@ from datetime import UTC, datetime, timedelta
 
 from alembic import op
 from psycopg import sql
+from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
 from migrations.shared import partitions
+from migrations.shared.concurrent_index import drop_if_invalid
+from migrations.shared.environment import LOCK_TIMEOUT
 from model.log_lifecycle import Interval
 
 log = logging.getLogger(__name__)
 BEFORE_SUFFIX = "_p_before"
 SWAP_LOCK_TIMEOUT = "1s"
 SWAP_ATTEMPTS = 20
+SWAP_PAUSE_S = 0.5  # between two attempts: the writers queued behind the last one catch up
+STALE_WITHIN = timedelta(hours=12)
+"""A boundary nearer than this is not used: its CHECK would soon refuse rows of the present."""
 
 
 class ConversionRefusedError(RuntimeError):
@@ -54,26 +60,34 @@ def before_partition(table: str) -> str:
 def convert(table: str, interval: Interval, premake: timedelta) -> None:
     """Partition `table` by `interval` on created_at, in place, and make partitions `premake` ahead."""
     context = op.get_context()
+    now = datetime.now(UTC)
     if context.as_sql:
         # Outside the revision's transaction, as online: CONCURRENTLY refuses a transaction block,
         # and the swap brings its own BEGIN and COMMIT.
-        boundary = first_boundary(interval, datetime.now(UTC), newest_row=None)
-        until = max(boundary, datetime.now(UTC) + premake)
+        boundary = first_boundary(interval, now, newest_row=None)
         with context.autocommit_block():
-            for statement in (*_prepare(table, boundary), *_swap(table, boundary)):
+            op.execute(_fresh_enough(table, now, boundary))
+            drop_if_invalid(_key_name(table))
+            steps = (*_build_key(table), _add_check(table, boundary), *_validate(table), *_swap(table, boundary))
+            for statement in (*steps, _restore_lock_timeout()):
                 op.execute(statement)
-            for statement in partitions.statements(table, interval, boundary, until):
+            for statement in partitions.statements(table, interval, boundary, max(boundary, now + premake)):
                 op.execute(statement)
         return
     with context.autocommit_block():
         connection = op.get_bind()
         partitions.utc_session(connection)
         if not partitions.is_partitioned(connection, table):
-            boundary = _boundary(connection, table, interval)
-            for statement in _prepare(table, boundary):
+            boundary = _boundary(connection, table, interval, now)
+            drop_if_invalid(_key_name(table))  # a killed build's leftover, dropped CONCURRENTLY
+            for statement in _build_key(table):
                 partitions.run(connection, statement)
-            _swap_with_retries(table, boundary)
-        partitions.create_through(connection, table, interval, datetime.now(UTC) + premake)
+            partitions.with_lock_retries(connection, _add_check(table, boundary))
+            for statement in _validate(table):
+                partitions.run(connection, statement)
+            _swap_with_retries(connection, table, boundary)
+            partitions.run(connection, _restore_lock_timeout())
+        partitions.create_through(connection, table, interval, now + premake)
 
 
 def first_boundary(interval: Interval, now: datetime, newest_row: datetime | None) -> datetime:
@@ -84,66 +98,94 @@ def first_boundary(interval: Interval, now: datetime, newest_row: datetime | Non
     return boundary
 
 
-def _boundary(connection: object, table: str, interval: Interval) -> datetime:
-    """The boundary a killed earlier run chose (its CHECK says), else a new one."""
-    from sqlalchemy import Connection
+def _boundary(connection: Connection, table: str, interval: Interval, now: datetime) -> datetime:
+    """The boundary a killed earlier run chose (its CHECK says) unless it is near, else a new one.
 
-    assert isinstance(connection, Connection)
+    The CHECK applies to every new row even before it is validated: one whose boundary is nearer
+    than STALE_WITHIN would soon refuse the writers' rows, so it is dropped and another chosen.
+    """
     check = connection.exec_driver_sql(
         "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = %s",
         (f"public.{table}", _bound_check(table)),
     ).scalar()
     if check is not None:
-        return datetime.fromisoformat(check.split("'")[1]).astimezone(UTC)
+        chosen = datetime.fromisoformat(check.split("'")[1]).astimezone(UTC)
+        if chosen - now >= STALE_WITHIN:
+            return chosen
+        partitions.with_lock_retries(connection, _drop_check(table))
     newest = connection.exec_driver_sql(
         sql.SQL("SELECT max(created_at) FROM {}").format(sql.Identifier(table)).as_string()
     ).scalar()
-    return first_boundary(interval, datetime.now(UTC), newest)
+    return first_boundary(interval, now, newest)
 
 
 def _bound_check(table: str) -> str:
     return f"{before_partition(table)}_bound"
 
 
-def _prepare(table: str, boundary: datetime) -> list[str]:
-    """Steps 1 and 2: each skips what an earlier run did (an INVALID index from a killed build is rebuilt)."""
-    key = sql.Identifier(f"{before_partition(table)}_pkey")
-    check = sql.Identifier(_bound_check(table))
-    name = sql.Identifier(table)
+def _key_name(table: str) -> str:
+    return f"{before_partition(table)}_pkey"
+
+
+def _build_key(table: str) -> list[str]:
+    """Step 1: the unique (id, created_at) the partition's key will use, built without blocking writers."""
+    build = sql.SQL("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} (id, created_at)")
     return [
         "SET max_parallel_maintenance_workers = 0",
         "SET lock_timeout = 0",  # a concurrent build waits for old transactions, blocking no one
-        _drop_invalid_index(f"{before_partition(table)}_pkey"),
-        sql.SQL("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} (id, created_at)")
-        .format(key, name)
-        .as_string(),
-        sql.SQL("SET lock_timeout = {}").format(sql.Literal(SWAP_LOCK_TIMEOUT)).as_string(),
-        sql.SQL(
-            "DO $check$ BEGIN IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = {regclass}::regclass "
-            "AND conname = {check_name}) THEN ALTER TABLE {table} ADD CONSTRAINT {check} CHECK (created_at < {bound}) "
-            "NOT VALID; END IF; END $check$"
-        )
-        .format(
-            regclass=sql.Literal(f"public.{table}"),
-            check_name=sql.Literal(_bound_check(table)),
-            table=name,
-            check=check,
-            bound=sql.Literal(boundary.isoformat()),
-        )
-        .as_string(),
-        sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(name, check).as_string(),
+        build.format(sql.Identifier(_key_name(table)), sql.Identifier(table)).as_string(),
         "RESET max_parallel_maintenance_workers",
     ]
 
 
-def _drop_invalid_index(name: str) -> str:
+def _add_check(table: str, boundary: datetime) -> str:
+    """Step 2a: the CHECK, NOT VALID (a moment's ACCESS EXCLUSIVE), unless an earlier run added it."""
     return (
         sql.SQL(
-            "DO $invalid$ BEGIN IF EXISTS (SELECT FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE c.relname = {name} AND c.relnamespace = 'public'::regnamespace AND NOT i.indisvalid) "
-            "THEN EXECUTE format('DROP INDEX public.%I', {name}); END IF; END $invalid$"
+            "DO $check$ BEGIN SET LOCAL lock_timeout = {timeout}; IF NOT EXISTS (SELECT FROM pg_constraint "
+            "WHERE conrelid = {regclass}::regclass AND conname = {check_name}) THEN ALTER TABLE {table} "
+            "ADD CONSTRAINT {check} CHECK (created_at < {bound}) NOT VALID; END IF; END $check$"
         )
-        .format(name=sql.Literal(name))
+        .format(
+            timeout=sql.Literal(SWAP_LOCK_TIMEOUT),
+            regclass=sql.Literal(f"public.{table}"),
+            check_name=sql.Literal(_bound_check(table)),
+            table=sql.Identifier(table),
+            check=sql.Identifier(_bound_check(table)),
+            bound=sql.Literal(boundary.isoformat()),
+        )
+        .as_string()
+    )
+
+
+def _validate(table: str) -> list[str]:
+    """Step 2b: every row read against the CHECK under SHARE UPDATE EXCLUSIVE, which no INSERT waits on."""
+    validate = sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}")
+    return [
+        "SET lock_timeout = 0",
+        validate.format(sql.Identifier(table), sql.Identifier(_bound_check(table))).as_string(),
+    ]
+
+
+def _drop_check(table: str) -> str:
+    drop = sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}")
+    return drop.format(sql.Identifier(table), sql.Identifier(_bound_check(table))).as_string()
+
+
+def _restore_lock_timeout() -> str:
+    return sql.SQL("SET lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)).as_string()
+
+
+def _fresh_enough(table: str, rendered: datetime, boundary: datetime) -> str:
+    """An offline script's CHECK would refuse rows once its boundary is near: it stops if run too late."""
+    latest = boundary - STALE_WITHIN
+    message = (
+        f"this script was rendered on {rendered:%Y-%m-%d %H:%M} UTC with a boundary of {boundary:%Y-%m-%d} for "
+        f"{table} and must run before {latest:%Y-%m-%d %H:%M} UTC: render it again (scripts/migrate STACK logs --sql)"
+    )
+    return (
+        sql.SQL("DO $fresh$ BEGIN IF now() > {latest} THEN RAISE EXCEPTION {message}; END IF; END $fresh$")
+        .format(latest=sql.Literal(latest.isoformat()), message=sql.Literal(message))
         .as_string()
     )
 
@@ -157,6 +199,7 @@ DO $swap$ DECLARE
   index_names text[];
   index_defs text[];
   last_id bigint;
+  granted record;
 BEGIN
   LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;
   -- The old table's indexes, but its key, to be made again ON ONLY the parent under their own names.
@@ -175,6 +218,20 @@ BEGIN
   CREATE TABLE {table} (LIKE {before} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED
     INCLUDING IDENTITY INCLUDING COMMENTS INCLUDING STORAGE INCLUDING COMPRESSION) PARTITION BY RANGE (created_at);
   ALTER TABLE {table} DROP CONSTRAINT {check};
+  -- LIKE copies no privileges: what was granted on the old table by name is granted on its successor,
+  -- and what the successor has (the owner's default privileges) on the old table, now its partition,
+  -- so every partition is granted as the parent is (a table made outside the tree, scripts/adopt,
+  -- had none of the runtime roles' grants, which the deploy gives the parent after this run).
+  FOR granted IN
+    SELECT c.relname AS source,
+           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee,
+           a.privilege_type
+    FROM pg_class c, aclexplode(c.relacl) a
+    WHERE c.oid IN ({before_regclass}::regclass, {table_regclass}::regclass) AND a.grantee <> c.relowner
+  LOOP
+    EXECUTE format('GRANT %s ON TABLE public.%I TO %s', granted.privilege_type,
+                   CASE WHEN granted.source = {table_name} THEN {before_name} ELSE {table_name} END, granted.grantee);
+  END LOOP;
   -- The identity goes on above every id the old table handed out, then takes the old sequence's name.
   IF last_id IS NOT NULL THEN
     PERFORM setval(pg_get_serial_sequence({table_regclass}, 'id'), last_id);
@@ -198,6 +255,7 @@ END $swap$"""
         table_regclass=sql.Literal(f"public.{table}"),
         before=sql.Identifier(before),
         before_name=sql.Literal(before),
+        before_regclass=sql.Literal(f"public.{before}"),
         before_key=sql.Identifier(f"{before}_pkey"),
         before_key_name=sql.Literal(f"{before}_pkey"),
         table_key=sql.Identifier(f"{table}_pkey"),
@@ -210,9 +268,12 @@ END $swap$"""
     return ["BEGIN", timeout, body.as_string(), "COMMIT"]
 
 
-def _swap_with_retries(table: str, boundary: datetime) -> None:
-    """A lock not granted within the timeout is given up (queued INSERTs go on) and tried again."""
-    connection = op.get_bind()
+def _swap_with_retries(connection: Connection, table: str, boundary: datetime) -> None:
+    """A lock not granted within the timeout is given up (queued INSERTs go on) and tried again.
+
+    When every attempt fails, the CHECK is dropped before the error is raised: left in place, it
+    would refuse the writers' rows once its boundary passes.
+    """
     for attempt in range(1, SWAP_ATTEMPTS + 1):
         try:
             started = time.monotonic()
@@ -230,8 +291,12 @@ def _swap_with_retries(table: str, boundary: datetime) -> None:
             return
         except OperationalError as error:
             partitions.run(connection, "ROLLBACK")
-            if getattr(error.orig, "sqlstate", None) != "55P03" or attempt == SWAP_ATTEMPTS:
+            if getattr(error.orig, "sqlstate", None) != "55P03":
                 raise
+            if attempt == SWAP_ATTEMPTS:
+                partitions.with_lock_retries(connection, _drop_check(table))
+                raise
+            time.sleep(SWAP_PAUSE_S)
 
 
 def refuse_downgrade(table: str) -> None:

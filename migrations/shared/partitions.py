@@ -36,6 +36,7 @@ from model.log_lifecycle import Interval
 # Maintenance waits this long at most for a lock; what an INSERT could queue behind is bounded by it.
 MAINTENANCE_LOCK_TIMEOUT = "1s"
 LOCK_ATTEMPTS = 5
+DETACH_LOCK_TIMEOUT = "30s"
 
 _BOUND = re.compile(r"FOR VALUES FROM \((?P<lower>MINVALUE|'[^']*')\) TO \((?P<upper>MAXVALUE|'[^']*')\)")
 
@@ -110,7 +111,7 @@ def create_through(connection: Connection, table: str, interval: Interval, until
         until = max(until, start)
     for name, end in _due(table, interval, start, until):
         _create_table(connection, table, name)
-        _with_lock_retries(connection, _attach(table, name, start, end))
+        with_lock_retries(connection, _attach(table, name, start, end))
         made.append(name)
         start = end
     return made
@@ -160,37 +161,49 @@ def drop_older_than(connection: Connection, table: str, cutoff: datetime) -> lis
     A partition is past retention when its upper bound is at or before the cutoff, so a partition
     that could hold a row of the retention window, and the current and future ones, are kept.
     """
-    dropped: list[str] = []
+    dropped = _drop_detached(connection, table)
     for partition in partitions(connection, table):
         if partition.upper > cutoff:
             break
         _detach(connection, table, partition.name)
-        _with_lock_retries(
+        with_lock_retries(
             connection, sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(partition.name)).as_string()
         )
         dropped.append(partition.name)
     return dropped
 
 
-def _detach(connection: Connection, table: str, name: str) -> None:
-    """DETACH ... CONCURRENTLY, or FINALIZE one that an earlier run (or a lock timeout) interrupted.
+def _drop_detached(connection: Connection, table: str) -> list[str]:
+    """Partitions an earlier run detached but was stopped before dropping: no longer attached, they
+    would keep rows past retention for good. By then maintenance has attached every partition it made."""
+    rows = connection.exec_driver_sql(
+        "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' "
+        "AND NOT relispartition AND relname LIKE %s ORDER BY 1",
+        (f"{table}_p%",),
+    ).all()
+    detached = [name for (name,) in rows if is_partition_name(table, name)]
+    for name in detached:
+        with_lock_retries(connection, sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)).as_string())
+    return detached
 
-    CONCURRENTLY commits once it has marked the partition, then waits for the queries that may see
-    it: cut short there, the partition stays "detach pending", which only FINALIZE completes.
+
+def _detach(connection: Connection, table: str, name: str) -> None:
+    """DETACH ... CONCURRENTLY, or FINALIZE one that an earlier run (or a cancel) cut short.
+
+    CONCURRENTLY takes SHARE UPDATE EXCLUSIVE on the parent, which no INSERT waits on, commits once
+    it has marked the partition, then waits for the queries that may still read it: that wait blocks
+    no writer, so it may last DETACH_LOCK_TIMEOUT (a report of a few seconds does not fail
+    retention). Cut short there, the partition stays "detach pending", which only FINALIZE completes:
+    the next run does.
     """
-    concurrently = _names(sql.SQL("ALTER TABLE {} DETACH PARTITION {} CONCURRENTLY"), table, name)
-    finalize = _names(sql.SQL("ALTER TABLE {} DETACH PARTITION {} FINALIZE"), table, name)
-    _set_lock_timeout(connection)
-    for attempt in range(1, LOCK_ATTEMPTS + 1):
-        pending = [p for p in partitions(connection, table) if p.name == name]
-        if not pending:
-            return  # detached by an earlier run that stopped before its DROP
-        try:
-            run(connection, finalize if pending[0].detach_pending else concurrently)
-            return
-        except OperationalError as error:
-            if not _lock_timed_out(error) or attempt == LOCK_ATTEMPTS:
-                raise
+    present = [p for p in partitions(connection, table) if p.name == name]
+    if not present:
+        return  # detached by an earlier run that stopped before its DROP
+    if present[0].detach_pending:
+        with_lock_retries(connection, _names(sql.SQL("ALTER TABLE {} DETACH PARTITION {} FINALIZE"), table, name))
+        return
+    run(connection, sql.SQL("SET lock_timeout = {}").format(sql.Literal(DETACH_LOCK_TIMEOUT)).as_string())
+    run(connection, _names(sql.SQL("ALTER TABLE {} DETACH PARTITION {} CONCURRENTLY"), table, name))
 
 
 def _names(statement: sql.SQL, table: str, partition: str) -> str:
@@ -206,7 +219,7 @@ def _lock_timed_out(error: OperationalError) -> bool:
     return getattr(error.orig, "sqlstate", None) == "55P03"
 
 
-def _with_lock_retries(connection: Connection, statement: str) -> None:
+def with_lock_retries(connection: Connection, statement: str) -> None:
     """Run `statement` under a short lock_timeout, a few times: a queued INSERT waits a moment at most."""
     _set_lock_timeout(connection)
     for attempt in range(1, LOCK_ATTEMPTS + 1):

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from model.log_lifecycle import LOG_TABLES
 from model.names import DatabaseKey
@@ -64,7 +65,7 @@ def test_no_default_partition_holds_stray_rows(
     ).fetchone()
     if default is None:
         return
-    count = logs.execute(f'SELECT count(*) FROM public."{default[0]}"').fetchone()
+    count = logs.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("public", default[0]))).fetchone()
     assert default is None, (
         f"{table} has the DEFAULT partition {default[0]} holding {count[0] if count else 0} rows outside the "
         f"partitions made: move its rows into {table} (INSERT ... SELECT after detaching it), then drop it"
@@ -86,3 +87,26 @@ def test_every_partition_belongs_to_the_owner(
         .fetchall()
     )
     assert not others, f"partitions of {table} not owned by {owner}: {others}; ALTER TABLE ... OWNER TO {owner}"
+
+
+@pytest.mark.parametrize("table", LOG_TABLES)
+def test_no_partition_is_left_half_detached_or_detached_and_kept(
+    catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, table: str
+) -> None:
+    """A retention run stopped mid-way leaves a partition "detach pending", or detached and not dropped."""
+    logs = catalogs[DatabaseKey.LOGS]
+    pending = logs.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = to_regclass(%s) AND i.inhdetachpending",
+        (f"public.{table}",),
+    ).fetchall()
+    detached = logs.execute(
+        "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' "
+        "AND NOT relispartition AND relname ~ %s",
+        (f"^{table}_p(_before|[0-9]{{6}}|[0-9]{{8}})$",),
+    ).fetchall()
+    leftovers = sorted(row[0] for row in pending + detached)
+    assert not leftovers, (
+        f"{table}: {', '.join(leftovers)} left by a retention run that stopped half-way; "
+        f"run scripts/maintain {stack.stack}, which finishes and drops them"
+    )

@@ -78,7 +78,7 @@ def test_the_reviews_deployment_is_adopted_into_what_a_fresh_deploy_makes_and_a_
     assert "4 imported" in applied.stdout and "moved 1,000 rows" in applied.stdout, applied.stdout[-4000:]
 
     verified = project.script("ops.commands.verify", project.stack)
-    assert verified.returncode == ExitCode.OK, verified.stdout[-3000:]
+    assert verified.returncode == ExitCode.OK, differences(verified.stdout)
     assert observed.privilege_matrix(server, project) == observed.PROMISED_MATRIX
     assert system_logs(server, logs) == rows_before, "every legacy row of both databases, each once"
     with server.connect(logs) as connection:
@@ -165,8 +165,13 @@ def test_an_apply_killed_as_its_deploy_starts_is_finished_by_the_next_apply(
     assert "moved" not in again.stdout, "the rows had been moved: the second run finds none to move"
     fault_seen("the next scripts/adopt --apply", again.returncode, again.stdout, "adopted")
     verified = project.script("ops.commands.verify", project.stack)
-    assert verified.returncode == ExitCode.OK, verified.stdout[-3000:]
+    assert verified.returncode == ExitCode.OK, differences(verified.stdout)
     assert system_logs(server, logs) == rows_before
     with server.connect() as connection:
         login = connection.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (legacy.broad_role,))
         assert login.fetchone() == (False,), "legacyRoles: nologin"
+
+
+def differences(verify_output: str) -> str:
+    """The DIFFERS lines of scripts/verify's output, else its tail."""
+    return "\n".join(line for line in verify_output.splitlines() if "DIFFERS" in line) or verify_output[-3000:]

@@ -549,8 +549,11 @@ def test_a_second_retention_run_with_the_same_cutoff_drops_nothing(migrated: Dep
         assert bounds(connection, "system_logs") == left
 
 
-def test_a_retention_run_cut_short_by_a_long_reader_is_finished_by_the_next_run(migrated: Deployment) -> None:
+def test_a_retention_run_cut_short_by_a_long_reader_is_finished_by_the_next_run(
+    migrated: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """DETACH CONCURRENTLY marks the partition, then waits for the reader: given up, it stays detach-pending."""
+    monkeypatch.setattr(partitions, "DETACH_LOCK_TIMEOUT", "1s")  # the reader outlasts it; 30 s in production
     retention_setup(migrated)
     reader = migrated.connect_as(migrated.names.of("logs_reader"), LOGS, autocommit=False)
     reader.execute("SELECT count(*) FROM system_logs")  # its transaction holds every partition until it ends
