@@ -24,7 +24,7 @@ from infra.migration_step import migrator_target
 from model.log_lifecycle import LogLifecycle
 
 # Inputs whose change means maintenance must run again: where it connects, and what it is told to keep.
-RERUN_WHEN_CHANGED = ("host", "port", "database", "user", "retention_days", "premake_days", "revision")
+RERUN_WHEN_CHANGED = ("host", "port", "database", "user", "retention_days", "premake_days", "revision", "grants")
 
 
 class MaintenanceFailedError(Exception):
@@ -52,21 +52,24 @@ def is_due(coverage: dict[str, dict[str, str]], lifecycle: LogLifecycle, now: da
 def _maintain(props: dict[str, Any]) -> dict[str, Any]:
     from migrations import maintenance
 
+    target = migrator_target({**props, "tree": "logs"})
     try:
-        report = maintenance.maintain(migrator_target({**props, "tree": "logs"}), _lifecycle(props))
+        report = maintenance.maintain(target, _lifecycle(props), grants=props["grants"])
     except Exception as error:  # the database's own message is what the operator needs
         raise MaintenanceFailedError(f"log partition maintenance failed on {props['database']!r}: {error}") from None
-    outputs = {key: value for key, value in props.items() if key != "password"}
+    # The password stays in the outputs, a secret (additional_secret_outputs): a destroy, which gets
+    # only the outputs, must connect to take the partitions' grants back before the roles are dropped.
     return {
-        **outputs,
+        **props,
         "created": report.created,
         "dropped": report.dropped,
         "coverage": {table: asdict(reach) for table, reach in report.coverage.items()},
     }
 
 
-def _live_coverage(props: dict[str, Any]) -> dict[str, dict[str, str]] | None:
-    """The partitions' reach as the database has it now; None when it cannot be asked."""
+def _live_state(props: dict[str, Any]) -> tuple[dict[str, dict[str, str]], bool] | None:
+    """The partitions' reach as the database has it now, and whether their grants differ from the
+    inputs'; None when it cannot be asked."""
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
@@ -78,7 +81,8 @@ def _live_coverage(props: dict[str, Any]) -> dict[str, dict[str, str]] | None:
         engine = create_engine(url, poolclass=NullPool)
         try:
             with engine.connect() as connection:
-                return {table: asdict(reach) for table, reach in maintenance.coverage(connection).items()}
+                reach = {table: asdict(reach) for table, reach in maintenance.coverage(connection).items()}
+                return reach, maintenance.grants_differ(connection, props["grants"])
         finally:
             engine.dispose()
     except Exception:  # unknown inputs in a preview, a server down: the recorded reach decides
@@ -91,15 +95,21 @@ class _MaintenanceProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = [key for key in RERUN_WHEN_CHANGED if olds.get(key) != news.get(key)]
-        coverage = _live_coverage(news) or olds.get("coverage") or {}
-        due = is_due(coverage, _lifecycle(news), datetime.now(UTC))
+        live = _live_state(news)
+        coverage, grants_drifted = live or (olds.get("coverage") or {}, False)
+        due = grants_drifted or is_due(coverage, _lifecycle(news), datetime.now(UTC))
         return DiffResult(changes=bool(changed) or due, replaces=[], delete_before_replace=False)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs=_maintain(news))
 
-    def delete(self, _id: str, _props: dict[str, Any]) -> None:
-        """Destroying the stack forgets the step; it never drops a partition."""
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        """Destroying the stack drops no partition; it takes back the runtime roles' grants on the log
+        tables and partitions, which the roles' DROP ROLE would otherwise stop at (2BP01)."""
+        from migrations import maintenance
+
+        if props.get("password"):
+            maintenance.release(migrator_target({**props, "tree": "logs"}), sorted(props.get("grants") or {}))
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,8 @@ class LogMaintenanceArgs:
     revision: pulumi.Input[str]
     """The logs tree's revision after its migration step: maintenance runs after it, and again when it changes."""
     tls: dict[str, str]
+    grants: dict[str, list[str]]
+    """Role -> privileges every log table and partition holds (model.privileges.new_table_grants)."""
 
 
 class LogMaintenance(pulumi.dynamic.Resource):
@@ -139,8 +151,10 @@ class LogMaintenance(pulumi.dynamic.Resource):
             "retention_days": dict(args.lifecycle.retention_days),
             "premake_days": args.lifecycle.premake_days,
             "revision": args.revision,
+            "grants": args.grants,
             "created": None,
             "dropped": None,
             "coverage": None,
         }
-        super().__init__(_MaintenanceProvider(), name, props, opts)
+        secret_password = pulumi.ResourceOptions(additional_secret_outputs=["password"])
+        super().__init__(_MaintenanceProvider(), name, props, pulumi.ResourceOptions.merge(opts, secret_password))

@@ -28,7 +28,7 @@ from infra.settings import (
 from migrations.shared.heads import copy_location
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey, migrator_key
-from model.privileges import RUNTIME_ROLES, read_only_role, readers_groups
+from model.privileges import RUNTIME_ROLES, new_table_grants, read_only_role, readers_groups
 from model.privileges import RuntimeRole as RuntimeRoleModel
 
 ADOPT_ENV_VAR = "HEADHUNTER_ADOPT_EXISTING"
@@ -70,7 +70,7 @@ def define_stack() -> None:
     # rewrite the same pg_class row).
     for role in roles.with_grants:
         grant_existing_tables(role, migrations[role.model.database].tables)
-    partitions = log_maintenance(settings, databases[DatabaseKey.LOGS], migrations[DatabaseKey.LOGS])
+    partitions = log_maintenance(settings, databases[DatabaseKey.LOGS], migrations[DatabaseKey.LOGS], roles)
     export_outputs(settings, databases, roles.logins, migrations)
     pulumi.export(
         "log_partitions",
@@ -82,8 +82,15 @@ def define_stack() -> None:
     )
 
 
-def log_maintenance(settings: Settings, logs: OwnedDatabase, migration: MigrationRun) -> LogMaintenance:
-    """The logs tree's partitions kept to the stack's lifecycle, after the tree's own run."""
+def log_maintenance(
+    settings: Settings, logs: OwnedDatabase, migration: MigrationRun, roles: RuntimeRoles
+) -> LogMaintenance:
+    """The logs tree's partitions kept to the stack's lifecycle, after the tree's own run.
+
+    It depends on the runtime roles too, so that a destroy runs its delete (which takes the roles'
+    grants on the partitions back) before the roles are dropped.
+    """
+    extra = tuple(read_only_role(reader.name, reader.database) for reader in settings.read_only_roles)
     server = settings.server
     args = LogMaintenanceArgs(
         host=server.host,
@@ -95,8 +102,10 @@ def log_maintenance(settings: Settings, logs: OwnedDatabase, migration: Migratio
         migrator_password=logs.migrator_password,
         lifecycle=settings.log_lifecycle,
         revision=migration.revision,
+        grants=new_table_grants(settings.role_names, DatabaseKey.LOGS, extra),
     )
-    return LogMaintenance("logs-partitions", args, opts=pulumi.ResourceOptions(depends_on=[migration]))
+    depends_on: list[pulumi.Resource] = [migration, *roles.with_grants, *roles.readers]
+    return LogMaintenance("logs-partitions", args, opts=pulumi.ResourceOptions(depends_on=depends_on))
 
 
 def server_provider(settings: Settings) -> postgresql.Provider:

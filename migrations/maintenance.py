@@ -59,8 +59,18 @@ class MaintenanceReport:
         return lines
 
 
-def maintain(target: runner.Target, lifecycle: LogLifecycle, now: datetime | None = None) -> MaintenanceReport:
-    """Bring every log table's partitions to the lifecycle: made through the premake window, none past retention."""
+def maintain(
+    target: runner.Target,
+    lifecycle: LogLifecycle,
+    now: datetime | None = None,
+    grants: dict[str, list[str]] | None = None,
+) -> MaintenanceReport:
+    """Bring every log table's partitions to the lifecycle: made through the premake window, none past retention.
+
+    With `grants` (role -> privileges, the owner's default privileges by the model), the tables and
+    every partition are given exactly those: the postgresql provider reads no grant on a partitioned
+    table (its `table` object type is relkind 'r' only), so drift there is repaired here.
+    """
     moment = now or datetime.now(UTC)
     engine = create_engine(target.url.set(drivername="postgresql+psycopg"), poolclass=NullPool)
     try:
@@ -70,9 +80,42 @@ def maintain(target: runner.Target, lifecycle: LogLifecycle, now: datetime | Non
             autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
             with tree_run_lock(autocommit, LOGS, RUN_LOCK_WAIT_S):
                 _act_as_owner(autocommit, placement.owner)
-                return _maintain_tables(autocommit, lifecycle, moment)
+                report = _maintain_tables(autocommit, lifecycle, moment)
+                if grants is not None:
+                    for table in LOG_TABLES:
+                        for relation in partitions.relations(autocommit, table):
+                            partitions.align_grants(autocommit, relation, grants)
+                return report
     finally:
         engine.dispose()
+
+
+def release(target: runner.Target, roles: list[str]) -> None:
+    """Revoke from `roles` what they hold on the log tables and partitions (a destroy, before DROP ROLE):
+    grants given by default privileges to partitions no Grant resource knows of would stop it."""
+    engine = create_engine(target.url.set(drivername="postgresql+psycopg"), poolclass=NullPool)
+    try:
+        with connect_with_retry(engine) as connection:
+            placement = check_placement(connection, LOGS, target.expected_database)
+            connection.commit()
+            autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
+            with tree_run_lock(autocommit, LOGS, RUN_LOCK_WAIT_S):
+                _act_as_owner(autocommit, placement.owner)
+                for table in LOG_TABLES:
+                    for relation in partitions.relations(autocommit, table):
+                        kept = {r: p for r, p in partitions.grants_of(autocommit, relation).items() if r not in roles}
+                        partitions.align_grants(autocommit, relation, kept)
+    finally:
+        engine.dispose()
+
+
+def grants_differ(connection: Connection, grants: dict[str, list[str]]) -> bool:
+    """Whether any log table or partition holds other grants than `grants`: read-only."""
+    return any(
+        partitions.grants_of(connection, relation) != grants
+        for table in LOG_TABLES
+        for relation in partitions.relations(connection, table)
+    )
 
 
 def coverage(connection: Connection) -> dict[str, TableCoverage]:

@@ -213,3 +213,17 @@ def expected_memberships(names: RoleNames, extra: tuple[RuntimeRole, ...] = ()) 
     for reader in extra:
         memberships[reader.name(names)] = frozenset({readers_group(reader.database).name(names)})
     return memberships
+
+
+def new_table_grants(
+    names: RoleNames, database: DatabaseKey, extra: tuple[RuntimeRole, ...] = ()
+) -> dict[str, list[str]]:
+    """Role name -> the privileges every table the owner creates in `database` gets (its default privileges):
+    what each log table and each of its partitions must hold, and nothing else."""
+    table = rules(extra)
+    grants = {
+        grantee.name: sorted(expected(table, grantee.key, database, ObjectKind.NEW_TABLES))
+        for grantee in grantees(names, extra)
+        if grantee.kind is not None
+    }
+    return {name: privileges for name, privileges in grants.items() if privileges and name != names.owner(database)}

@@ -229,3 +229,41 @@ def with_lock_retries(connection: Connection, statement: str) -> None:
         except OperationalError as error:
             if not _lock_timed_out(error) or attempt == LOCK_ATTEMPTS:
                 raise
+
+
+def relations(connection: Connection, table: str) -> list[str]:
+    """The table and each of its partitions."""
+    return [table, *(partition.name for partition in partitions(connection, table))]
+
+
+def grants_of(connection: Connection, relation: str) -> dict[str, list[str]]:
+    """Role -> privileges granted on `relation`, its owner left out (PUBLIC as `public`)."""
+    rows = connection.exec_driver_sql(
+        "SELECT CASE WHEN a.grantee = 0 THEN 'public' ELSE pg_get_userbyid(a.grantee) END, a.privilege_type "
+        "FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = to_regclass(%s) AND a.grantee <> c.relowner",
+        (f"public.{relation}",),
+    ).all()
+    found: dict[str, list[str]] = {}
+    for grantee, privilege in rows:
+        found.setdefault(grantee, []).append(privilege)
+    return {grantee: sorted(privileges) for grantee, privileges in found.items()}
+
+
+def align_grants(connection: Connection, relation: str, wanted: dict[str, list[str]]) -> bool:
+    """Make `relation`'s grants exactly `wanted`; whether anything changed.
+
+    GRANT and REVOKE rewrite the table's catalog row and take no lock an INSERT waits on.
+    """
+    actual = grants_of(connection, relation)
+    if actual == wanted:
+        return False
+    name = sql.Identifier(relation)
+    for grantee in sorted(set(actual) | set(wanted)):
+        if actual.get(grantee) == wanted.get(grantee):
+            continue
+        role = sql.SQL("PUBLIC") if grantee == "public" else sql.Identifier(grantee)
+        run(connection, sql.SQL("REVOKE ALL ON TABLE {} FROM {}").format(name, role).as_string())
+        if wanted.get(grantee):
+            privileges = sql.SQL(", ").join(sql.SQL(privilege) for privilege in wanted[grantee])
+            run(connection, sql.SQL("GRANT {} ON TABLE {} TO {}").format(privileges, name, role).as_string())
+    return True

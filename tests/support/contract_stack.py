@@ -18,6 +18,7 @@ from infra.log_maintenance import LogMaintenance, LogMaintenanceArgs
 from infra.migration_step import MigrationRun, MigrationRunArgs
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey
+from model.privileges import new_table_grants
 from ops import automation
 from ops.commands import deploy, verify
 from ops.deployed_stack import ENV_VAR, DeployedStack, from_environment
@@ -61,6 +62,7 @@ def contract_program(described: DeployedStack) -> automation.Program:
                 migrator_password=pulumi.Output.secret(str(logs_url.password)),
                 lifecycle=described.lifecycle(),
                 revision=runs[DatabaseKey.LOGS].revision,
+                grants=new_table_grants(described.names, DatabaseKey.LOGS, described.extra_roles()),
             ),
             opts=pulumi.ResourceOptions(depends_on=[runs[DatabaseKey.LOGS]]),
         )
