@@ -395,18 +395,22 @@ GOAL_LESS_WAL = 100.0
 GOAL_BUILD_P99_OVER_IDLE = 2.0
 
 
-def measure(deployment: Deployment, sizes: Sizes, repeats: int) -> dict[str, Any]:
-    """(a), (b), (c) on a pair of generated tables, then (d) on the deployment's own tables (left at head)."""
+def measure(deployment: Deployment, sizes: Sizes, repeats: int, writer_s: float = 60.0) -> dict[str, Any]:
+    """(a), (b), (c) on a pair of generated tables, then (d) on the deployment's own tables (left at head).
+
+    Writers run `writer_s` around each of (a) and (c), four times that around (d): about 10 minutes
+    of writers in all at the default, besides loading the rows.
+    """
     print(f"bench: log lifecycle, {sizes.rows:,} rows over {sizes.days} days", file=sys.stderr, flush=True)
     build_tables(deployment, sizes)
     try:
-        cleanup = retention(deployment, sizes, seconds=60.0)
+        cleanup = retention(deployment, sizes, seconds=writer_s)
         latency = queries(deployment, repeats)
-        builds = index_builds(deployment, seconds=60.0)
+        builds = index_builds(deployment, seconds=writer_s)
     finally:
         with deployment.server.connect(deployment.databases[DatabaseKey.LOGS]) as logs:
             drop_tables(logs)
-    converted = conversion(deployment, seconds=240.0)  # longer than the conversion of 3M + 1M rows takes here
+    converted = conversion(deployment, seconds=4 * writer_s)  # longer than the conversion of 3M + 1M rows takes
     return {"sizes": asdict(sizes), **report(cleanup, latency, builds, converted)}
 
 
@@ -496,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runner.upgrade(logs_target(deployment), "logs_0003")
         sizes = Sizes(300_000, llm_rows=50_000) if quick else Sizes()
-        results = measure(deployment, sizes, 20 if quick else 200)
+        results = measure(deployment, sizes, 20 if quick else 200, 15.0 if quick else 60.0)
     finally:
         drop_deployment(deployment)
     reports = paths.REPO_ROOT / "reports"

@@ -352,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         move = measure_adoption_move(deployment.server, 100_000 if args.quick else 1_000_000, runs)
         # Last: it converts the deployment's tables to partitions (logs_0004), which nothing above expects.
         lifecycle_sizes = log_lifecycle.Sizes(300_000, llm_rows=50_000) if args.quick else log_lifecycle.Sizes()
-        lifecycle = log_lifecycle.measure(deployment, lifecycle_sizes, 20 if args.quick else 200)
+        lifecycle = log_lifecycle.measure(
+            deployment, lifecycle_sizes, 20 if args.quick else 200, 15.0 if args.quick else 60.0
+        )
     finally:
         drop_deployment(deployment)
     results = {
