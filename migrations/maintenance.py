@@ -9,6 +9,8 @@ privileges give it to the writer and the reader), in UTC.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -72,27 +74,29 @@ def maintain(
     table (its `table` object type is relkind 'r' only), so drift there is repaired here.
     """
     moment = now or datetime.now(UTC)
-    engine = create_engine(target.url.set(drivername="postgresql+psycopg"), poolclass=NullPool)
-    try:
-        with connect_with_retry(engine) as connection:
-            placement = check_placement(connection, LOGS, target.expected_database)
-            connection.commit()
-            autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
-            with tree_run_lock(autocommit, LOGS, RUN_LOCK_WAIT_S):
-                _act_as_owner(autocommit, placement.owner)
-                report = _maintain_tables(autocommit, lifecycle, moment)
-                if grants is not None:
-                    for table in LOG_TABLES:
-                        for relation in partitions.relations(autocommit, table):
-                            partitions.align_grants(autocommit, relation, grants)
-                return report
-    finally:
-        engine.dispose()
+    with _as_owner_under_the_run_lock(target) as connection:
+        report = _maintain_tables(connection, lifecycle, moment)
+        if grants is not None:
+            for relation in _log_relations(connection):
+                partitions.align_grants(connection, relation, grants)
+        return report
 
 
 def release(target: runner.Target, roles: list[str]) -> None:
     """Revoke from `roles` what they hold on the log tables and partitions (a destroy, before DROP ROLE):
     grants given by default privileges to partitions no Grant resource knows of would stop it."""
+    with _as_owner_under_the_run_lock(target) as connection:
+        for relation in _log_relations(connection):
+            kept = {
+                role: held for role, held in partitions.grants_of(connection, relation).items() if role not in roles
+            }
+            partitions.align_grants(connection, relation, kept)
+
+
+@contextmanager
+def _as_owner_under_the_run_lock(target: runner.Target) -> Iterator[Connection]:
+    """The migrator's connection, in autocommit, past the placement guard, holding the logs tree's run
+    lock and acting as the owner: as the logs tree itself runs."""
     engine = create_engine(target.url.set(drivername="postgresql+psycopg"), poolclass=NullPool)
     try:
         with connect_with_retry(engine) as connection:
@@ -101,21 +105,18 @@ def release(target: runner.Target, roles: list[str]) -> None:
             autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
             with tree_run_lock(autocommit, LOGS, RUN_LOCK_WAIT_S):
                 _act_as_owner(autocommit, placement.owner)
-                for table in LOG_TABLES:
-                    for relation in partitions.relations(autocommit, table):
-                        kept = {r: p for r, p in partitions.grants_of(autocommit, relation).items() if r not in roles}
-                        partitions.align_grants(autocommit, relation, kept)
+                yield autocommit
     finally:
         engine.dispose()
 
 
+def _log_relations(connection: Connection) -> list[str]:
+    return [relation for table in LOG_TABLES for relation in partitions.relations(connection, table)]
+
+
 def grants_differ(connection: Connection, grants: dict[str, list[str]]) -> bool:
     """Whether any log table or partition holds other grants than `grants`: read-only."""
-    return any(
-        partitions.grants_of(connection, relation) != grants
-        for table in LOG_TABLES
-        for relation in partitions.relations(connection, table)
-    )
+    return any(partitions.grants_of(connection, relation) != grants for relation in _log_relations(connection))
 
 
 def coverage(connection: Connection) -> dict[str, TableCoverage]:
