@@ -419,6 +419,21 @@ class KilledRun:
     """Count and md5 of system_logs' rows when the run was killed."""
 
 
+def upgrade_in_background(target: runner.Target) -> tuple[threading.Thread, list[BaseException]]:
+    """The tree's upgrade in a thread of its own, started; what it raises is collected."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            runner.upgrade(target)
+        except BaseException as error:  # what the run raised is the test's subject
+            raised.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, raised
+
+
 @pytest.fixture
 def killed_while_building_the_key(fresh_deployment: Deployment, logs_target: runner.Target) -> KilledRun:
     """A run whose session is ended while its concurrent build of the new key waits for an open writer."""
@@ -426,16 +441,7 @@ def killed_while_building_the_key(fresh_deployment: Deployment, logs_target: run
     seed(fresh_deployment, system_logs=500, llm_logs=10)
     open_writer = fresh_deployment.connect_as(fresh_deployment.names.of("logs_writer"), LOGS, autocommit=False)
     open_writer.execute(INSERT_SYSTEM_LOG, ("open while the key builds",))
-    raised: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            runner.upgrade(logs_target)
-        except BaseException as error:  # what the run raised is the test's subject
-            raised.append(error)
-
-    killed = threading.Thread(target=run, daemon=True)
-    killed.start()
+    killed, raised = upgrade_in_background(logs_target)
     try:
         terminate_when_waiting(fresh_deployment)
         killed.join(timeout=60)
@@ -695,16 +701,7 @@ def test_a_conversion_outlives_a_server_crash(
         seeded = content(connection, "system_logs", "true")
     open_writer = fresh_deployment.connect_as(fresh_deployment.names.of("logs_writer"), LOGS, autocommit=False)
     open_writer.execute(INSERT_SYSTEM_LOG, ("open when the server stops",))  # holds the key's build
-    raised: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            runner.upgrade(logs_target)
-        except BaseException as error:  # what the run raised is the test's subject
-            raised.append(error)
-
-    crashed = threading.Thread(target=run, daemon=True)
-    crashed.start()
+    crashed, raised = upgrade_in_background(logs_target)
     try:
         wait_until_the_migrator_waits(fresh_deployment)
         localpg.run_as_server(
