@@ -11,16 +11,7 @@ from migrations.shared.heads import copy_location
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey
 from ops.deployed_stack import DeployedStack
-
-# A log table's partitions and their indexes are the table's (tests/infra/test_log_lifecycle.py checks them).
-TABLES = (
-    "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p') "
-    "AND NOT relispartition"
-)
-INDEXES = (
-    "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
-    "WHERE t.relnamespace = 'public'::regnamespace AND NOT t.relispartition"
-)
+from tests.migrations.catalog import INDEXES, TABLES  # a log table's partitions are the table's
 
 
 def names(connection: psycopg.Connection, query: str) -> set[str]:
