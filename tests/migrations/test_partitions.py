@@ -597,6 +597,23 @@ def test_a_row_newer_than_every_partition_is_refused_until_a_partition_covers_it
     assert where == daily(far)
 
 
+def test_a_row_older_than_every_partition_left_by_retention_is_refused_and_nothing_else_changes(
+    migrated: Deployment,
+) -> None:
+    retention_setup(migrated)
+    with as_owner(migrated) as owner:
+        partitions.drop_older_than(owner, "system_logs", midnight(6))
+    with admin(migrated) as connection:
+        before = bounds(connection, "system_logs")
+    old = midnight(3) + timedelta(hours=1)  # its day's partition and the before partition are gone
+    with writer(migrated) as connection, pytest.raises(psycopg.errors.CheckViolation) as refused:
+        connection.execute(INSERT_DATED_SYSTEM_LOG, (old, "too old"))
+    assert 'no partition of relation "system_logs" found for row' in str(refused.value)
+    with admin(migrated) as connection:
+        assert bounds(connection, "system_logs") == before, "no partition is made for a row past retention"
+        assert scalar(connection, "SELECT count(*) FROM system_logs WHERE message = 'too old'") == 0
+
+
 class FirstOfTheMonth:
     """partition_conversion's clock on the 1st of this month: the first monthly partition lies past the premake."""
 
