@@ -520,7 +520,8 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m bench.log_lifecycle [--quick]`: these measurements alone (scripts/bench runs them too)."""
+    """`python -m bench.log_lifecycle [--quick]`: these measurements alone (scripts/bench runs them too);
+    a full run renders README's lifecycle table, a quick one only prints."""
     import json
 
     from bench import fixture, run
@@ -535,10 +536,14 @@ def main(argv: list[str] | None = None) -> int:
         results = measure(deployment, sizes, 20 if quick else 200, 15.0 if quick else 60.0)
     finally:
         drop_deployment(deployment)
+    results["date"] = time.strftime("%Y-%m-%d")
     reports = paths.REPO_ROOT / "reports"
     reports.mkdir(exist_ok=True)
     (reports / "bench-lifecycle.json").write_text(json.dumps(results, indent=2, default=str))
-    print("\n\n".join(run.lifecycle_sections(results)))
+    text = run.lifecycle_markdown(results, results["date"])
+    if not quick:
+        run.update_readme(text, run.LIFECYCLE_BEGIN, run.LIFECYCLE_END)
+    print(text)
     return 0
 
 

@@ -21,6 +21,9 @@ from fixtures.cluster import Deployment, Server, drop_deployment
 from ops import cli, paths
 
 README_BEGIN, README_END = "<!-- bench:begin (scripts/bench) -->", "<!-- bench:end -->"
+# Its own block: `python -m bench.log_lifecycle` measures the lifecycle alone and renders only this one.
+LIFECYCLE_BEGIN = "<!-- bench-lifecycle:begin (scripts/bench, python -m bench.log_lifecycle) -->"
+LIFECYCLE_END = "<!-- bench-lifecycle:end -->"
 
 
 def fmt(spread: Spread, unit: str, digits: int = 1) -> str:
@@ -272,7 +275,18 @@ def markdown(results: dict[str, Any], sizes: fixture.Sizes) -> str:
             f"**Adoption: moving {results['adoption_move']['misplaced_rows']:,} misplaced rows** "
             "(`scripts/adopt --apply`, no writer; throughput as a ratio to the floor)\n\n"
             + table(("what", "throughput", "vs the floor", "final lock held"), results["adoption_move"]["rows"]),
-            *lifecycle_sections(results["log_lifecycle"]),
+        ]
+    )
+
+
+def lifecycle_markdown(lifecycle: dict[str, Any], date: str) -> str:
+    sizes = lifecycle["sizes"]
+    return "\n\n".join(
+        [
+            f"Measured {date} on this project's 2-core machine; {sizes['rows']:,} generated rows over "
+            f"{sizes['days']} days in each system_logs pair, {sizes['llm_rows']:,} in each llm_logs pair; "
+            "one run (no medians).",
+            *lifecycle_sections(lifecycle),
         ]
     )
 
@@ -328,10 +342,10 @@ def goals_line(cost: dict[str, Any]) -> str:
     return "; ".join(f"{part}: {'met' if met[key] else 'NOT met'}" for part, key in zip(parts, keys, strict=True))
 
 
-def update_readme(text: str) -> None:
+def update_readme(text: str, begin: str = README_BEGIN, end_marker: str = README_END) -> None:
     readme = paths.REPO_ROOT / "README.md"
     content = readme.read_text()
-    start, end = content.index(README_BEGIN) + len(README_BEGIN), content.index(README_END)
+    start, end = content.index(begin) + len(begin), content.index(end_marker)
     readme.write_text(f"{content[:start]}\n{text}\n{content[end:]}")
 
 
@@ -373,10 +387,12 @@ def main(argv: list[str] | None = None) -> int:
     reports.mkdir(exist_ok=True)
     (reports / "bench.json").write_text(json.dumps(results, indent=2, default=str))
     text = markdown(results, sizes)
-    (reports / "bench.md").write_text(text + "\n")
+    lifecycle_text = lifecycle_markdown(lifecycle, results["date"])
+    (reports / "bench.md").write_text(f"{text}\n\n{lifecycle_text}\n")
     if not args.quick:
         update_readme(text)
-    print(text)
+        update_readme(lifecycle_text, LIFECYCLE_BEGIN, LIFECYCLE_END)
+    print(f"{text}\n\n{lifecycle_text}")
     print(f"bench: done in {results['elapsed_s']:.0f}s; reports/bench.md, reports/bench.json", file=sys.stderr)
     return 0
 
