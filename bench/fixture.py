@@ -10,7 +10,7 @@ from fixtures.cluster import Deployment, Server, drop_deployment, provision_with
 from migrations import runner
 from migrations.shared.tree import LOGS
 from model.names import DatabaseKey, RoleNames
-from ops import localpg
+from ops.localpg import embedded
 
 PREFIX = "bench"
 LEVELS = "ARRAY['DEBUG','INFO','INFO','INFO','INFO','INFO','INFO','WARNING','WARNING','ERROR']"
@@ -29,7 +29,7 @@ def logs_target(deployment: Deployment) -> runner.Target:
 
 def fresh_deployment(sizes: Sizes) -> Deployment:
     """Provision from scratch, migrate the logs tree to just before its index revision, load rows."""
-    server = Server(localpg.start())
+    server = Server(embedded.start())
     drop_deployment(Deployment(server, RoleNames(PREFIX), {key: f"{PREFIX}_{key}" for key in DatabaseKey}, {}))
     deployment = provision_with_sql(server, PREFIX)
     runner.upgrade(logs_target(deployment), "logs_0002")

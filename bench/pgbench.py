@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.stats import percentile
-from ops.localpg import find_bin_dir
+from ops.localpg.embedded import find_bin_dir
 
 # An insert of the kind the log worker makes: no RETURNING, the writer may not SELECT.
 INSERT_SCRIPT = """\\set n random(1, 1000000)

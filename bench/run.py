@@ -18,7 +18,8 @@ from bench import adoption_move, deploy_cost, fixture, index_value, live_load, l
 from bench.pgbench import Latencies
 from bench.stats import Spread
 from fixtures.cluster import Deployment, Server, drop_deployment
-from ops import cli, paths
+from ops import paths
+from ops.commands import cli
 
 README_BEGIN, README_END = "<!-- bench:begin (scripts/bench) -->", "<!-- bench:end -->"
 # Its own block: `python -m bench.log_lifecycle` measures the lifecycle alone and renders only this one.

@@ -1,1 +1,2 @@
-"""The project's operations: the embedded server, the toolchain and the deploy driver behind scripts/."""
+"""The operator's side of scripts/: commands/ (every entry point), deploy/ (the stack driver), adoption/,
+toolchain/, localpg/ (the embedded server); errors.py and paths.py serve them all."""

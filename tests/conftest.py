@@ -10,8 +10,8 @@ import pytest
 
 from fixtures.cluster import Deployment, Server, sql_deployment
 from fixtures.programs import engine_project
-from ops import localpg
-from ops.deployed_stack import ENV_VAR
+from ops.deploy.deployed_stack import ENV_VAR
+from ops.localpg import embedded
 from tests.support.fault_log import FaultLog, fault_seen
 
 INFRA_SUITE = Path(__file__).resolve().parent / "infra"
@@ -35,7 +35,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 @pytest.fixture(scope="session")
 def server() -> Server:
-    return Server(localpg.start())
+    return Server(embedded.start())
 
 
 @pytest.fixture

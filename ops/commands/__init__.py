@@ -1,1 +1,1 @@
-"""The scripts' entry points, one module per command: parse the arguments (ops.cli), call the driver."""
+"""Every script's entry point, one module per command, and their arguments in one table (cli.py)."""

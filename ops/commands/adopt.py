@@ -14,13 +14,15 @@ from pulumi import automation as auto
 
 from infra.program import ADOPT_ENV_VAR
 from model.names import DatabaseKey
-from ops import automation, cli, localpg
 from ops.adoption.apply import apply_plan
 from ops.adoption.inspect import StackView, build_plan
 from ops.adoption.plan import Plan
 from ops.adoption.server_access import AdminAccess
+from ops.commands import cli
+from ops.deploy import driver
+from ops.deploy.recovery import recovering, settle_interrupted_deploy
 from ops.errors import ExitCode, UserError, run_main
-from ops.recovery import recovering, settle_interrupted_deploy
+from ops.localpg import embedded
 
 DATABASE_TYPE = "postgresql:index/database:Database"
 
@@ -32,17 +34,17 @@ def databases_in_state(stack: auto.Stack) -> set[str]:
 
 
 def plan_for(stack: auto.Stack) -> tuple[Plan, AdminAccess]:
-    settings = automation.preflight(stack)
+    settings = driver.preflight(stack)
     server = settings.server
     admin = AdminAccess(
         server.host,
         server.port,
         server.admin_user,
-        automation.admin_password_for_preflight(stack, settings),
+        driver.admin_password_for_preflight(stack, settings),
         {"sslmode": server.sslmode, **server.tls.libpq_parameters()},
     )
-    embedded = localpg.start()
-    scratch = AdminAccess(embedded.host, embedded.port, embedded.user, embedded.password)
+    local = embedded.start()
+    scratch = AdminAccess(local.host, local.port, local.user, local.password)
     in_state = databases_in_state(stack)
     names = dict(settings.database_names)
     view = StackView(
@@ -51,7 +53,7 @@ def plan_for(stack: auto.Stack) -> tuple[Plan, AdminAccess]:
         role_names=settings.role_names,
         legacy_roles=settings.legacy_roles,
         in_state=lambda key: names[key] in in_state,
-        deployed="connection_urls" in automation.outputs(stack),
+        deployed="connection_urls" in driver.outputs(stack),
     )
     return build_plan(view, admin, scratch), admin
 
@@ -61,14 +63,14 @@ def deploy(stack: auto.Stack, existing: list[DatabaseKey]) -> None:
     # The engine, language host and program inherit it: the program imports these databases.
     os.environ[ADOPT_ENV_VAR] = ",".join(key.value for key in existing)
     try:
-        recovering(stack, lambda: stack.up(**automation.deploy_options()))
+        recovering(stack, lambda: stack.up(**driver.deploy_options()))
     finally:
         del os.environ[ADOPT_ENV_VAR]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse("adopt", sys.argv[1:] if argv is None else argv)
-    stack = automation.open_stack(automation.StackTarget(args.stack, create=True))
+    stack = driver.open_stack(driver.StackTarget(args.stack, create=True))
     plan, admin = plan_for(stack)
     print(plan.render(), flush=True)
     if plan.refusals:

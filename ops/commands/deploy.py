@@ -3,9 +3,10 @@ migrations), verify; stops at the first failure with one line and the exit code 
 
 Safe to run twice at once on one stack: the engine's stack lock lets one through and the other
 fails with exit 6, naming the lock's holder. A deploy that was killed (a cancelled CI job) leaves
-its lock and pending operations behind: the next deploy on the same machine removes that lock once
-its process is gone, settles the pending creates (ops/recovery.py), and converges. A lock from another machine (an
-ephemeral CI runner) is reported, not removed: clear it with `scripts/pulumi cancel` once sure.
+its lock and pending operations behind: the next deploy on the same machine removes that lock
+once its process is gone, settles the pending creates (ops/deploy/recovery.py), and converges. A
+lock from another machine (an ephemeral CI runner) is reported, not removed: clear it with
+`scripts/pulumi cancel` once sure.
 """
 
 from __future__ import annotations
@@ -16,34 +17,34 @@ from dataclasses import dataclass
 
 from pulumi import automation as auto
 
-from ops import automation, cli
-from ops.commands import verify
-from ops.deployed_stack import DeployedStack
+from ops.commands import cli, verify
+from ops.deploy import driver
+from ops.deploy.deployed_stack import DeployedStack
+from ops.deploy.recovery import recovering, settle_interrupted_deploy
 from ops.errors import ExitCode, UserError, run_main
-from ops.recovery import recovering, settle_interrupted_deploy
 
 
 @dataclass(frozen=True)
 class DeployPlan:
-    target: automation.StackTarget
+    target: driver.StackTarget
     preflight: Callable[[auto.Stack], object]
     verify: Callable[[DeployedStack], int]
 
 
 def deploy(plan: DeployPlan) -> int:
     name = plan.target.name
-    stack = automation.open_stack(plan.target)
+    stack = driver.open_stack(plan.target)
     plan.preflight(stack)
     settle_interrupted_deploy(stack)
-    with automation.engine_errors(name):
+    with driver.engine_errors(name):
         print(f"deploy: preview of stack {name}", flush=True)
-        preview = stack.preview(diff=True, **automation.deploy_options())
+        preview = stack.preview(diff=True, **driver.deploy_options())
     changes = {str(op): n for op, n in preview.change_summary.items() if str(op) != "same"}
     print(f"deploy: {', '.join(f'{n} to {op}' for op, n in changes.items()) or 'no changes'}", flush=True)
     print(f"deploy: up of stack {name}", flush=True)
-    recovering(stack, lambda: stack.up(**automation.deploy_options()))
+    recovering(stack, lambda: stack.up(**driver.deploy_options()))
     print(f"deploy: verifying stack {name}", flush=True)
-    deployed = DeployedStack.from_stack_outputs(name, automation.outputs(stack))
+    deployed = DeployedStack.from_stack_outputs(name, driver.outputs(stack))
     if plan.verify(deployed) != ExitCode.OK:
         raise UserError(
             f"stack {name} was deployed, but the server holds what the stack does not manage (see the report "
@@ -56,8 +57,8 @@ def deploy(plan: DeployPlan) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse("deploy", sys.argv[1:] if argv is None else argv)
-    target = automation.StackTarget(args.stack)
-    return deploy(DeployPlan(target, automation.preflight, lambda deployed: verify.verify(deployed, "local://")))
+    target = driver.StackTarget(args.stack)
+    return deploy(DeployPlan(target, driver.preflight, lambda deployed: verify.verify(deployed, "local://")))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Plain `pulumi destroy` stops at what a killed deploy leaves (its lock, its pending creates, and
 the roles and databases it made but the state never recorded). This command settles those first,
-as the next deploy would (ops/recovery.py: the stale lock removed, the lost roles and databases
+as the next deploy would (ops/deploy/recovery.py: the stale lock removed, the lost roles and databases
 adopted by name), then destroys, then looks at the server: every database and role of the stack's
 names that still exists is named with the SQL that removes it, and the exit code is 3. Nothing is
 dropped outside the engine's destroy.
@@ -17,14 +17,15 @@ from psycopg import sql
 from infra.settings import NAMESPACE, Settings
 from model.names import PUBLIC
 from model.privileges import grantees, read_only_role
-from ops import automation, cli
+from ops.commands import cli
+from ops.deploy import driver
+from ops.deploy.recovery import recovering, settle_interrupted_deploy
 from ops.errors import ExitCode, UserError, run_main
-from ops.recovery import recovering, settle_interrupted_deploy
 
 
-def destroy(target: automation.StackTarget) -> int:
-    stack = automation.open_stack(target)
-    settings = automation.preflight(stack)
+def destroy(target: driver.StackTarget) -> int:
+    stack = driver.open_stack(target)
+    settings = driver.preflight(stack)
     if settings.protect_databases:
         raise UserError(
             f"stack {stack.name} protects its databases and owner roles ({NAMESPACE}:allowDatabaseDeletion is "
@@ -34,8 +35,8 @@ def destroy(target: automation.StackTarget) -> int:
         )
     settle_interrupted_deploy(stack)
     print(f"destroy: stack {stack.name}", flush=True)
-    recovering(stack, lambda: stack.destroy(**automation.engine_options()))
-    left = leftovers(settings, automation.admin_password_for_preflight(stack, settings))
+    recovering(stack, lambda: stack.destroy(**driver.engine_options()))
+    left = leftovers(settings, driver.admin_password_for_preflight(stack, settings))
     if left:
         for line in left:
             print(f"destroy: left on the server: {line}", flush=True)
@@ -52,7 +53,7 @@ def leftovers(settings: Settings, admin_password: str) -> list[str]:
     """Each database and role of the stack's names (or its role prefix) still on the server, with its DROP."""
     extra = tuple(read_only_role(role.name, role.database) for role in settings.read_only_roles)
     roles = [grantee.name for grantee in grantees(settings.role_names, extra) if grantee.name != PUBLIC]
-    with automation.connect_admin(settings, admin_password) as admin:
+    with driver.connect_admin(settings, admin_password) as admin:
         databases = admin.execute(
             "SELECT datname FROM pg_database WHERE datname = ANY(%s) ORDER BY 1",
             (list(settings.database_names.values()),),
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             "to go ahead. Nothing was changed.",
             ExitCode.BAD_INPUT,
         )
-    return destroy(automation.StackTarget(args.stack))
+    return destroy(driver.StackTarget(args.stack))
 
 
 if __name__ == "__main__":

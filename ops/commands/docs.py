@@ -2,23 +2,21 @@
 
 - The privilege matrix in docs/architecture.md, from model/privileges.py: tests/unit/test_docs.py
   fails when it is stale.
-- The fault table in docs/faults.md, from reports/faults.json, which a whole run of the suite
-  writes (tests/support/fault_log.py): what each fault test saw, so the table says what the code
-  does. `scripts/test` renders it after a whole, passing run; a partial or failing run leaves it.
+
+The fault table in docs/faults.md is rendered by the suite itself (tests/support/fault_log.py),
+from what each fault test saw.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import sys
-from typing import Any
 
 import yaml
 
 from model.names import DatabaseKey, RoleNames
 from model.privileges import ObjectKind, Rule, expected, grantees, rules
-from ops import cli, paths
+from ops import paths
+from ops.commands import cli
 from ops.errors import ExitCode, UserError, run_main
 
 ARCHITECTURE = paths.REPO_ROOT / "docs" / "architecture.md"
@@ -93,89 +91,6 @@ def rendered_document() -> str:
     return f"{text[:start]}\n{render_matrix()}\n{text[end:]}"
 
 
-FAULTS = paths.REPO_ROOT / "docs" / "faults.md"
-FAULT_REPORT = paths.REPO_ROOT / "reports" / "faults.json"
-FAULTS_BEGIN = "<!-- fault-table:begin (scripts/test renders it from reports/faults.json) -->"
-FAULTS_END = "<!-- fault-table:end -->"
-
-
-LONGEST_LINE = 240
-# What changes from run to run (temporary paths, pids, ports, clocks, random name prefixes) is shown
-# as a placeholder, so that the table changes only when what the user sees changes.
-VOLATILE = (
-    (re.compile(r"(file://)?/tmp/pytest-of-[^\s'\")]*"), "<tmp>"),
-    (re.compile(r"\(pid \d+\)"), "(pid N)"),
-    (re.compile(r"\b(localhost|\d{1,3}(\.\d{1,3}){3}):\d{2,5}\b"), r"\1:PORT"),
-    (re.compile(r"\bport \d{4,5}\b"), "port PORT"),
-    (re.compile(r"\bt[0-9a-f]{6}(?=_)"), "tNNNNNN"),
-    (re.compile(r"\.damaged-\d+"), ".damaged-N"),
-    (re.compile(r"\b\d{4}-\d\d-\d\dT[\d:.]+Z"), "<time>"),
-    (re.compile(r"\(\d+(\.\d+)?s\)"), "(N s)"),
-    (re.compile(r"\s+"), " "),
-)
-
-
-def stable(line: str) -> str:
-    for pattern, placeholder in VOLATILE:
-        line = pattern.sub(placeholder, line)
-    return line if len(line) <= LONGEST_LINE else line[: LONGEST_LINE - 1] + "…"
-
-
-def fault_report_problem(report: dict[str, Any] | None) -> str | None:
-    """Why the table cannot be rendered from this report, or None when it can."""
-    if report is None:
-        return f"{FAULT_REPORT.relative_to(paths.REPO_ROOT)} does not exist (run scripts/test)"
-    if not report["complete"]:
-        return "the last run was narrowed by -k, -m, --fast or a path (run scripts/test with no arguments)"
-    failed = [row["nodeid"] for row in report["faults"] if row["outcome"] != "passed"]
-    if failed:
-        return "these fault tests did not pass in the last run: " + ", ".join(failed)
-    return None
-
-
-def render_fault_table(report: dict[str, Any]) -> str:
-    """One row per test function (its parametrized cases together), with what the suite saw."""
-    by_function: dict[str, list[dict[str, Any]]] = {}
-    for row in report["faults"]:
-        by_function.setdefault(row["nodeid"].split("[")[0], []).append(row)
-    lines = [
-        "| fault | what the suite saw: the command, its exit code, the line it printed | how it is recovered | test |",
-        "| --- | --- | --- | --- |",
-    ]
-    for function, rows in by_function.items():
-        seen = list(dict.fromkeys(observation_text(obs) for row in rows for obs in row["seen"]))
-        cases = f" ({len(rows)} cases)" if len(rows) > 1 else ""
-        cells = [rows[0]["what"], "<br>".join(seen) or "-", rows[0]["recovery"], f"`{function}`{cases}"]
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
-    return "\n".join(lines)
-
-
-def observation_text(observation: dict[str, str]) -> str:
-    parts = [observation["command"]]
-    if observation["exit"]:
-        parts.append(f"exit {observation['exit']}")
-    if observation["says"]:
-        parts.append(f"“{stable(observation['says'])}”")
-    return ", ".join(parts)
-
-
-def read_fault_report() -> dict[str, Any] | None:
-    return json.loads(FAULT_REPORT.read_text()) if FAULT_REPORT.exists() else None
-
-
-def render_faults() -> None:
-    where = FAULTS.relative_to(paths.REPO_ROOT)
-    report = read_fault_report()
-    problem = fault_report_problem(report)
-    if problem is not None or report is None:
-        print(f"{where} left as it was: {problem}", file=sys.stderr)
-        return
-    text = FAULTS.read_text()
-    start, end = text.index(FAULTS_BEGIN) + len(FAULTS_BEGIN), text.index(FAULTS_END)
-    FAULTS.write_text(f"{text[:start]}\n{render_fault_table(report)}\n{text[end:]}")
-    print(f"rendered the fault table into {where} from the last run of the suite", file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse("docs", sys.argv[1:] if argv is None else argv)
     where = ARCHITECTURE.relative_to(paths.REPO_ROOT)
@@ -186,7 +101,6 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.OK
     ARCHITECTURE.write_text(rendered_document())
     print(f"rendered the privilege matrix into {where}", file=sys.stderr)
-    render_faults()
     return ExitCode.OK
 
 

@@ -15,15 +15,16 @@ from sqlalchemy.engine import make_url
 
 from migrations import maintenance, runner
 from migrations.shared.tree import LOGS
-from ops import automation, cli
+from ops.commands import cli
+from ops.deploy import driver
 from ops.errors import ExitCode, UserError, run_main
 
 
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse("maintain", sys.argv[1:] if argv is None else argv)
-    stack = automation.open_stack(automation.StackTarget(args.stack))
-    settings = automation.preflight(stack)
-    outputs = automation.outputs(stack)
+    stack = driver.open_stack(driver.StackTarget(args.stack))
+    settings = driver.preflight(stack)
+    outputs = driver.outputs(stack)
     if "connection_urls" not in outputs:
         raise UserError(f"stack {args.stack!r} has not been deployed yet: run `scripts/up {args.stack}` first.")
     url = make_url(outputs["connection_urls"]["logs_migrator"]).set(drivername="postgresql+psycopg")

@@ -14,13 +14,14 @@ from sqlalchemy.engine import make_url
 from migrations import runner
 from migrations.shared.heads import copy_location
 from migrations.shared.tree import TREES
-from ops import automation, cli
+from ops.commands import cli
+from ops.deploy import driver
 from ops.errors import ExitCode, UserError, run_main
 
 
 def targets(stack_name: str, which: str) -> list[runner.Target]:
-    stack = automation.open_stack(automation.StackTarget(stack_name))
-    outputs = automation.outputs(stack)
+    stack = driver.open_stack(driver.StackTarget(stack_name))
+    outputs = driver.outputs(stack)
     if "connection_urls" not in outputs:
         raise UserError(f"stack {stack_name!r} has not been deployed yet: run `scripts/up {stack_name}` first.")
     keys = list(TREES) if which == "all" else [which]

@@ -1,17 +1,17 @@
-"""`scripts/pulumi`: the pinned CLI run in the project's environment (see ops.toolchain.pulumi_env)."""
+"""`scripts/pulumi`: the pinned CLI run in the project's environment (see ops.toolchain.pinned.pulumi_env)."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-from ops import toolchain
+from ops.toolchain import pinned
 
 
 def main() -> None:
-    cli = toolchain.cli_path()
+    cli = pinned.cli_path()
     # Replaces this process with the CLI, as the shell's `exec` would.
-    os.execve(cli, [str(cli), *sys.argv[1:]], toolchain.pulumi_env())  # noqa: S606
+    os.execve(cli, [str(cli), *sys.argv[1:]], pinned.pulumi_env())  # noqa: S606
 
 
 if __name__ == "__main__":

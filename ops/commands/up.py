@@ -6,18 +6,19 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ops import automation, cli, role_check
+from ops.commands import cli
+from ops.deploy import driver, role_check
+from ops.deploy.recovery import recovering, settle_interrupted_deploy
 from ops.errors import ExitCode, UserError, run_main
-from ops.recovery import recovering, settle_interrupted_deploy
 
 
 def main(argv: list[str] | None = None) -> int:
     stack_name = cli.parse("up", sys.argv[1:] if argv is None else argv).stack
-    stack = automation.open_stack(automation.StackTarget(stack_name, create=True))
-    automation.preflight(stack)
+    stack = driver.open_stack(driver.StackTarget(stack_name, create=True))
+    driver.preflight(stack)
     settle_interrupted_deploy(stack)
-    result = recovering(stack, lambda: stack.up(**automation.deploy_options()))
-    outputs = automation.outputs(stack)
+    result = recovering(stack, lambda: stack.up(**driver.deploy_options()))
+    outputs = driver.outputs(stack)
     changes = {str(op): count for op, count in (result.summary.resource_changes or {}).items()}
     print_summary(stack_name, changes, outputs)
     failures = [(check, error) for check, error in role_check.run_checks(outputs["connection_urls"]) if error]

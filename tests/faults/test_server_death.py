@@ -14,8 +14,8 @@ import pytest
 
 from fixtures.cluster import Server
 from fixtures.project_stack import ProjectStack, cleanup, leftover_objects, project_stack, start_up
-from ops import localpg
 from ops.errors import ExitCode
+from ops.localpg import embedded
 from tests.faults.test_killed_provisioning import KILL_POINTS
 from tests.support.fault_log import SeenFunction
 
@@ -28,13 +28,13 @@ def crashed(tmp_path: Path, server: Server) -> Iterator[ProjectStack]:
     project = project_stack(tmp_path, "killed", "killed")  # the same names, so the same moments apply
     cleanup(project, server)
     yield project
-    localpg.start()
+    embedded.start()
     cleanup(project, server)
 
 
 def crash_server() -> None:
-    pg_ctl = str(localpg.find_bin_dir() / "pg_ctl")
-    localpg.run_as_server([pg_ctl, "stop", "-D", str(localpg.data_dir()), "-m", "immediate"], capture_output=True)
+    pg_ctl = str(embedded.find_bin_dir() / "pg_ctl")
+    embedded.run_as_server([pg_ctl, "stop", "-D", str(embedded.data_dir()), "-m", "immediate"], capture_output=True)
 
 
 @pytest.mark.fault(
@@ -55,7 +55,7 @@ def test_a_deploy_outlives_a_server_crash(
     assert "Traceback" not in err, err[-3000:]  # our own message; the engine's stream is the engine's
     fault_seen("scripts/up", deploy.returncode, err, "error: ")
 
-    localpg.start()
+    embedded.start()
     recovered = crashed.script("ops.commands.up", crashed.stack)
     assert recovered.returncode == ExitCode.OK, recovered.stdout[-4000:] + recovered.stderr[-2000:]
     fault_seen("the next scripts/up", recovered.returncode)

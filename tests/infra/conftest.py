@@ -17,7 +17,7 @@ import pytest
 
 from model.names import DatabaseKey
 from model.privileges import Grantee, grantees
-from ops.deployed_stack import REPORT_ENV_VAR, DeployedStack, from_environment
+from ops.deploy.deployed_stack import REPORT_ENV_VAR, DeployedStack, from_environment
 
 _RESULTS: list[dict[str, str]] = []
 

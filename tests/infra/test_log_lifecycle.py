@@ -10,7 +10,7 @@ from psycopg import sql
 
 from model.log_lifecycle import LOG_TABLES
 from model.names import DatabaseKey
-from ops.deployed_stack import DeployedStack
+from ops.deploy.deployed_stack import DeployedStack
 
 
 def partition_bounds(logs: psycopg.Connection, table: str) -> list[tuple[str, datetime | None, datetime]]:

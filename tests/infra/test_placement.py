@@ -10,7 +10,7 @@ from migrations.schema import head_schema
 from migrations.shared.heads import copy_location
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey
-from ops.deployed_stack import DeployedStack
+from ops.deploy.deployed_stack import DeployedStack
 from tests.migrations.catalog import INDEXES, TABLES  # a log table's partitions are the table's
 
 

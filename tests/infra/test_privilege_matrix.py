@@ -14,7 +14,7 @@ import pytest
 from migrations.shared.tree import TREES
 from model.names import PUBLIC, SCHEMA, DatabaseKey
 from model.privileges import Grantee, ObjectKind, expected, rules
-from ops.deployed_stack import DeployedStack
+from ops.deploy.deployed_stack import DeployedStack
 from tests.infra.conftest import stack_grantees
 
 Cells = dict[str, frozenset[str]]

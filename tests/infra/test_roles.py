@@ -6,7 +6,7 @@ import psycopg
 
 from model.names import DatabaseKey
 from model.privileges import Grantee, expected_memberships
-from ops.deployed_stack import DeployedStack
+from ops.deploy.deployed_stack import DeployedStack
 from tests.infra.conftest import stack_grantees
 
 DANGEROUS = ("rolsuper", "rolcreatedb", "rolcreaterole", "rolreplication", "rolbypassrls")

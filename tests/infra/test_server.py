@@ -11,7 +11,7 @@ import testinfra
 
 from infra.settings import MIN_SUPPORTED_SERVER_VERSION
 from model.names import DatabaseKey
-from ops.deployed_stack import DeployedStack
+from ops.deploy.deployed_stack import DeployedStack
 
 
 def test_postgresql_answers_on_the_configured_address(host: testinfra.host.Host, stack: DeployedStack) -> None:

@@ -24,7 +24,7 @@ from fixtures.cluster import Deployment, scalar
 from migrations import runner
 from migrations.shared.tree import LOGS, TREES
 from model.names import DatabaseKey
-from ops.deployed_stack import ENV_VAR
+from ops.deploy.deployed_stack import ENV_VAR
 from ops.errors import ExitCode
 from ops.paths import REPO_ROOT
 from tests.support.fault_log import SeenFunction

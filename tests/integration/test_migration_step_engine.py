@@ -20,7 +20,7 @@ from migrations import runner
 from migrations.schema import head_schema
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey
-from ops import automation
+from ops.deploy import driver
 from ops.errors import ExitCode
 from ops.paths import REPO_ROOT
 from tests.migrations import catalog
@@ -30,7 +30,7 @@ from tests.support.fault_log import SeenFunction
 pytestmark = pytest.mark.engine
 
 
-def open_test_stack(workspace: Path, program: automation.Program) -> pulumi.automation.Stack:
+def open_test_stack(workspace: Path, program: driver.Program) -> pulumi.automation.Stack:
     return open_engine_stack(workspace, program)
 
 
@@ -70,7 +70,7 @@ def test_a_failing_revision_fails_the_up_and_leaves_the_previous_revision(
     failing = open_test_stack(engine_workspace, migration_steps_program(fresh_deployment, logs_tree))
     with pytest.raises(pulumi.automation.CommandError) as failed:
         failing.up(color="never")
-    error = automation.translate(failed.value, "test")
+    error = driver.translate(failed.value, "test")
 
     assert error.exit_code == ExitCode.MIGRATION_FAILED
     assert "division by zero" in str(error) and f"stays at revision {head}" in str(error)

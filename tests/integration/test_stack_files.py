@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from fixtures.project_stack import TEST_PASSPHRASE, project_folder
-from ops import toolchain
-from ops.automation import DEV_PASSPHRASE, DEV_STACK
+from ops.deploy.driver import DEV_PASSPHRASE, DEV_STACK
 from ops.paths import REPO_ROOT
+from ops.toolchain import pinned
 from tests.support import tls
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider]
@@ -47,7 +47,7 @@ def place_tls_files(folder: Path, stack: str) -> None:
 
 
 def pulumi(folder: Path, env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    command = [str(toolchain.cli_path()), *args, "--non-interactive"]
+    command = [str(pinned.cli_path()), *args, "--non-interactive"]
     return subprocess.run(command, cwd=folder, env=env, input=stdin, capture_output=True, text=True, timeout=300)
 
 

@@ -26,8 +26,8 @@ from migrations import runner
 from migrations.shared import partition_conversion, partitions
 from model.log_lifecycle import Interval
 from model.names import DatabaseKey
-from ops import localpg
-from ops.localpg import find_bin_dir
+from ops.localpg import embedded
+from ops.localpg.embedded import find_bin_dir
 from tests.migrations import catalog
 from tests.support.fault_log import SeenFunction
 
@@ -721,14 +721,14 @@ def test_a_conversion_outlives_a_server_crash(
     crashed, raised = upgrade_in_background(logs_target)
     try:
         wait_until_the_migrator_waits(fresh_deployment)
-        localpg.run_as_server(
-            [str(find_bin_dir() / "pg_ctl"), "stop", "-D", str(localpg.data_dir()), "-m", "immediate"],
+        embedded.run_as_server(
+            [str(find_bin_dir() / "pg_ctl"), "stop", "-D", str(embedded.data_dir()), "-m", "immediate"],
             capture_output=True,
         )
         crashed.join(timeout=60)
     finally:
         open_writer.close()
-        localpg.start()
+        embedded.start()
     assert len(raised) == 1
     fault_seen("scripts/migrate STACK logs", 7, str(raised[0]), "terminat")
     assert runner.upgrade(logs_target).applied == ("logs_0004",)

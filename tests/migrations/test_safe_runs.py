@@ -26,8 +26,8 @@ from migrations.shared.environment import LOCK_TIMEOUT
 from migrations.shared.run_lock import LockTimeoutError, tree_run_lock
 from migrations.shared.tree import LOGS
 from model.names import DatabaseKey
-from ops import localpg
-from ops.localpg import find_bin_dir
+from ops.localpg import embedded
+from ops.localpg.embedded import find_bin_dir
 from ops.paths import REPO_ROOT
 from tests.migrations import catalog
 from tests.support.fault_log import SeenFunction
@@ -292,18 +292,18 @@ def standby_without_hot_standby() -> Iterator[int]:
     meets one during a failover."""
     bin_dir, folder = find_bin_dir(), Path(tempfile.mkdtemp(prefix="headhunter-standby-"))
     folder.chmod(0o755)
-    localpg.give_to_server(folder)
-    data, port = folder / "data", localpg.free_port()
+    embedded.give_to_server(folder)
+    data, port = folder / "data", embedded.free_port()
     initdb = [str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-instructions"]
-    localpg.run_as_server(initdb, check=True, capture_output=True)
-    localpg.run_as_server(["touch", str(data / "standby.signal")], check=True)
+    embedded.run_as_server(initdb, check=True, capture_output=True)
+    embedded.run_as_server(["touch", str(data / "standby.signal")], check=True)
     options = f"-p {port} -c listen_addresses=127.0.0.1 -c hot_standby=off -k {folder}"
     ctl = [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "standby.log")]
-    localpg.run_as_server([*ctl, "start", "-W"], check=True, capture_output=True)
+    embedded.run_as_server([*ctl, "start", "-W"], check=True, capture_output=True)
     try:
         yield port
     finally:
-        localpg.run_as_server([*ctl, "stop", "-m", "immediate"], capture_output=True)
+        embedded.run_as_server([*ctl, "stop", "-m", "immediate"], capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -19,13 +19,13 @@ from infra.migration_step import MigrationRun, MigrationRunArgs
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey
 from model.privileges import new_table_grants
-from ops import automation
 from ops.commands import deploy, verify
-from ops.deployed_stack import ENV_VAR, DeployedStack, from_environment
+from ops.deploy import driver
+from ops.deploy.deployed_stack import ENV_VAR, DeployedStack, from_environment
 from ops.errors import UserError, run_main
 
 
-def contract_program(described: DeployedStack) -> automation.Program:
+def contract_program(described: DeployedStack) -> driver.Program:
     def program() -> None:
         runs = {}
         for key in DatabaseKey:
@@ -78,9 +78,7 @@ def main() -> int:
     described = from_environment()
     if described is None:
         raise UserError(f"set {ENV_VAR} to the deployment's description")
-    target = automation.StackTarget(
-        sys.argv[1], contract_program(described), project_name="contract-stack", create=True
-    )
+    target = driver.StackTarget(sys.argv[1], contract_program(described), project_name="contract-stack", create=True)
     plan = deploy.DeployPlan(
         target, preflight=lambda _stack: None, verify=lambda deployed: verify.verify(deployed, "local://")
     )

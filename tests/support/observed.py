@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 from fixtures.cluster import Server
 from fixtures.project_stack import ProjectStack
-from ops import localpg
+from ops.localpg import embedded
 
 TABLE_VERBS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 DATABASE_VERBS = ("CONNECT", "TEMPORARY", "CREATE")
@@ -79,7 +79,7 @@ def held(connection: object, function: str, role: str, target: str, verbs: tuple
 @contextmanager
 def statements_logged(server: Server) -> Iterator[list[str]]:
     """Every statement the server runs meanwhile (log_statement = 'all'), as the server logged it."""
-    log = localpg.log_file()
+    log = embedded.log_file()
     start = log.stat().st_size
     with server.connect() as admin:
         admin.execute("ALTER SYSTEM SET log_statement = 'all'")

@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 import sys
 
-from ops import localpg
 from ops.adoption import move
 from ops.adoption.catalog import read_database
 from ops.adoption.server_access import AdminAccess
+from ops.localpg import embedded
 
 
 def main(source: str, target: str, table: str, batch: str) -> None:
-    connection = localpg.current_connection()
+    connection = embedded.current_connection()
     admin = AdminAccess(connection.host, connection.port, connection.user, os.environ["PGPASSWORD"])
     with admin.connect(source) as session:
         shape = read_database(session).tables[table]

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from fixtures.cluster import Server
-from ops import localpg
-from ops.tls_check import offers_tls
+from ops.deploy.tls_check import offers_tls
+from ops.localpg import embedded
 
 NOW = datetime.datetime.now(datetime.UTC)
 DAY = datetime.timedelta(days=1)
@@ -114,22 +114,22 @@ def install_server_certificate(server_cert: Issued, ca: Issued) -> None:
     """Put the server's certificate, key and the CA (for client certificates) in the data folder."""
     contents = (server_cert.cert_pem(), server_cert.key_pem(), ca.cert_pem())
     for name, content in zip(SERVER_FILES, contents, strict=True):
-        path = localpg.data_dir() / name
+        path = embedded.data_dir() / name
         path.write_bytes(content)
         os.chmod(path, 0o600)
-        localpg.give_to_server(path)
+        embedded.give_to_server(path)
 
 
 @contextmanager
 def server_with_tls(server: Server, server_cert: Issued, ca: Issued, certificate_role: str) -> Iterator[None]:
     """TLS on for the test; `certificate_role` may log in only over TLS with a client certificate of `ca`."""
-    hba = localpg.data_dir() / "pg_hba.conf"
+    hba = embedded.data_dir() / "pg_hba.conf"
     original_hba = hba.read_text()
     hba.write_text(
         f"hostnossl all {certificate_role} 127.0.0.1/32 reject\n"
         f"hostssl all {certificate_role} 127.0.0.1/32 scram-sha-256 clientcert=verify-ca\n" + original_hba
     )
-    cert, key, ca_file = (localpg.data_dir() / name for name in SERVER_FILES)
+    cert, key, ca_file = (embedded.data_dir() / name for name in SERVER_FILES)
     with server.connect() as admin:
         admin.execute(f"ALTER SYSTEM SET ssl_cert_file = '{cert}'")
         admin.execute(f"ALTER SYSTEM SET ssl_key_file = '{key}'")

@@ -17,7 +17,7 @@ from ops.paths import REPO_ROOT
 def localpg(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, HEADHUNTER_STATE_DIR=str(state_dir))
     return subprocess.run(
-        [sys.executable, "-m", "ops.localpg", *args],
+        [sys.executable, "-m", "ops.commands.localpg", *args],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

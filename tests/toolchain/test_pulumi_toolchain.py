@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ops import plugin_info, plugin_sources, toolchain
 from ops.errors import ExitCode, UserError
 from ops.paths import REPO_ROOT
+from ops.toolchain import pinned, plugin_info, plugin_sources
 
 PINNED_PULUMI = "3.259.0"
 PINNED_PROVIDER = "3.18.0"
@@ -25,9 +25,9 @@ def scripts_pulumi(*args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_language_host_and_python_sdk_are_one_pulumi_version() -> None:
     from importlib.metadata import version
 
-    assert toolchain.pinned_cli_version() == PINNED_PULUMI
+    assert pinned.pinned_cli_version() == PINNED_PULUMI
     assert scripts_pulumi("version").stdout.strip() == f"v{PINNED_PULUMI}"
-    host = toolchain.language_host_path(toolchain.cli_path())
+    host = pinned.language_host_path(pinned.cli_path())
     assert subprocess.run([str(host), "-version"], capture_output=True, text=True).stdout.strip() == f"v{PINNED_PULUMI}"
     assert version("pulumi") == PINNED_PULUMI
 
@@ -40,23 +40,23 @@ def test_plugin_list_shows_the_pinned_postgresql_plugin() -> None:
 
 
 def test_the_plugin_version_is_the_one_the_python_sdk_names() -> None:
-    assert toolchain.pinned_postgresql_plugin_version() == PINNED_PROVIDER
+    assert pinned.pinned_postgresql_plugin_version() == PINNED_PROVIDER
 
 
 def test_the_installed_plugin_binary_itself_reports_the_pinned_version() -> None:
-    assert plugin_info.reported_version(toolchain.installed_postgresql_plugin()) == PINNED_PROVIDER
+    assert plugin_info.reported_version(pinned.installed_postgresql_plugin()) == PINNED_PROVIDER
 
 
 def test_a_mislabelled_plugin_binary_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The real 3.18.0 binary, offered where another version is pinned, is not installed."""
-    real_binary = toolchain.installed_postgresql_plugin()
+    real_binary = pinned.installed_postgresql_plugin()
     monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
-    monkeypatch.setenv(toolchain.PLUGIN_BINARY_ENV, str(real_binary))
-    monkeypatch.setattr(toolchain, "installed_postgresql_plugin", lambda: tmp_path / "none")
-    monkeypatch.setattr(toolchain, "pinned_postgresql_plugin_version", lambda: "3.18.1")
+    monkeypatch.setenv(pinned.PLUGIN_BINARY_ENV, str(real_binary))
+    monkeypatch.setattr(pinned, "installed_postgresql_plugin", lambda: tmp_path / "none")
+    monkeypatch.setattr(pinned, "pinned_postgresql_plugin_version", lambda: "3.18.1")
     monkeypatch.setattr(plugin_sources, "find_mirror", lambda: None)
     with pytest.raises(UserError, match=r"reports version 3\.18\.0, not 3\.18\.1") as raised:
-        toolchain.ensure_postgresql_plugin(toolchain.cli_path())
+        pinned.ensure_postgresql_plugin(pinned.cli_path())
     assert raised.value.exit_code == ExitCode.TOOLCHAIN
     assert not (tmp_path / "pulumi-home" / "plugins").exists()
 
@@ -112,7 +112,7 @@ def test_the_readme_environment_gives_plain_pulumi_the_pinned_toolchain(tmp_path
 
 
 def test_no_pulumi_command_reaches_for_the_internet() -> None:
-    env = toolchain.pulumi_env({"PATH": "/usr/bin"})
+    env = pinned.pulumi_env({"PATH": "/usr/bin"})
     assert env["PULUMI_SKIP_UPDATE_CHECK"] == "true"
     assert env["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] == "true"
     assert env["PULUMI_BACKEND_URL"].startswith("file://")

@@ -9,6 +9,7 @@ from typing import Any
 
 from ops.commands import docs
 from ops.paths import REPO_ROOT
+from tests.support import fault_log
 
 
 def test_the_documented_matrix_is_the_models() -> None:
@@ -41,7 +42,7 @@ def fault_tests_of_the_suite() -> list[str]:
 
 
 def test_the_fault_table_has_a_row_for_every_fault_test_and_no_other() -> None:
-    table = docs.FAULTS.read_text().split(docs.FAULTS_BEGIN)[1].split(docs.FAULTS_END)[0]
+    table = fault_log.FAULTS.read_text().split(fault_log.FAULTS_BEGIN)[1].split(fault_log.FAULTS_END)[0]
     rows = re.findall(r"\| `(tests/[^`]+)`(?: \(\d+ cases\))? \|$", table, flags=re.MULTILINE)
     stale = "stale: a whole run of scripts/test renders it; commit docs/faults.md"
     assert sorted(rows) == sorted(fault_tests_of_the_suite()), stale
@@ -57,7 +58,7 @@ def row(nodeid: str, outcome: str = "passed", *seen: dict[str, str]) -> dict[str
 
 def test_the_fault_table_folds_cases_and_shows_what_each_command_printed() -> None:
     up = {"command": "scripts/up", "exit": "5", "says": "error: gone"}
-    table = docs.render_fault_table(
+    table = fault_log.render_fault_table(
         report(row("tests/a.py::test_x[1]", "passed", up), row("tests/a.py::test_x[2]", "passed", up))
     )
     assert table.splitlines()[2] == (
@@ -66,7 +67,7 @@ def test_the_fault_table_folds_cases_and_shows_what_each_command_printed() -> No
 
 
 def test_the_fault_table_is_rendered_only_from_a_whole_passing_run() -> None:
-    assert docs.fault_report_problem(None) is not None
-    assert "narrowed" in str(docs.fault_report_problem(report(row("tests/a.py::t"), complete=False)))
-    assert "tests/a.py::t" in str(docs.fault_report_problem(report(row("tests/a.py::t", "failed"))))
-    assert docs.fault_report_problem(report(row("tests/a.py::t"))) is None
+    assert fault_log.fault_report_problem(None) is not None
+    assert "narrowed" in str(fault_log.fault_report_problem(report(row("tests/a.py::t"), complete=False)))
+    assert "tests/a.py::t" in str(fault_log.fault_report_problem(report(row("tests/a.py::t", "failed"))))
+    assert fault_log.fault_report_problem(report(row("tests/a.py::t"))) is None

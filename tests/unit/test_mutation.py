@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ops.commands import mutate
+from tools.mutate import command as mutate
 
 REPORT = """[job-id] 7fe04823dbe144f88a006152ebe73430
 infra/acl_chain.py core/ReplaceTrueWithFalse 1

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ops import toolchain
 from ops.paths import REPO_ROOT
+from ops.toolchain import pinned
 
 PIPELINES = REPO_ROOT / "docs" / "pipelines.md"
 BLOCK = re.compile(r"<!-- pipeline: (?P<kind>\w+) -->\n```yaml\n(?P<body>.*?)```", re.DOTALL)
@@ -44,7 +44,7 @@ def test_each_example_matches_its_ci_schema(kind: str, body: str, tmp_path: Path
 
 def test_the_examples_install_the_pinned_toolchain_and_publish_the_verification() -> None:
     text = PIPELINES.read_text()
-    cli, plugin = toolchain.pinned_cli_version(), toolchain.pinned_postgresql_plugin_version()
+    cli, plugin = pinned.pinned_cli_version(), pinned.pinned_postgresql_plugin_version()
     for kind, body in blocks()[:2]:
         assert cli in body, f"the {kind} example does not pin the CLI {cli}"
         assert f"pulumi plugin install resource postgresql {plugin}" in body

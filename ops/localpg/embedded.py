@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra import embedded_server
-from ops import cli
-from ops.errors import UserError, run_main
+from ops.errors import UserError
 
 STATE_DIR = embedded_server.FOLDER
 CLUSTER_LINK = STATE_DIR / "cluster"  # the server's own files: data/, run/, server.log
@@ -333,25 +332,3 @@ def status() -> int:
         return 3
     print(f"localpg: running on {HOST}:{configured_port()} (data in {data_dir()})")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = cli.parse("localpg", sys.argv[1:] if argv is None else argv)
-    if args.command == "start":
-        start(args.unsafe_fast)
-    elif args.command == "stop":
-        stop()
-    elif args.command == "status":
-        return status()
-    elif args.command == "reset":
-        if is_initialized():
-            stop()
-        remove_cluster()
-        print("localpg: cluster deleted", file=sys.stderr)
-    else:
-        print(current_connection().exports())
-    return 0
-
-
-if __name__ == "__main__":
-    run_main(main)

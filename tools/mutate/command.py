@@ -1,7 +1,7 @@
 """`scripts/mutate [MODULE...]`: mutation testing of infra/ and migrations/shared/ with cosmic-ray.
 
 cosmic-ray rewrites one module at a time, one small change (an operator, a constant, a condition)
-per run, and runs the module's test stages (ops/mutation.py) against it; a change that every stage
+per run, and runs the module's test stages (tools/mutate/stages.py) against it; a change that every stage
 lets pass survives. It rewrites the files in place, so it runs only on a working tree whose
 targets are committed, and `git checkout` puts each module back afterwards even when a run is
 interrupted. Each module's report (every surviving mutant with its diff) is written to
@@ -18,14 +18,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops import cli, mutation, paths
+from ops import paths
+from ops.commands import cli
 from ops.errors import ExitCode, UserError, run_main
+from tools.mutate import stages
 
 VENV = paths.TOOLS_DIR / "mutate-venv"
 REQUIREMENTS = paths.REPO_ROOT / "tools" / "mutate" / "requirements.txt"
 WORK_DIR = paths.REPO_ROOT / ".mutate"
 REPORTS = paths.REPO_ROOT / "reports" / "mutation"
-SUMMARY = paths.REPO_ROOT / "reports" / "mutation.md"
+SUMMARY = paths.REPO_ROOT / "reports" / "stages.md"
 TIMEOUT_S = 900  # per mutant: the longest stage deploys a few stacks through the real engine
 
 
@@ -55,13 +57,13 @@ def check_committed(modules: list[str]) -> None:
 
 
 def config_for(module: str) -> str:
-    excluded = ", ".join(f'"{pattern}"' for pattern in mutation.EXCLUDED_OPERATORS)
+    excluded = ", ".join(f'"{pattern}"' for pattern in stages.EXCLUDED_OPERATORS)
     return (
         "[cosmic-ray]\n"
         f'module-path = "{module}"\n'
         f"timeout = {TIMEOUT_S}.0\n"
         "excluded-modules = []\n"
-        f'test-command = "{sys.executable} -m ops.mutation {module}"\n'
+        f'test-command = "{sys.executable} -m tools.mutate.stages {module}"\n'
         '[cosmic-ray.distributor]\nname = "local"\n'
         f"[cosmic-ray.filters.operators-filter]\nexclude-operators = [{excluded}]\n"
     )
@@ -107,7 +109,7 @@ class Survivor:
 
     @property
     def equivalent_because(self) -> str | None:
-        return mutation.EQUIVALENT.get((self.module, self.mutated_line))
+        return stages.EQUIVALENT.get((self.module, self.mutated_line))
 
 
 def survivors(report: str) -> list[Survivor]:
@@ -138,7 +140,7 @@ def write_summary() -> None:
     ]
     alive: list[Survivor] = []
     equivalent: list[Survivor] = []
-    for module in [module for module in mutation.STAGES if report_file(module).exists()]:
+    for module in [module for module in stages.STAGES if report_file(module).exists()]:
         report = report_file(module).read_text()
         total, survived = counts(report)
         timing = report_file(module).with_suffix(".json")
@@ -149,7 +151,7 @@ def write_summary() -> None:
         same = sum(1 for s in found if s.equivalent_because)
         score = f"{100 * (total - survived) / total:.1f}%" if total else "-"
         lines.append(f"| `{module}` | {total} | {total - survived} | {survived} | {same} | {score} | {minutes} |")
-    lines += ["", "## Survivors no test notices (each needs a test, or a reason in ops/mutation.py)", ""]
+    lines += ["", "## Survivors no test notices (each needs a test, or a reason in tools/mutate/stages.py)", ""]
     lines += [f"- `{s.module}` {s.operator}: `{s.mutated_line}`" for s in alive] or ["None."]
     lines += ["", "## Equivalent survivors", ""]
     lines += [f"- `{s.module}` `{s.mutated_line}`: {s.equivalent_because}" for s in equivalent] or ["None."]
@@ -163,13 +165,13 @@ def report_file(module: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse("mutate", sys.argv[1:] if argv is None else argv)
-    unknown = [module for module in args.modules if module not in mutation.STAGES]
+    unknown = [module for module in args.modules if module not in stages.STAGES]
     if unknown:
         raise UserError(f"not a module scripts/mutate knows: {', '.join(unknown)} (see scripts/mutate --list)")
-    modules = args.modules or list(mutation.STAGES)
+    modules = args.modules or list(stages.STAGES)
     if args.list:
         for module in modules:
-            print(f"{module}: " + " then ".join(" ".join(stage) for stage in mutation.STAGES[module]))
+            print(f"{module}: " + " then ".join(" ".join(stage) for stage in stages.STAGES[module]))
         return ExitCode.OK
     check_committed(modules)
     tools = mutation_venv()

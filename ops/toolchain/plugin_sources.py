@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ops import paths
 from ops.errors import ExitCode, UserError
-from ops.go_build import run_go
+from ops.toolchain.go_build import run_go
 
 MIRROR_ENV = "HEADHUNTER_PLUGIN_SOURCES"
 DEFAULT_MIRROR = paths.REPO_ROOT.parent / "shared" / "vendor"

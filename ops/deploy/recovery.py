@@ -23,7 +23,8 @@ from urllib.parse import urlparse
 
 from pulumi import automation as auto
 
-from ops import automation, toolchain
+from ops.deploy import driver
+from ops.toolchain import pinned
 
 T = TypeVar("T")
 
@@ -36,11 +37,11 @@ def recovering(stack: auto.Stack, action: Callable[[], T]) -> T:
     backend, on this machine, whose process has exited, qualify; any other lock stops this deploy
     with exit 6 and the holder's name, for a person to judge.
     """
-    with automation.engine_errors(stack.name):
+    with driver.engine_errors(stack.name):
         try:
             return action()
         except auto.CommandError as error:
-            holders = list(automation.LOCK_HOLDER.finditer(str(error)))
+            holders = list(driver.LOCK_HOLDER.finditer(str(error)))
             stale = [m for m in holders if m["url"].startswith("file://") and is_gone(m["host"], int(m["pid"]))]
             if not holders or len(stale) != len(holders):
                 raise
@@ -128,7 +129,7 @@ def restore_dependencies(stack: auto.Stack, pending: dict[str, Any]) -> None:
 
 def run_cli(stack: auto.Stack, *args: str) -> subprocess.CompletedProcess[str]:
     """A CLI command the Automation API lacks, in the stack's workspace and environment."""
-    command = [str(toolchain.cli_path()), *args, "--stack", stack.name, "--non-interactive", "--color", "never"]
+    command = [str(pinned.cli_path()), *args, "--stack", stack.name, "--non-interactive", "--color", "never"]
     env = {**os.environ, **stack.workspace.env_vars}
     return subprocess.run(command, cwd=stack.workspace.work_dir, env=env, capture_output=True, text=True)
 

@@ -5,7 +5,7 @@ One Pulumi version runs through all of it: the CLI, the Python language host, it
 - the Pulumi CLI (the engine). A `pulumi` on PATH at the pinned version is used as it is; otherwise
   it is built from the Go module proxy (tools/pulumi/go.mod) into `.tools/bin/`.
 - the Python language host `pulumi-language-python`, which runs infra/ for `pulumi up`. It ships
-  beside an official CLI; otherwise it is built from the offline source mirror (ops.plugin_sources).
+  beside an official CLI; otherwise it is built from the offline source mirror (ops/toolchain/plugin_sources.py).
 - two plain-file shims of the github.com/pulumi/pulumi/sdk/v3 module, copied next to the CLI:
   `pulumi-language-python-exec` (starts the program) and `pulumi-resource-pulumi-python` (starts
   the program's dynamic providers).
@@ -26,9 +26,10 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from ops import paths, plugin_info, plugin_sources
-from ops.errors import ExitCode, UserError, run_main
-from ops.go_build import run_go
+from ops import paths
+from ops.errors import ExitCode, UserError
+from ops.toolchain import plugin_info, plugin_sources
+from ops.toolchain.go_build import run_go
 
 CLI_TOOL_MODULE = paths.REPO_ROOT / "tools" / "pulumi"
 LANGUAGE_HOST = "pulumi-language-python"
@@ -218,21 +219,3 @@ def ensure() -> int:
     ensure_language_host(cli)
     ensure_postgresql_plugin(cli)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if args == ["ensure"]:
-        return ensure()
-    if args == ["cli-path"]:
-        print(cli_path())
-        return 0
-    if args == ["env"]:
-        print(shell_exports())
-        return 0
-    print("usage: python -m ops.toolchain ensure|cli-path|env", file=sys.stderr)
-    return ExitCode.BAD_INPUT
-
-
-if __name__ == "__main__":
-    run_main(main)

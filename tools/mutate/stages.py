@@ -2,7 +2,7 @@
 
 Each module is tested in stages, fastest first: a mutant that the quick stage kills costs seconds,
 and only those it lets through pay for the stages that deploy through the real engine. Run as
-`python -m ops.mutation MODULE`: exit 0 means every stage passed (the mutant survived).
+`python -m tools.mutate.stages MODULE`: exit 0 means every stage passed (the mutant survived).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Every script's arguments, in one table and one library (argparse), usable before anything is set up.
 
-This module imports only the standard library: each `scripts/X` runs `python3 -m ops.cli X ARGS`
+This module imports only the standard library: each `scripts/X` runs `python3 -m ops.commands.cli X ARGS`
 first, so `--help` answers and a bad argument stops with exit 2 before bootstrap, the server or
 the engine change anything. The Python entry points parse the same arguments with the same parser.
 """
@@ -101,13 +101,13 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...]]] = {
         ),
     ),
     "docs": (
-        "Re-render the generated parts of the docs: the privilege matrix in docs/architecture.md from the model, "
-        "and the fault table in docs/faults.md from the last whole run of the suite (reports/faults.json).",
+        "Re-render the generated parts of the docs: the privilege matrix in docs/architecture.md from the model "
+        "(docs/faults.md's fault table is rendered by a whole, passing run of scripts/test).",
         (arg("--check", action=FLAG, help="change nothing; exit 3 when the privilege matrix is stale"),),
     ),
     "bench": (
         "Benchmarks on the embedded PostgreSQL, each against a baseline measured in the same run; writes "
-        "reports/bench.md and reports/bench.json and puts the table into README.md (about 20 minutes).",
+        "reports/bench.md and reports/bench.json and puts the tables into README.md (about an hour).",
         (arg("--quick", action=FLAG, help="small tables, one run; leaves README alone"),),
     ),
     "test": (
@@ -199,7 +199,7 @@ def parse(command: str, argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
-    """`python3 -m ops.cli COMMAND ARGS`: exit 0 to go on, 2 for bad arguments, 64 after printing help."""
+    """`python3 -m ops.commands.cli COMMAND ARGS`: exit 0 to go on, 2 for bad arguments, 64 after printing help."""
     command, args = argv[0], argv[1:]
     if args[:1] in (["-h"], ["--help"]) or (command != "pulumi" and ("-h" in args or "--help" in args)):
         parser(command).print_help()

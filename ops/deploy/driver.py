@@ -32,8 +32,10 @@ from infra.settings import (
     embedded_server_password,
     parse_settings,
 )
-from ops import paths, tls_check, toolchain
+from ops import paths
+from ops.deploy import tls_check
 from ops.errors import ExitCode, UserError
+from ops.toolchain import pinned
 
 PROJECT_NAME = "headhunter-db"
 DEV_STACK = "dev"
@@ -70,7 +72,7 @@ class StackTarget:
 
 
 def stack_env(stack_name: str) -> dict[str, str]:
-    env = toolchain.pulumi_env()
+    env = pinned.pulumi_env()
     has_passphrase = "PULUMI_CONFIG_PASSPHRASE" in env or "PULUMI_CONFIG_PASSPHRASE_FILE" in env
     if not has_passphrase:
         if stack_name != DEV_STACK:
@@ -159,7 +161,7 @@ def open_stack(target: StackTarget) -> auto.Stack:
         backend_dir = Path(backend.removeprefix("file://"))
         backend_dir.mkdir(parents=True, exist_ok=True)
         repair_checkpoint(backend_dir, target.project_name, target.name)
-    cli = toolchain.cli_path()
+    cli = pinned.cli_path()
     command = auto.PulumiCommand(root=str(cli.parent.parent), skip_version_check=True)
     options = auto.LocalWorkspaceOptions(
         work_dir=str(target.work_dir), pulumi_home=env["PULUMI_HOME"], env_vars=env, pulumi_command=command
@@ -252,9 +254,9 @@ def preflight(stack: auto.Stack) -> Settings:
     except ConfigError as error:
         raise UserError(str(error), ExitCode.BAD_INPUT) from None
     check_server(settings, admin_password_for_preflight(stack, settings))
-    if not toolchain.has_postgresql_plugin():
-        what = f"the postgresql resource plugin v{toolchain.pinned_postgresql_plugin_version()}"
-        raise UserError(toolchain.missing_plugin_message(what), ExitCode.TOOLCHAIN)
+    if not pinned.has_postgresql_plugin():
+        what = f"the postgresql resource plugin v{pinned.pinned_postgresql_plugin_version()}"
+        raise UserError(pinned.missing_plugin_message(what), ExitCode.TOOLCHAIN)
     return settings
 
 

@@ -1,0 +1,1 @@
+"""The embedded PostgreSQL server of the dev stack, the tests and CI."""

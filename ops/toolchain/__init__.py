@@ -1,0 +1,1 @@
+"""The pinned toolchain: the Pulumi CLI, its language host and the postgresql provider, built here."""
