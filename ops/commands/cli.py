@@ -187,10 +187,16 @@ def parser(command: str) -> _Parser:
 
 EXCLUSIVE = {"adopt": ("--plan", "--apply")}
 """Options of one command that cannot be given together."""
+PASSED_ON = {"pulumi": ("args", ()), "test": ("pytest_args", ("--fast",))}
+"""Commands that wrap a tool: after their own leading options, every argument is the tool's, dashes and
+all (`scripts/pulumi -C DIR up`, `scripts/test --fast -x -q`), which argparse's REMAINDER alone refuses."""
 
 
 def parse(command: str, argv: list[str]) -> argparse.Namespace:
     built = parser(command)
+    if command in PASSED_ON:
+        rest, own_options = PASSED_ON[command]
+        return _parse_passed_on(built, argv, rest, own_options)
     args = built.parse_args(argv)
     exclusive = EXCLUSIVE.get(command, ())
     if len([option for option in exclusive if getattr(args, option.lstrip("-"))]) > 1:
@@ -198,10 +204,19 @@ def parse(command: str, argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _parse_passed_on(built: _Parser, argv: list[str], rest: str, own_options: tuple[str, ...]) -> argparse.Namespace:
+    leading = 0
+    while leading < len(argv) and argv[leading] in own_options:
+        leading += 1
+    args = built.parse_args(argv[:leading])
+    setattr(args, rest, argv[leading:])
+    return args
+
+
 def main(argv: list[str]) -> int:
     """`python3 -m ops.commands.cli COMMAND ARGS`: exit 0 to go on, 2 for bad arguments, 64 after printing help."""
     command, args = argv[0], argv[1:]
-    if args[:1] in (["-h"], ["--help"]) or (command != "pulumi" and ("-h" in args or "--help" in args)):
+    if args[:1] in (["-h"], ["--help"]) or (command not in PASSED_ON and ("-h" in args or "--help" in args)):
         parser(command).print_help()
         return HELP_SHOWN
     parse(command, args)

@@ -12,6 +12,7 @@ import pytest
 
 from ops.errors import ExitCode
 from ops.paths import REPO_ROOT
+from ops.toolchain import pinned
 
 SCRIPTS = sorted(path.name for path in (REPO_ROOT / "scripts").iterdir())
 
@@ -69,6 +70,35 @@ def test_bad_arguments_exit_2_before_anything_changes(
     assert result.returncode == ExitCode.BAD_INPUT
     assert message in result.stderr
     assert every_file(bare_checkout) == before
+
+
+@pytest.mark.parametrize(
+    ("script", "args"),
+    [
+        ("pulumi", ["-C", ".", "version"]),
+        ("pulumi", ["--cwd", ".", "version"]),
+        ("pulumi", ["--color", "never", "version"]),
+        ("test", ["--fast", "-x", "-q"]),
+        ("test", ["-x", "-q", "tests/unit"]),
+    ],
+)
+def test_a_wrapped_tools_own_options_are_passed_on(script: str, args: list[str]) -> None:
+    """What the script's argument check lets through (it runs before bootstrap in every script)."""
+    checked = subprocess.run(
+        [sys.executable, "-B", "-m", "ops.commands.cli", script, *args], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert checked.returncode == ExitCode.OK, checked.stderr
+
+
+def test_scripts_pulumi_runs_the_cli_with_its_leading_flags() -> None:
+    result = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "pulumi"), "-C", ".", "--color", "never", "version"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == ExitCode.OK, result.stderr
+    assert result.stdout.strip() == f"v{pinned.pinned_cli_version()}"
 
 
 def command_on_an_empty_backend(backend: Path, command: str, *args: str) -> subprocess.CompletedProcess[str]:
