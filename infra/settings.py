@@ -180,6 +180,13 @@ def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
                     "is set while embeddedServer is true",
                     "remove one: the embedded server brings its own address and password",
                 )
+        if raw.get("port") not in (None, "", declared_defaults()["port"]):
+            # The engine hands the program Pulumi.yaml's default, so only another value is the stack's own.
+            raise reader.error(
+                "port",
+                f"is {raw['port']} while embeddedServer is true",
+                "remove it: the embedded server brings its own address (scripts/localpg status shows it)",
+            )
         try:
             local = embedded_server.read()
         except embedded_server.EmbeddedServerMissingError:

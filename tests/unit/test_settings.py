@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from infra import embedded_server
 from infra.settings import NAMESPACE, PLAIN_KEYS, SECRET_KEYS, ConfigError, parse_settings
 from model.names import DatabaseKey
 from ops.paths import REPO_ROOT
@@ -105,6 +106,21 @@ def test_log_retention_defaults_per_table_and_takes_the_stack_value() -> None:
 def test_an_embedded_stack_must_not_also_name_a_host() -> None:
     with pytest.raises(ConfigError, match="host is set while embeddedServer is true"):
         parse(embeddedServer="true")
+
+
+@pytest.mark.parametrize("port", ["70000", "6543"])
+def test_an_embedded_stack_must_not_set_a_port_it_would_ignore(port: str) -> None:
+    with pytest.raises(ConfigError, match=f"port is {port} while embeddedServer is true: remove it"):
+        parse(embeddedServer="true", host=None, adminPassword=None, port=port)
+
+
+def test_an_embedded_stack_takes_the_port_default_the_engine_passes_and_uses_the_servers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    local = embedded_server.EmbeddedServer("127.0.0.1", 28600, "postgres")
+    monkeypatch.setattr(embedded_server, "read", lambda: local)
+    settings = parse(embeddedServer="true", host=None, adminPassword=None, port="5432")
+    assert settings.server.port == 28600  # type: ignore[attr-defined]
 
 
 def test_pulumi_yaml_declares_exactly_the_keys_the_program_reads() -> None:
