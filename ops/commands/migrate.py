@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 
+import psycopg
 from alembic import command
 from sqlalchemy.engine import make_url
 
@@ -36,10 +37,29 @@ def targets(stack_name: str, which: str) -> list[runner.Target]:
     ]
 
 
+def check_reachable(target: runner.Target) -> None:
+    """A stopped or unreachable server is exit 5 at once, not exit 7 ("a migration failed") after the runner's
+    retries: nothing has run, and the fix is the server, not the tree."""
+    url = target.url
+    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        psycopg.connect(conninfo, connect_timeout=5).close()
+    except psycopg.OperationalError as error:
+        reason = str(error).strip().splitlines()[0].rpartition(": ")[2]  # "Connection refused", "password ..."
+        raise UserError(
+            f"cannot connect to PostgreSQL at {url.host}:{url.port} as the {target.tree.key} tree's migrator "
+            f"({reason}): start it (`scripts/localpg start` for the embedded server) or correct the stack's host "
+            "and port, then run again; nothing was changed",
+            ExitCode.SERVER_UNREACHABLE,
+        ) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse("migrate", sys.argv[1:] if argv is None else argv)
     for target in targets(args.stack, args.tree):
         label = f"{target.tree.key} ({target.expected_database})"
+        if not args.sql:
+            check_reachable(target)
         if args.sql:
             print(f"-- {label}\n{runner.upgrade_sql(target)}")
         elif args.action == "current":
