@@ -116,6 +116,17 @@ def test_each_drift_fails_verification_and_is_named(
     assert named in result.stdout
 
 
+def test_a_table_in_the_wrong_database_is_named_as_misplaced_and_given_no_grant_advice(deployed: Deployment) -> None:
+    table_in_the_wrong_database(deployed)
+    with deployed.server.connect(deployed.databases[DatabaseKey.MAIN]) as main:
+        main.execute("CREATE TABLE llm_logs (id bigint GENERATED ALWAYS AS IDENTITY, created_at timestamptz)")
+    result = run_verify(deployed)
+    assert result.returncode == ExitCode.VERIFY_FAILED, result.stdout[-3000:]
+    assert "tables that do not belong in" in result.stdout and "['llm_logs', 'system_logs']" in result.stdout
+    advice = [line for line in result.stdout.splitlines() if "grants it" in line or "beyond the model" in line]
+    assert advice == [], advice
+
+
 @pytest.mark.parametrize("drift", [grant_select_to_app, public_may_create_in_the_schema])
 def test_the_printed_fixes_are_sql_that_repairs_the_drift(
     deployed: Deployment, drift: Callable[[Deployment], None]
