@@ -26,6 +26,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
+
 from infra import embedded_server
 from ops.errors import UserError
 
@@ -304,9 +307,30 @@ def start(unsafe_fast: bool = False) -> Connection:
             tail = log_file().read_text()[-2000:] if log_file().exists() else result.stderr
             raise UserError(f"the embedded PostgreSQL did not start; its log ends with:\n{tail}")
     connection = current_connection()
+    close_maintenance_databases(connection)
     embedded_server.write(embedded_server.EmbeddedServer(connection.host, connection.port, connection.user))
     print(f"localpg: running on {connection.host}:{connection.port}", file=sys.stderr)
     return connection
+
+
+MAINTENANCE_DATABASES = ("postgres", "template1")
+
+
+def close_maintenance_databases(connection: Connection) -> None:
+    """initdb lets PUBLIC connect to postgres and template1 and make TEMP tables there, so every login of
+    every stack could: only the admin needs them (the provider connects to postgres). On every start, so
+    that a cluster made before this is closed too."""
+    with psycopg.connect(
+        host=connection.host,
+        port=connection.port,
+        user=connection.user,
+        password=connection.password,
+        dbname=connection.database,
+        autocommit=True,
+    ) as admin:
+        for database in MAINTENANCE_DATABASES:
+            revoke = sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC")
+            admin.execute(revoke.format(sql.Identifier(database)))
 
 
 def stop() -> None:

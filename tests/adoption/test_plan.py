@@ -197,12 +197,15 @@ def test_an_admin_that_is_no_superuser_and_no_member_of_the_owner_is_told_which_
                 sql.Identifier(managed), sql.Literal(scram_sha256_verifier(password))
             )
         )
+        # RDS's master user reaches the postgres database; the embedded server lets only its admin in.
+        connection.execute(sql.SQL("GRANT CONNECT ON DATABASE postgres TO {}").format(sql.Identifier(managed)))
     try:
         managed_admin = AdminAccess(admin.host, admin.port, managed, password)
         with pytest.raises(UserError) as refused:
             plan_from(stack_view(dict(legacy.databases), RoleNames(legacy.prefix)), managed_admin, shapes)
     finally:
         with admin.connect() as connection:
+            connection.execute(sql.SQL("REVOKE CONNECT ON DATABASE postgres FROM {}").format(sql.Identifier(managed)))
             connection.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(managed)))
     main = legacy.databases[DatabaseKey.MAIN]
     assert f"GRANT {legacy.broad_role} TO {managed} (for {main}, " in str(refused.value)

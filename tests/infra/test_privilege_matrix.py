@@ -153,6 +153,28 @@ def tables_of(connection: psycopg.Connection, kind: str) -> list[str]:
     return [row[0] for row in rows]
 
 
+@pytest.mark.parametrize("maintenance_database", ["postgres", "template1"])
+def test_no_role_of_the_stack_reaches_the_servers_own_databases(
+    catalogs: dict[DatabaseKey, psycopg.Connection], grantee: Grantee, maintenance_database: str
+) -> None:
+    """initdb lets PUBLIC connect to postgres and template1 and make TEMP tables there; no role of ours needs to."""
+    row = (
+        catalogs[DatabaseKey.MAIN]
+        .execute(
+            "SELECT has_database_privilege(%s, %s, 'CONNECT'), has_database_privilege(%s, %s, 'TEMPORARY')",
+            (grantee.name, maintenance_database, grantee.name, maintenance_database),
+        )
+        .fetchone()
+    )
+    assert row is not None
+    held = [privilege for privilege, has in zip(("CONNECT", "TEMPORARY"), row, strict=True) if has]
+    assert not held, (
+        f"{grantee.name} has {','.join(held)} on the database {maintenance_database} (through PUBLIC, unless granted "
+        f"by name): REVOKE CONNECT, TEMPORARY ON DATABASE {maintenance_database} FROM PUBLIC; as the admin "
+        "(docs/managed-servers.md)"
+    )
+
+
 def test_no_object_is_granted_to_a_role_outside_the_stack(
     catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, database: DatabaseKey
 ) -> None:

@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -31,9 +32,10 @@ ADMIN_GROUP = "rdslike_superuser"
 def managed(tmp_path: Path, server: Server) -> Iterator[ProjectStack]:
     password = secrets.token_urlsafe(24)
     with server.connect() as admin:
-        for role in (ADMIN, ADMIN_GROUP):
-            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        drop_admin_roles(admin)
         admin.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(ADMIN_GROUP)))
+        # RDS's master user reaches the postgres database; the embedded server lets only its admin in.
+        admin.execute(sql.SQL("GRANT CONNECT ON DATABASE postgres TO {}").format(sql.Identifier(ADMIN_GROUP)))
         admin.execute(
             sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE IN ROLE {} PASSWORD {}").format(
                 sql.Identifier(ADMIN), sql.Identifier(ADMIN_GROUP), sql.Literal(password)
@@ -54,8 +56,15 @@ def managed(tmp_path: Path, server: Server) -> Iterator[ProjectStack]:
     yield project
     cleanup(project, server)
     with server.connect() as admin:
-        for role in (ADMIN, ADMIN_GROUP):
-            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        drop_admin_roles(admin)
+
+
+def drop_admin_roles(admin: psycopg.Connection) -> None:
+    revoke = sql.SQL("REVOKE CONNECT ON DATABASE postgres FROM {}")  # a grant on a database stops DROP ROLE
+    for role in (ADMIN, ADMIN_GROUP):
+        if admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+            admin.execute(revoke.format(sql.Identifier(role)))
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
 def public_may(server: Server, project: ProjectStack) -> list[tuple[str, bool, bool]]:

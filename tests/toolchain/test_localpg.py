@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from ops.paths import REPO_ROOT
 
@@ -105,3 +106,19 @@ def test_env_before_start_says_how_to_fix_it(state_dir: Path) -> None:
     result = localpg(state_dir, "env")
     assert result.returncode == 2
     assert "has not been created yet: run `scripts/localpg start`" in result.stderr
+
+
+@pytest.mark.parametrize("database", ["postgres", "template1"])
+def test_a_login_that_is_no_admin_cannot_reach_the_servers_own_databases(state_dir: Path, database: str) -> None:
+    os.chmod(state_dir.parent, 0o755)
+    assert localpg(state_dir, "start").returncode == 0
+    values = exports(localpg(state_dir, "env").stdout)
+    admin = make_conninfo(host=values["PGHOST"], port=values["PGPORT"], user="postgres", password=values["PGPASSWORD"])
+    with psycopg.connect(admin, dbname="postgres", autocommit=True) as connection:
+        connection.execute("CREATE ROLE some_login LOGIN PASSWORD 'some-password'")
+    with pytest.raises(psycopg.OperationalError, match=f'permission denied for database "{database}"'):
+        psycopg.connect(admin, user="some_login", password="some-password", dbname=database)
+    with psycopg.connect(admin, dbname=database) as connection:  # the admin keeps them
+        assert connection.execute("SELECT has_database_privilege(current_database(), 'TEMPORARY')").fetchone() == (
+            True,
+        )
