@@ -21,7 +21,7 @@ import psycopg
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationInfo
 from psycopg import sql
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, PendingRollbackError
 from sqlalchemy.pool import NullPool
@@ -65,16 +65,22 @@ def expected_database(context: EnvironmentContext, tree: Tree) -> str | None:
 
 
 def run_online(context: EnvironmentContext, tree: Tree) -> None:
-    injected = run_inputs.of(context.config).connection
-    if injected is not None:  # pytest-alembic and other embedders hand us their connection
+    # An embedder's connection or engine: ours through the run inputs, or in `attributes["connection"]`,
+    # the place Alembic's cookbook gives it (pytest-alembic hands an Engine there, then a Connection).
+    injected = run_inputs.of(context.config).connection or context.config.attributes.get("connection")
+    if isinstance(injected, Connection):
         _migrate(context, tree, injected)
         return
-    engine = create_engine(database_url(context, tree), poolclass=NullPool)
+    if isinstance(injected, Engine):
+        engine = injected
+    else:
+        engine = create_engine(database_url(context, tree), poolclass=NullPool)
     try:
         with connect_with_retry(engine) as connection:
             _migrate(context, tree, connection)
     finally:
-        engine.dispose()
+        if engine is not injected:
+            engine.dispose()
 
 
 def _migrate(context: EnvironmentContext, tree: Tree, connection: Connection) -> None:
