@@ -19,6 +19,7 @@ import psycopg
 import pytest
 import yaml
 from psycopg import sql
+from sqlalchemy.engine import make_url
 
 from fixtures.cluster import Server
 from fixtures.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
@@ -85,6 +86,7 @@ def test_up_verify_preview_refresh_outputs_and_destroy(server: Server, devlike: 
     exported = devlike.pulumi("stack", "export")
     assert exported.returncode == 0, exported.stderr
     assert unordered_acl_changes(json.loads(exported.stdout)["deployment"]["resources"]) == []
+    assert generated_passwords_in_plain_text(devlike, exported.stdout) == []
 
     again = devlike.script("ops.commands.up", devlike.stack)
     assert again.returncode == ExitCode.OK, again.stdout[-3000:] + again.stderr[-3000:]
@@ -93,6 +95,17 @@ def test_up_verify_preview_refresh_outputs_and_destroy(server: Server, devlike: 
     destroyed = devlike.pulumi("destroy", "--yes", "--skip-preview")
     assert destroyed.returncode == 0, destroyed.stdout[-3000:] + destroyed.stderr
     assert leftover_objects(devlike, server) == []
+
+
+def generated_passwords_in_plain_text(project: ProjectStack, exported_state: str) -> list[str]:
+    """Which logins' generated passwords appear unencrypted in the stack's state (export and backend files)."""
+    shown = project.pulumi("stack", "output", "connection_urls", "--json", "--show-secrets")
+    assert shown.returncode == 0, shown.stderr
+    passwords = {login: make_url(url).password for login, url in json.loads(shown.stdout).items()}
+    assert len(passwords) >= 5 and all(passwords.values()), sorted(passwords)
+    backend = Path(project.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
+    stored = exported_state + "".join(path.read_text(errors="replace") for path in backend.rglob("*") if path.is_file())
+    return sorted(login for login, password in passwords.items() if str(password) in stored)
 
 
 def unordered_acl_changes(resources: list[dict[str, Any]]) -> list[tuple[str, str]]:
