@@ -24,7 +24,7 @@ from fixtures.cluster import Deployment, scalar
 from migrations import runner
 from migrations.shared.environment import LOCK_TIMEOUT
 from migrations.shared.run_lock import LockTimeoutError, tree_run_lock
-from migrations.shared.tree import LOGS
+from migrations.shared.tree import LOGS, TREES
 from model.names import DatabaseKey
 from ops.localpg import embedded
 from ops.localpg.embedded import find_bin_dir
@@ -475,3 +475,90 @@ def test_a_run_whose_connection_died_leaves_the_lock_without_an_error(fresh_depl
             connection.commit()
             admin.execute("SELECT pg_terminate_backend(%s, 5000)", (backend,))
         assert admin.execute("SELECT pg_try_advisory_lock(%s)", (LOGS.advisory_lock_key,)).fetchone() == (True,)
+
+
+LOCKING_REVISION = '''
+"""A revision that needs ACCESS EXCLUSIVE on a table, for the lock_timeout test.
+
+Revision ID: {tree}_9998
+Revises: {down}
+"""
+from alembic import op
+
+revision = "{tree}_9998"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("ALTER TABLE {table} ADD COLUMN waited_for_a_lock text")
+
+
+def downgrade() -> None:
+    op.execute("ALTER TABLE {table} DROP COLUMN waited_for_a_lock")
+'''
+# Per tree: a table of its own and an insert its runtime writer may make.
+LOCKED_TABLES = {
+    DatabaseKey.MAIN: (
+        "user_invitations",
+        "app",
+        "INSERT INTO user_invitations (email, token_hash, role, expires_at) "
+        "VALUES ('waiting@example.com', sha256('token'::bytea), 'viewer', now() + interval '1 day')",
+    ),
+    DatabaseKey.LOGS: (
+        "llm_logs",
+        "logs_writer",
+        "INSERT INTO llm_logs (component, provider, model, status, latency_ms) "
+        "VALUES ('test', 'vendor', 'model', 'success', 120)",
+    ),
+}
+
+
+@pytest.mark.parametrize("key", list(DatabaseKey), ids=[key.value for key in DatabaseKey])
+def test_a_revision_waiting_on_a_table_lock_gives_up_after_lock_timeout_and_writers_go_on(
+    fresh_deployment: Deployment, tmp_path: Path, key: DatabaseKey
+) -> None:
+    """A long reader holds the table: the revision's ALTER waits at most lock_timeout, and a writer
+    queued behind that ALTER goes on as soon as it gives up, not when the reader ends."""
+    table, writer_key, insert = LOCKED_TABLES[key]
+    tree = runner.Target(TREES[key.value], fresh_deployment.migrator_url(key), fresh_deployment.databases[key])
+    runner.upgrade(tree)
+    head = runner.head_revision(tree.tree)
+    tree_copy = tmp_path / key.value
+    shutil.copytree(REPO_ROOT / "migrations" / key.value, tree_copy)
+    revision = LOCKING_REVISION.format(tree=key.value, down=head, table=table)
+    (tree_copy / "versions" / f"{key.value}_9998_waits.py").write_text(revision)
+    locking = runner.Target(tree.tree, tree.url, tree.expected_database, tree_copy)
+    writer_done: list[float] = []
+    writer_failed: list[BaseException] = []
+
+    def write_behind_the_alter() -> None:
+        try:
+            with fresh_deployment.connect_as(fresh_deployment.names.of(writer_key), key) as writer:
+                writer.execute(insert)
+            writer_done.append(time.monotonic())
+        except BaseException as error:  # seen by the test, not lost in the thread
+            writer_failed.append(error)
+
+    with fresh_deployment.server.connect(fresh_deployment.databases[key], autocommit=False) as reader:
+        reader.execute(f"SELECT count(*) FROM {table}")  # ACCESS SHARE, held until this transaction ends
+        writer = threading.Timer(1.0, write_behind_the_alter)  # once the ALTER waits
+        # Without a lock_timeout the ALTER would wait for the reader: end it then, and the run succeeds.
+        watchdog = threading.Timer(LOCK_TIMEOUT_S + 15, reader.rollback)
+        started = time.monotonic()
+        writer.start()
+        watchdog.start()
+        try:
+            with pytest.raises(Exception, match="lock timeout"):
+                runner.upgrade(locking)
+        finally:
+            watchdog.cancel()
+        gave_up = time.monotonic()
+        writer.join(timeout=5)  # the reader still holds its lock
+        assert writer_failed == []
+        assert writer_done, "the writer is still waiting: for the reader, behind the ALTER"
+        reader.rollback()
+    assert LOCK_TIMEOUT_S - 0.5 <= gave_up - started <= LOCK_TIMEOUT_S + 5, gave_up - started
+    assert writer_done[0] - gave_up < 2.0, "the writer went on only well after the ALTER gave up"
+    assert runner.current_revision(tree) == head
