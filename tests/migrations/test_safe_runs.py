@@ -439,6 +439,25 @@ def wait_until_the_migrator_waits(deployment: Deployment) -> None:
             time.sleep(0.05)
 
 
+def test_a_run_in_another_process_waits_while_this_session_holds_the_trees_lock(
+    fresh_deployment: Deployment,
+) -> None:
+    """Deterministic where two racing runs are not: a key computed per process would let it through."""
+    logs = fresh_deployment.databases[DatabaseKey.LOGS]
+    with fresh_deployment.server.connect(logs) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (LOGS.advisory_lock_key,))
+        run = start_upgrade_process(fresh_deployment, DatabaseKey.LOGS)
+        time.sleep(5)  # far longer than a run of the logs tree on an empty database takes
+        assert run.poll() is None, "the other run did not wait for the lock"
+        assert "alembic_version_logs" not in catalog.tables(holder), "it applied a revision under our lock"
+        holder.execute("SELECT pg_advisory_unlock(%s)", (LOGS.advisory_lock_key,))
+    code = run.wait(timeout=120)
+    stdout, stderr = run.stdout.read(), run.stderr.read()  # type: ignore[union-attr]
+    assert code == 0, stderr
+    assert json.loads(stdout) == ["logs_0001", "logs_0002", "logs_0003", "logs_0004"]
+    assert "waiting for another migration run of the logs tree to finish" in stderr
+
+
 def test_a_run_waits_a_bounded_time_for_another_runs_lock_then_says_so(
     fresh_deployment: Deployment, capfd: pytest.CaptureFixture[str]
 ) -> None:
