@@ -36,8 +36,10 @@ def test_indexes(catalogs: dict[DatabaseKey, psycopg.Connection], stack: Deploye
     expected = head_schema(TREES[database.value], copy_location(database.value)).indexes
     assert actual <= expected, f"indexes not in the model in {stack.database(database)}: {sorted(actual - expected)}"
     assert actual >= expected, (
-        f"{stack.database(database)} lacks the indexes {sorted(expected - actual)}: recreate them "
-        f"(scripts/migrate {stack.stack} {database} after a downgrade of the revision that made them)"
+        f"{stack.database(database)} lacks the indexes {sorted(expected - actual)}, which a deploy does not "
+        f"recreate: recreate each by hand with its definition in migrations/{database}/versions/, CONCURRENTLY "
+        "(on a partitioned log table: ON ONLY the table, CONCURRENTLY on each partition, then ATTACH, as "
+        "migrations/shared/concurrent_index.py does)"
     )
 
 
