@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from sqlalchemy.exc import DBAPIError
 
 from migrations import runner
 from migrations.shared.heads import copy_location
@@ -148,7 +149,14 @@ def baseline_tree(admin: AdminAccess, database: DatabasePlan, say: Callable[[str
                 say(f"{database.name}: {rename.kind} {rename.old} is now {rename.new}")
     if baseline is not None and baseline.revision is not None:
         target = runner.Target(database.tree, admin.url(database.name), database.name, copy_location(database.key))
-        runner.stamp(target, baseline.revision)
+        try:
+            runner.stamp(target, baseline.revision)
+        except DBAPIError as error:
+            raise UserError(
+                f"{database.name}: stamping {database.tree.version_table} at {baseline.revision} failed: "
+                f"{str(error.orig).strip()}. Fix what it names, then run --apply again: the steps done are kept",
+                ExitCode.MIGRATION_FAILED,
+            ) from None
         say(f"{database.name}: {database.tree.version_table} stamped at {baseline.revision}")
     if database.legacy_versions is not None:
         with admin.connect(database.name) as connection:

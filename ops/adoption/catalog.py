@@ -117,6 +117,20 @@ class DatabaseInventory:
     invalid_indexes: tuple[str, ...] = ()
     """Indexes a failed concurrent build left INVALID: not counted as present."""
 
+    def relation_named(self, name: str) -> str | None:
+        """What already holds `name` in the schema's one namespace of relations (a table, an index, or
+        a primary key, unique or exclusion constraint, whose index has its name); None when free."""
+        if name in self.tables:
+            return f"the table {name}"
+        for index in self.indexes:
+            if index.name == name:
+                return f"an index of {index.table}"
+        for table in self.tables.values():
+            for constraint in table.constraints:
+                if constraint.name == name and constraint.definition.startswith(("PRIMARY KEY", "UNIQUE", "EXCLUDE")):
+                    return f"a constraint of {table.name}"
+        return None
+
 
 _INDEX_NAME = re.compile(r"^(CREATE (?:UNIQUE )?INDEX) \S+ (ON )")
 
@@ -138,7 +152,7 @@ def read_database(connection: psycopg.Connection[Any]) -> DatabaseInventory:
     )
     tables = {table.name: table for table in _tables(connection)}
     version_tables = {
-        table: _versions(connection, table) for table in sorted(tables) if table.startswith("alembic_version")
+        name: _versions(connection, name) for name, table in sorted(tables.items()) if _is_version_table(table)
     }
     return DatabaseInventory(
         name=name,
@@ -215,6 +229,11 @@ def _invalid_indexes(connection: psycopg.Connection[Any]) -> tuple[str, ...]:
         (SCHEMA,),
     ).fetchall()
     return tuple(row[0] for row in rows)
+
+
+def _is_version_table(table: Table) -> bool:
+    """Alembic's: named alembic_version*, with its version_num column (a table merely named so is a table)."""
+    return table.name.startswith("alembic_version") and any(column.name == "version_num" for column in table.columns)
 
 
 def _versions(connection: psycopg.Connection[Any], table: str) -> tuple[str, ...]:

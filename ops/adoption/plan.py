@@ -68,9 +68,28 @@ class DatabasePlan:
     @property
     def refusals(self) -> list[str]:
         lines = [f"{self.name}: {line}" for line in (self.baseline.differences if self.baseline else ())]
+        stamp_collision = self.stamp_collision
+        if stamp_collision is not None:
+            lines.append(f"{self.name}: {stamp_collision}")
         for table in self.misplaced:
             lines += [f"{self.name}.{table.table} (misplaced): {line}" for line in table.differences]
         return lines
+
+    @property
+    def stamp_collision(self) -> str | None:
+        """The stamp creates the tree's version table with Alembic's primary key `<table>_pkc`: a relation
+        already named so would stop it half-way through the apply."""
+        if self.baseline is None or self.baseline.revision is None or self.inventory is None:
+            return None
+        key_name = f"{self.tree.version_table}_pkc"
+        holder = self.inventory.relation_named(key_name)
+        if holder is None:
+            return None
+        return (
+            f"{holder} is named {key_name}, the name of the primary key of the version table "
+            f"{self.tree.version_table} that the stamp creates: rename it (ALTER INDEX ... RENAME, or ALTER TABLE "
+            "... RENAME CONSTRAINT) and plan again"
+        )
 
     def changes(self) -> list[str]:
         """What --apply will do to this database, in order; [] when it is adopted already."""

@@ -11,13 +11,15 @@ from psycopg import sql
 
 from fixtures.legacy import LegacyDeployment, run_as_broad_role
 from infra.scram import scram_sha256_verifier
+from migrations.shared.tree import TREES
 from model.names import DatabaseKey, RoleNames
+from ops.adoption import apply
 from ops.adoption.baseline import Rename
 from ops.adoption.inspect import StackView, plan_from
 from ops.adoption.plan import Plan
 from ops.adoption.revision_shapes import RevisionShape
 from ops.adoption.server_access import AdminAccess
-from ops.errors import UserError
+from ops.errors import ExitCode, UserError
 
 
 def plan_of(legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]) -> Plan:
@@ -75,6 +77,54 @@ def test_a_table_that_differs_from_every_revision_is_refused_with_each_differenc
         "is missing",
     ]
     assert "REFUSED" in plan.render()
+
+
+@pytest.mark.parametrize(
+    ("statement", "holder"),
+    [
+        ("CREATE TABLE app_notes (id int CONSTRAINT {name} PRIMARY KEY)", "a constraint of app_notes"),
+        ("CREATE INDEX {name} ON user_invitations (role)", "an index of user_invitations"),
+        ("CREATE TABLE {name} (id int)", "the table {name}"),
+    ],
+)
+def test_a_relation_named_like_the_stamped_version_tables_key_is_refused_by_name(
+    legacy: LegacyDeployment,
+    admin: AdminAccess,
+    shapes: dict[DatabaseKey, list[RevisionShape]],
+    statement: str,
+    holder: str,
+) -> None:
+    """Found by a held-out run: the stamp then failed half-way through --apply with a traceback."""
+    main = legacy.databases[DatabaseKey.MAIN]
+    name = f"{TREES['main'].version_table}_pkc"
+    run_as_broad_role(legacy, main, statement.format(name=name))
+    plan = plan_of(legacy, admin, shapes)
+    assert plan.refusals == [
+        f"{main}: {holder.format(name=name)} is named {name}, the name of the primary key of the version table "
+        f"{TREES['main'].version_table} that the stamp creates: rename it (ALTER INDEX ... RENAME, or ALTER TABLE "
+        "... RENAME CONSTRAINT) and plan again"
+    ]
+    assert "REFUSED" in plan.render()
+
+
+def test_a_stamp_that_fails_after_the_plan_names_the_database_error_not_a_traceback(
+    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+) -> None:
+    """A relation made between the plan and the apply: the stamp step's failure is a UserError (exit 7)."""
+    plan = plan_of(legacy, admin, shapes)
+    assert plan.refusals == []
+    main = legacy.databases[DatabaseKey.MAIN]
+    name = f"{TREES['main'].version_table}_pkc"
+    run_as_broad_role(legacy, main, f"CREATE TABLE app_notes (id int CONSTRAINT {name} PRIMARY KEY)")
+    said: list[str] = []
+    database = plan.database(DatabaseKey.MAIN)
+    apply.take_ownership(admin, database, said.append)  # the apply's step before it
+    with pytest.raises(UserError) as failed:
+        apply.baseline_tree(admin, database, said.append)
+    assert failed.value.exit_code == ExitCode.MIGRATION_FAILED
+    version_table = TREES["main"].version_table
+    expected = f'{main}: stamping {version_table} at main_0001 failed: relation "{name}" already exists'
+    assert expected in str(failed.value)
 
 
 def test_a_misplaced_table_of_another_shape_than_its_destination_is_refused(
