@@ -1,4 +1,5 @@
-"""User-facing errors and the exit codes every script shares (documented in README.md)."""
+"""User-facing errors and the exit codes every script shares: defined here, rendered into each
+--help (ops/commands/cli.py), README.md and docs/pipelines.md (scripts/docs)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,27 @@ class ExitCode(enum.IntEnum):
     STACK_LOCKED = 6  # another deploy holds the stack
     MIGRATION_FAILED = 7  # an Alembic revision failed; the database stays at the previous one
     DEPLOY_FAILED = 8  # pulumi up/preview/destroy failed for another reason
+
+
+MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "ok",
+    ExitCode.UNEXPECTED: "a bug (traceback printed)",
+    ExitCode.BAD_INPUT: "bad input (arguments, stack config, names; nothing changed)",
+    ExitCode.VERIFY_FAILED: "the deployed state differs from the model",
+    ExitCode.TOOLCHAIN: "toolchain (CLI, plugin or virtualenv missing or failed to build)",
+    ExitCode.SERVER_UNREACHABLE: "PostgreSQL unreachable or refusing the login",
+    ExitCode.STACK_LOCKED: "the stack is locked by another deploy",
+    ExitCode.MIGRATION_FAILED: "a migration failed (the database stays at the previous revision)",
+    ExitCode.DEPLOY_FAILED: "the engine failed for another reason",
+}
+HELP_SHOWN = 64
+"""Only between a script and its argument check (ops/commands/check_arguments.sh): --help was
+answered, the script stops with exit 0."""
+
+
+def exit_codes_text() -> str:
+    """Every exit code with its meaning, as --help, README.md and docs/pipelines.md give them."""
+    return "; ".join(f"{int(code)} {meaning}" for code, meaning in MEANINGS.items())
 
 
 class UserError(Exception):

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from dataclasses import dataclass, field
 
-from ops.errors import ExitCode
+from ops.errors import HELP_SHOWN, ExitCode, exit_codes_text
 
-EXIT_CODES = """exit codes (the same for every script):
-  0 ok   1 a bug (traceback printed)   2 bad input (arguments, stack config, names; nothing changed)
-  3 the deployed state differs from the model   4 toolchain (CLI, plugin or virtualenv)
-  5 PostgreSQL unreachable or refusing the admin   6 the stack is locked by another deploy
-  7 a migration failed (the database stays at the previous revision)   8 the engine failed otherwise"""
-HELP_SHOWN = 64  # tells the calling script to stop with exit 0: it asked only for help
+EXIT_CODES = "exit codes (the same for every script):\n" + textwrap.fill(
+    exit_codes_text(), width=100, initial_indent="  ", subsequent_indent="  "
+)
 
 
 @dataclass(frozen=True)
@@ -101,9 +99,10 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...]]] = {
         ),
     ),
     "docs": (
-        "Re-render the generated parts of the docs: the privilege matrix in docs/architecture.md from the model "
-        "(docs/faults.md's fault table is rendered by a whole, passing run of scripts/test).",
-        (arg("--check", action=FLAG, help="change nothing; exit 3 when the privilege matrix is stale"),),
+        "Re-render the generated parts of the docs: the privilege matrix in docs/architecture.md from the model, "
+        "the exit codes in README.md and docs/pipelines.md from ops/errors.py (docs/faults.md's fault table is "
+        "rendered by a whole, passing run of scripts/test).",
+        (arg("--check", action=FLAG, help="change nothing; exit 3 when a generated part is stale"),),
     ),
     "bench": (
         "Benchmarks on the embedded PostgreSQL, each against a baseline measured in the same run; writes "

@@ -1,7 +1,8 @@
 """`scripts/docs`: render the generated parts of the docs.
 
-- The privilege matrix in docs/architecture.md, from model/privileges.py: tests/unit/test_docs.py
-  fails when it is stale.
+- The privilege matrix in docs/architecture.md, from model/privileges.py;
+- the exit codes in README.md and docs/pipelines.md, from ops/errors.py.
+tests/unit/test_docs.py fails when either is stale.
 
 The fault table in docs/faults.md is rendered by the suite itself (tests/support/fault_log.py),
 from what each fault test saw.
@@ -10,6 +11,10 @@ from what each fault test saw.
 from __future__ import annotations
 
 import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
@@ -17,7 +22,7 @@ from model.names import DatabaseKey, RoleNames
 from model.privileges import ObjectKind, Rule, expected, grantees, rules
 from ops import paths
 from ops.commands import cli
-from ops.errors import ExitCode, UserError, run_main
+from ops.errors import ExitCode, UserError, exit_codes_text, run_main
 
 ARCHITECTURE = paths.REPO_ROOT / "docs" / "architecture.md"
 BEGIN, END = "<!-- privilege-matrix:begin (scripts/docs) -->", "<!-- privilege-matrix:end -->"
@@ -85,22 +90,56 @@ def render_matrix() -> str:
     return "\n\n".join([*sections, note])
 
 
-def rendered_document() -> str:
-    text = ARCHITECTURE.read_text()
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    return f"{text[:start]}\n{render_matrix()}\n{text[end:]}"
+def render_exit_codes() -> str:
+    return textwrap.fill(f"Exit codes, the same for every script (`ops/errors.py`): {exit_codes_text()}.", width=100)
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A part of a document written by this command, between two markers."""
+
+    path: Path
+    begin: str
+    end: str
+    render: Callable[[], str]
+
+
+EXIT_BEGIN, EXIT_END = "<!-- exit-codes:begin (scripts/docs) -->", "<!-- exit-codes:end -->"
+GENERATED = (
+    Generated(ARCHITECTURE, BEGIN, END, render_matrix),
+    Generated(paths.REPO_ROOT / "README.md", EXIT_BEGIN, EXIT_END, render_exit_codes),
+    Generated(paths.REPO_ROOT / "docs" / "pipelines.md", EXIT_BEGIN, EXIT_END, render_exit_codes),
+)
+
+
+def rendered(path: Path) -> str:
+    """The document with each of its generated parts rendered anew."""
+    text = path.read_text()
+    for part in GENERATED:
+        if part.path == path:
+            start, end = text.index(part.begin) + len(part.begin), text.index(part.end)
+            text = f"{text[:start]}\n{part.render()}\n{text[end:]}"
+    return text
+
+
+def stale() -> list[Path]:
+    documents = dict.fromkeys(part.path for part in GENERATED)
+    return [path for path in documents if path.read_text() != rendered(path)]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse("docs", sys.argv[1:] if argv is None else argv)
-    where = ARCHITECTURE.relative_to(paths.REPO_ROOT)
+    out_of_date = [str(path.relative_to(paths.REPO_ROOT)) for path in stale()]
     if args.check:
-        if ARCHITECTURE.read_text() != rendered_document():
-            raise UserError(f"{where} is stale: run scripts/docs.", ExitCode.VERIFY_FAILED)
-        print(f"{where} is up to date", file=sys.stderr)
+        if out_of_date:
+            raise UserError(f"{', '.join(out_of_date)} stale: run scripts/docs.", ExitCode.VERIFY_FAILED)
+        print("the generated parts of the docs are up to date", file=sys.stderr)
         return ExitCode.OK
-    ARCHITECTURE.write_text(rendered_document())
-    print(f"rendered the privilege matrix into {where}", file=sys.stderr)
+    for path in dict.fromkeys(part.path for part in GENERATED):
+        path.write_text(rendered(path))
+    print(
+        f"rendered the privilege matrix and the exit codes ({', '.join(out_of_date) or 'no change'})", file=sys.stderr
+    )
     return ExitCode.OK
 
 
