@@ -76,6 +76,38 @@ def test_each_row_moves_once_by_content_and_the_source_table_is_retired_not_drop
     assert any("rows/s" in line for line in lines) and "retired to" in lines[-1], lines
 
 
+def test_rows_that_arrive_after_the_check_are_caught_up_and_checked_from_there_before_the_lock(
+    legacy: LegacyDeployment, admin: AdminAccess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Step 3's unlocked catch-up passes: rows written between the check and the final step (a writer
+    still aimed at the old table) are moved, and checked from where the last check ended, before the lock."""
+    monkeypatch.setattr(move, "BATCH_ROWS", 300)
+    monkeypatch.setattr(move, "FINAL_STEP_MAX_ROWS", 50)
+    moving = spec(legacy, admin)
+    logs_before = contents(admin, moving.target_database, "public", moving.columns)
+    checks: list[int] = []
+    check_and_repair = move.check_and_repair
+
+    def check_then_write(*args: object, after: int = 0, **kwargs: object) -> int:
+        checked = check_and_repair(*args, after=after, **kwargs)  # type: ignore[arg-type]
+        checks.append(after)
+        if len(checks) <= 2:  # writes arrive after each of the first two checks of the public table
+            insert_system_logs(legacy, moving.source_database, 120, f"meanwhile {len(checks)}")
+        return checked
+
+    monkeypatch.setattr(move, "check_and_repair", check_then_write)
+    lines: list[str] = []
+    report = move_table(admin, moving, lines.append)
+    source = contents(admin, moving.source_database, RETIRED_SCHEMA, moving.columns)
+    assert sum(source.values()) == 1000 + 2 * 120
+    assert contents(admin, moving.target_database, "public", moving.columns) == logs_before + source
+    assert report.rows == 1240
+    assert [line for line in lines if "arrived meanwhile" in line] == [
+        f"  {TABLE}: 120 rows arrived meanwhile; moving them before the lock"
+    ] * 2, lines
+    assert checks[0] == 0 and 0 < checks[1] < checks[2], checks  # each pass checks from the last one on
+
+
 def test_a_move_killed_mid_batch_is_finished_by_the_next_run_with_no_row_lost_or_doubled(
     legacy: LegacyDeployment, admin: AdminAccess
 ) -> None:
