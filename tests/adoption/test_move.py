@@ -88,8 +88,10 @@ def test_rows_that_arrive_after_the_check_are_caught_up_and_checked_from_there_b
     checks: list[int] = []
     check_and_repair = move.check_and_repair
 
-    def check_then_write(*args: object, after: int = 0, **kwargs: object) -> int:
-        checked = check_and_repair(*args, after=after, **kwargs)  # type: ignore[arg-type]
+    def check_then_write(
+        source: move.Connection, target: move.Connection, spec: MoveSpec, schema: str, say: move.Say, after: int = 0
+    ) -> int:
+        checked = check_and_repair(source, target, spec, schema, say, after=after)
         checks.append(after)
         if len(checks) <= 2:  # writes arrive after each of the first two checks of the public table
             insert_system_logs(legacy, moving.source_database, 120, f"meanwhile {len(checks)}")
