@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -124,7 +125,7 @@ def repair_checkpoint(backend_dir: Path, project: str, stack: str) -> None:
     attrs = checkpoint.with_name(checkpoint.name + ".attrs")
     if attrs.exists() and not _is_json(attrs):
         attrs.unlink()  # metadata only; the engine writes it again
-        print(f"deploy: removed the damaged {attrs.name} that an interrupted deploy left", flush=True)
+        say(f"removed the damaged {attrs.name} that an interrupted deploy left")
     if not checkpoint.exists() or _is_json(checkpoint):
         return
     backup = checkpoint.with_name(checkpoint.name + ".bak")
@@ -138,10 +139,9 @@ def repair_checkpoint(backend_dir: Path, project: str, stack: str) -> None:
     checkpoint.rename(kept)
     shutil.copyfile(backup, checkpoint)
     attrs.unlink(missing_ok=True)
-    print(
-        f"deploy: the state file of stack {stack!r} was damaged by an interrupted deploy: restored the previous "
-        f"checkpoint from {backup.name} (the damaged file is kept as {kept.name}); the deploy redoes the rest",
-        flush=True,
+    say(
+        f"the state file of stack {stack!r} was damaged by an interrupted deploy: restored the previous "
+        f"checkpoint from {backup.name} (the damaged file is kept as {kept.name}); the deploy redoes the rest"
     )
 
 
@@ -309,6 +309,20 @@ def connect_admin(settings: Settings, admin_password: str) -> psycopg.Connection
 
 def outputs(stack: auto.Stack) -> Mapping[str, Any]:
     return {key: value.value for key, value in stack.outputs().items()}
+
+
+def speaker() -> str:
+    """The command the driver's own lines serve (up, deploy, destroy, adopt, ...): the entry point that
+    runs, so that `scripts/destroy` does not print `deploy:`."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    name = spec.name if spec is not None else ""
+    return name.removeprefix("ops.commands.") if name.startswith("ops.commands.") else "deploy"
+
+
+def say(line: str) -> None:
+    """A line of the driver's own, prefixed with the command it serves."""
+    print(f"{speaker()}: {line}", flush=True)
 
 
 def printer() -> Callable[[str], None]:

@@ -3,7 +3,7 @@
 A deploy killed mid-way (a cancelled CI job, a lost runner) leaves the stack's lock and the creates
 it had started. The lock is removed only when its deploy ran on this machine, on a file backend,
 and its process is gone; the pending creates are settled: roles and databases it may have made are
-adopted by name (imported into the state), everything else is retried by the next `up`. Nothing
+imported into the state by name, everything else is retried by the next `up`. Nothing
 on the server is dropped, and no person has to type a command in between.
 """
 
@@ -46,7 +46,7 @@ def recovering(stack: auto.Stack, action: Callable[[], T]) -> T:
             if not holders or len(stale) != len(holders):
                 raise
             for holder in stale:
-                print(f"deploy: removing the lock of a deploy that no longer runs (pid {holder['pid']})", flush=True)
+                driver.say(f"removing the lock of a deploy that no longer runs (pid {holder['pid']})")
                 Path(urlparse(holder["url"]).path).unlink(missing_ok=True)
             end_orphaned_plugins(stack.workspace.env_vars.get("PULUMI_BACKEND_URL", ""))
             clear_pending_operations(stack)
@@ -59,12 +59,12 @@ def settle_interrupted_deploy(stack: auto.Stack) -> None:
 
 
 # Creates that fail when run twice ("already exists"): a killed deploy may have made the object
-# before the state recorded it, so it is adopted (imported, by its name) instead of created again.
-ADOPTED_WHEN_PENDING = ("postgresql:index/role:Role", "postgresql:index/database:Database")
+# before the state recorded it, so it is imported into the state by its name instead of created again.
+IMPORTED_WHEN_PENDING = ("postgresql:index/role:Role", "postgresql:index/database:Database")
 
 
 def clear_pending_operations(stack: auto.Stack) -> None:
-    """Settle what a killed `up` left pending: drop its pending creates, adopt its roles and databases.
+    """Settle what a killed `up` left pending: drop its pending creates, import its roles and databases.
 
     A pending create may or may not have reached the server. The roles and databases that did are
     imported into the state by name (the next `up` then brings their attributes to the program's);
@@ -75,14 +75,14 @@ def clear_pending_operations(stack: auto.Stack) -> None:
     pending = [op["resource"] for op in deployment.get("pending_operations") or [] if op.get("type") == "creating"]
     if not pending:
         return
-    print(f"deploy: an interrupted deploy left {len(pending)} creates pending: settling them", flush=True)
+    driver.say(f"an interrupted deploy left {len(pending)} creates pending: settling them")
     stack.refresh(clear_pending_creates=True, color="never")
     for resource in pending:
-        if resource.get("type") in ADOPTED_WHEN_PENDING:
-            adopt(stack, resource)
+        if resource.get("type") in IMPORTED_WHEN_PENDING:
+            import_pending_create(stack, resource)
 
 
-def adopt(stack: auto.Stack, resource: dict[str, Any]) -> None:
+def import_pending_create(stack: auto.Stack, resource: dict[str, Any]) -> None:
     """Import a role or database that a killed deploy created; skip it when it never reached the server."""
     name = resource["inputs"]["name"]
     spec = {
@@ -98,7 +98,7 @@ def adopt(stack: auto.Stack, resource: dict[str, Any]) -> None:
         ],
     }
     with tempfile.TemporaryDirectory() as folder:
-        spec_file = Path(folder) / "adopt.json"
+        spec_file = Path(folder) / "import.json"
         spec_file.write_text(json.dumps(spec))
         # `pulumi import` protects what it imports unless told otherwise; the pending create carries
         # the program's own choice (protected databases on a stack that forbids their deletion).
@@ -108,13 +108,13 @@ def adopt(stack: auto.Stack, resource: dict[str, Any]) -> None:
         )
     if result.returncode == 0:
         restore_dependencies(stack, resource)
-        print(f"deploy: adopted {name}, which the interrupted deploy had created", flush=True)
+        driver.say(f"imported {name} into the state, which the interrupted deploy had created")
     elif "does not exist" not in result.stdout + result.stderr:
         raise auto.CommandError(auto.CommandResult(result.stdout, result.stderr, result.returncode))
 
 
 def restore_dependencies(stack: auto.Stack, pending: dict[str, Any]) -> None:
-    """Give an adopted resource the dependencies its pending create recorded.
+    """Give an imported resource the dependencies its pending create recorded.
 
     `pulumi import` records none, so a destroy before the next `up` would delete a database's owner
     role before the database (whose delete then fails: the provider grants itself that role first).
@@ -169,6 +169,6 @@ def end_orphaned_plugins(backend_url: str) -> None:
         except (OSError, ValueError, IndexError):
             continue
         if parent == 1:
-            print(f"deploy: ending {program} (pid {proc.name}), left running by the killed deploy", flush=True)
+            driver.say(f"ending {program} (pid {proc.name}), left running by the killed deploy")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(os.getpgid(int(proc.name)), signal.SIGKILL)  # its own group: it and its children

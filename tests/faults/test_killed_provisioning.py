@@ -66,7 +66,7 @@ def stray_plugins(project: ProjectStack) -> list[str]:
     what="a deploy is killed (SIGKILL of its process group) while provisioning from an empty stack: after the "
     "first role, after a database, among the grants, during the logs migration",
     recovery="the next `scripts/up` or `scripts/deploy` removes the dead deploy's lock, ends the plugins it left "
-    "running, adopts the roles and databases it had created (imported by name), retries the rest, and exits 0 "
+    "running, imports the roles and databases it had created into the state by name, retries the rest, and exits 0 "
     "with a stack that verifies; no command in between",
 )
 @pytest.mark.parametrize("moment", list(KILL_POINTS))
@@ -79,6 +79,7 @@ def test_the_next_deploy_converges_after_a_kill(
     recovered = killed.script("ops.commands.up", killed.stack)
     assert recovered.returncode == ExitCode.OK, recovered.stdout[-4000:] + recovered.stderr[-2000:]
     fault_seen("the next scripts/up", recovered.returncode, recovered.stdout, "removing the lock of a deploy")
+    assert "up: removing the lock of a deploy" in recovered.stdout, "the recovery speaks for the command that runs it"
     # The plugins the killed deploy left running are named and ended by the next one.
     assert stray_plugins(killed) == []
     assert not strays or "left running by the killed deploy" in recovered.stdout, recovered.stdout[-3000:]
