@@ -6,7 +6,6 @@ project's scripts run the same `pulumi up` through the Automation API.
 
 from __future__ import annotations
 
-import os
 import urllib.parse
 from dataclasses import dataclass
 
@@ -31,7 +30,6 @@ from model.names import DatabaseKey, migrator_key
 from model.privileges import RUNTIME_ROLES, new_table_grants, read_only_role, readers_groups
 from model.privileges import RuntimeRole as RuntimeRoleModel
 
-ADOPT_ENV_VAR = "HEADHUNTER_ADOPT_EXISTING"
 """Set by scripts/adopt --apply while it deploys: the keys (main,logs) of the databases that exist on
 the server already; each is imported with its owner role instead of created."""
 
@@ -143,7 +141,7 @@ def owned_database(settings: Settings, key: DatabaseKey, provider: postgresql.Pr
             protect=settings.protect_databases,
             migrator=settings.login(migrator_key(key)),
             managed_admin=None if settings.server.admin_is_superuser else settings.server.admin_user,
-            import_existing=key.value in os.environ.get(ADOPT_ENV_VAR, "").split(","),
+            import_existing=key in settings.adopt_existing,
         ),
         opts=pulumi.ResourceOptions(providers=[provider]),
     )

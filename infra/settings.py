@@ -144,6 +144,9 @@ class Settings:
     legacy_roles: Mapping[str, str] = field(default_factory=dict)
     """Roles of an adopted deployment (not the model's) and what scripts/adopt does to them: keep,
     nologin (it can no longer log in) or drop (what it owns goes to the database's owner role first)."""
+    adopt_existing: frozenset[DatabaseKey] = frozenset()
+    """Databases that exist already and are imported into the stack instead of created: set by
+    scripts/adopt --apply through ADOPT_EXISTING_ENV_VAR, never by a stack file."""
 
     @property
     def protect_databases(self) -> bool:
@@ -157,9 +160,27 @@ class Settings:
         )
 
 
-def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
-    """Validate the flattened stack configuration; raise ConfigError naming the key and the fix."""
+ADOPT_EXISTING_ENV_VAR = "HEADHUNTER_ADOPT_EXISTING"
+"""The program's one input from its environment besides the stack config: `main,logs` or a part of it."""
+
+
+def adopt_existing_from(environ: Mapping[str, str]) -> frozenset[DatabaseKey]:
+    text = environ.get(ADOPT_EXISTING_ENV_VAR, "")
+    keys = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [key for key in keys if key not in {k.value for k in DatabaseKey}]
+    if unknown:
+        raise ConfigError(
+            f"{ADOPT_EXISTING_ENV_VAR}={text!r} names {', '.join(unknown)}, not a database of the stack: "
+            f"give {' or '.join(k.value for k in DatabaseKey)}, comma-separated (scripts/adopt sets it)."
+        )
+    return frozenset(DatabaseKey(key) for key in keys)
+
+
+def parse_settings(stack: str, raw: Mapping[str, str], environ: Mapping[str, str] | None = None) -> Settings:
+    """Validate the flattened stack configuration (and the program's environment input); raise
+    ConfigError naming the key and the fix."""
     reader = _Reader(stack, raw)
+    adopt_existing = adopt_existing_from(os.environ if environ is None else environ)
     for key in raw:
         if key not in PLAIN_KEYS + SECRET_KEYS:
             known = ", ".join(sorted(PLAIN_KEYS + SECRET_KEYS))
@@ -244,6 +265,7 @@ def parse_settings(stack: str, raw: Mapping[str, str]) -> Settings:
         read_only_roles=read_only_roles,
         log_lifecycle=reader.log_lifecycle("logRetention", "logPremake"),
         legacy_roles=reader.legacy_roles("legacyRoles", role_names, server.admin_user),
+        adopt_existing=adopt_existing,
     )
 
 

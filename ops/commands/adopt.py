@@ -12,7 +12,7 @@ import sys
 
 from pulumi import automation as auto
 
-from infra.program import ADOPT_ENV_VAR
+from infra.settings import ADOPT_EXISTING_ENV_VAR
 from model.names import DatabaseKey
 from ops.adoption.apply import apply_plan
 from ops.adoption.inspect import StackView, build_plan
@@ -61,11 +61,11 @@ def plan_for(stack: auto.Stack) -> tuple[Plan, AdminAccess]:
 def deploy(stack: auto.Stack, existing: list[DatabaseKey]) -> None:
     settle_interrupted_deploy(stack)
     # The engine, language host and program inherit it: the program imports these databases.
-    os.environ[ADOPT_ENV_VAR] = ",".join(key.value for key in existing)
+    os.environ[ADOPT_EXISTING_ENV_VAR] = ",".join(key.value for key in existing)
     try:
         recovering(stack, lambda: stack.up(**driver.deploy_options()))
     finally:
-        del os.environ[ADOPT_ENV_VAR]
+        del os.environ[ADOPT_EXISTING_ENV_VAR]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from infra import embedded_server
-from infra.settings import NAMESPACE, PLAIN_KEYS, SECRET_KEYS, ConfigError, parse_settings
+from infra.settings import ADOPT_EXISTING_ENV_VAR, NAMESPACE, PLAIN_KEYS, SECRET_KEYS, ConfigError, parse_settings
 from model.names import DatabaseKey
 from ops.paths import REPO_ROOT
 
@@ -271,3 +271,17 @@ def test_an_embedded_stack_whose_server_never_started_says_so(tmp_path: Path, mo
     monkeypatch.setattr("infra.embedded_server.CONNECTION_FILE", tmp_path / "connection.json")
     with pytest.raises(ConfigError, match="this checkout's embedded PostgreSQL was never started: run scripts/up"):
         parse(embeddedServer="true", host=None, adminPassword=None)
+
+
+@pytest.mark.parametrize(
+    ("value", "keys"),
+    [("", set()), ("logs", {DatabaseKey.LOGS}), ("main,logs", {DatabaseKey.MAIN, DatabaseKey.LOGS})],
+)
+def test_the_databases_to_import_come_from_the_one_environment_input(value: str, keys: set[DatabaseKey]) -> None:
+    settings = parse_settings("staging", VALID, environ={ADOPT_EXISTING_ENV_VAR: value})
+    assert settings.adopt_existing == keys
+
+
+def test_an_environment_input_naming_no_database_of_the_stack_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="HEADHUNTER_ADOPT_EXISTING='main,both' names both"):
+        parse_settings("staging", VALID, environ={ADOPT_EXISTING_ENV_VAR: "main,both"})
