@@ -72,6 +72,14 @@ def head_revision(tree: Tree, script_location: Path | None = None) -> str:
     return heads[0]
 
 
+def revisions_in_order(tree: Tree, script_location: Path | None = None) -> list[str]:
+    """Every revision of the tree, from the first to the head."""
+    config = Config(str(ALEMBIC_INI), ini_section=tree.key)
+    if script_location is not None:
+        config.set_main_option("script_location", str(script_location))
+    return [revision.revision for revision in reversed(list(ScriptDirectory.from_config(config).walk_revisions()))]
+
+
 def current_revision(target: Target) -> str | None:
     """The database's revision, read-only; None before the first upgrade."""
     engine = create_engine(target.url.set(drivername="postgresql+psycopg"), poolclass=NullPool)

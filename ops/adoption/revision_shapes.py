@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from alembic.script import ScriptDirectory
 from psycopg import sql
 
 from migrations import runner
@@ -34,8 +33,7 @@ class RevisionShape:
 
 
 def revisions_in_order(target: runner.Target) -> list[str]:
-    script = ScriptDirectory.from_config(runner.alembic_config(target))
-    return [revision.revision for revision in reversed(list(script.walk_revisions()))]
+    return runner.revisions_in_order(target.tree, target.script_location)
 
 
 def revision_shapes(admin: AdminAccess, tree: Tree) -> list[RevisionShape]:

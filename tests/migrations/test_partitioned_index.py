@@ -16,7 +16,7 @@ INDEX_REVISION = '''"""A later index revision, as a team would write one."""
 from migrations.shared.concurrent_index import ConcurrentIndex, create_concurrently, drop_concurrently
 
 revision = "logs_9990"
-down_revision = "logs_0004"
+down_revision = "{down}"
 branch_labels = None
 depends_on = None
 
@@ -35,7 +35,8 @@ def downgrade() -> None:
 def tree_with_index_revision(tmp_path: Path) -> Path:
     tree = tmp_path / "logs"
     shutil.copytree(REPO_ROOT / "migrations" / "logs", tree, ignore=shutil.ignore_patterns("__pycache__"))
-    (tree / "versions" / "logs_9990_trace_index.py").write_text(INDEX_REVISION)
+    head = runner.head_revision(runner.tree_named("logs"))
+    (tree / "versions" / "logs_9990_trace_index.py").write_text(INDEX_REVISION.replace("{down}", head))
     return tree
 
 

@@ -384,7 +384,7 @@ def test_a_run_killed_after_its_bound_check_reuses_that_boundary_and_rebuilds_th
         )
         assert catalog.invalid_indexes(connection) == {"system_logs_p_before_pkey"}
 
-    assert runner.upgrade(logs_target).applied == ("logs_0004",)
+    assert runner.upgrade(logs_target, "logs_0004").applied == ("logs_0004",)
 
     with admin(fresh_deployment) as connection:
         found = bounds(connection, "system_logs")
@@ -461,7 +461,7 @@ def test_a_run_killed_while_it_builds_the_new_key_leaves_it_invalid_and_the_next
     with admin(fresh_deployment) as connection:
         assert catalog.invalid_indexes(connection) == {"system_logs_p_before_pkey"}
 
-    assert runner.upgrade(killed.target).applied == ("logs_0004",)
+    assert runner.upgrade(killed.target, "logs_0004").applied == ("logs_0004",)
 
     with admin(fresh_deployment) as connection:
         assert catalog.invalid_indexes(connection) == set()
@@ -645,7 +645,7 @@ def test_the_sql_for_review_converts_in_place_under_a_lock_timeout_and_changes_n
     fresh_deployment: Deployment, logs_target: runner.Target
 ) -> None:
     runner.upgrade(logs_target, "logs_0003")
-    script = runner.upgrade_sql(logs_target, "logs_0003:head")
+    script = runner.upgrade_sql(logs_target, "logs_0003:logs_0004")
     for table in LOG_TABLES:
         assert f'CREATE TABLE "{table}" (LIKE "{table}_p_before"' in script
         assert f'ALTER TABLE "{table}" ATTACH PARTITION "{table}_p_before" FOR VALUES FROM (MINVALUE)' in script
@@ -669,7 +669,7 @@ def test_the_sql_for_review_runs_in_psql_and_partitions_both_tables(
 ) -> None:
     """The reviewer runs the printed script as it is, as the migrator, with psql."""
     runner.upgrade(logs_target, "logs_0003")
-    script = runner.upgrade_sql(logs_target, "logs_0003:head")
+    script = runner.upgrade_sql(logs_target, "logs_0003:logs_0004")
     url = logs_target.url
     environment = {
         **os.environ,
@@ -731,7 +731,7 @@ def test_a_conversion_outlives_a_server_crash(
         embedded.start()
     assert len(raised) == 1
     fault_seen("scripts/migrate STACK logs", 7, str(raised[0]), "terminat")
-    assert runner.upgrade(logs_target).applied == ("logs_0004",)
+    assert runner.upgrade(logs_target, "logs_0004").applied == ("logs_0004",)
     with admin(fresh_deployment) as connection:
         assert content(connection, "system_logs", "true") == seeded  # the open writer's row was never committed
         assert catalog.invalid_indexes(connection) == set()
