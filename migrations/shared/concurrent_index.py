@@ -8,7 +8,9 @@ that failed leaves an INVALID index behind, which `IF NOT EXISTS` would then sil
 PostgreSQL refuses CONCURRENTLY on a partitioned table (the log tables, since logs_0004), so there
 the index is made ON ONLY the parent (invalid, and instant), built CONCURRENTLY on each partition,
 and each partition's index ATTACHed: the parent's index is valid once every partition's is. A
-partition made later gets the index from the parent at ATTACH time (it is empty then).
+partition made later gets the index from the parent at ATTACH time (it is empty then). Dropping one
+is a plain DROP of the parent's index under a short lock_timeout: PostgreSQL drops neither it nor a
+partition's index CONCURRENTLY.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from alembic import op
 from psycopg import sql
 from sqlalchemy import text
 
+from migrations.shared import partitions
 from migrations.shared.environment import LOCK_TIMEOUT
 
 
@@ -111,7 +114,15 @@ def _partition_index_name(partition: str, index: str) -> str:
 def drop_concurrently(indexes: tuple[ConcurrentIndex, ...]) -> None:
     with op.get_context().autocommit_block():
         for index in reversed(indexes):
-            op.execute(_drop(index.name))
+            if _partitions_of(index.table) is None:
+                op.execute(_drop(index.name))
+                continue
+            # PostgreSQL refuses DROP INDEX CONCURRENTLY on a partitioned index, and the partitions'
+            # indexes cannot be dropped alone: one plain DROP of the parent's, which only edits the
+            # catalog, under a short lock_timeout and retried, so an INSERT waits a moment at most.
+            drop = sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index.name)).as_string()
+            partitions.with_lock_retries(op.get_bind(), drop)
+            op.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)).as_string())
 
 
 def drop_if_invalid(name: str) -> None:

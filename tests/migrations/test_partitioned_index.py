@@ -81,3 +81,44 @@ def test_an_index_revision_builds_on_every_partition_while_a_writer_inserts(
         ).fetchone()
     assert on_partitions is not None and partitions is not None
     assert on_partitions == (partitions[0], partitions[0])  # every partition has it, each attached to the parent's
+
+
+def test_its_downgrade_drops_the_index_from_the_parent_and_every_partition_while_a_writer_inserts(
+    migrated: Deployment, logs_target: runner.Target, tmp_path: Path
+) -> None:
+    """DROP INDEX CONCURRENTLY is refused on a partitioned index: the helper drops the parent's under a
+    short lock_timeout instead, and the partitions' go with it."""
+    target = runner.Target(
+        logs_target.tree, logs_target.url, logs_target.expected_database, tree_with_index_revision(tmp_path)
+    )
+    runner.upgrade(target)
+    writer = migrated.names.of("logs_writer")
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        with migrated.connect_as(writer, DatabaseKey.LOGS) as logs:
+            logs.execute("SET lock_timeout = '2s'")
+            while not stop.is_set():
+                try:
+                    logs.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'w', 'x')")
+                except BaseException as error:  # asserted below
+                    failures.append(error)
+                    return
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        runner.downgrade(target, runner.head_revision(runner.tree_named("logs")))
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert failures == []
+    with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as logs:
+        left = logs.execute(
+            "SELECT count(*) FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid "
+            "WHERE (t.relname = 'system_logs' OR t.relispartition) "
+            "AND pg_get_indexdef(x.indexrelid) LIKE '%(trace_id)%'"
+        ).fetchone()
+    assert left == (0,)
+    assert runner.current_revision(target) == runner.head_revision(runner.tree_named("logs"))
