@@ -27,11 +27,7 @@ from infra.settings import (
 from migrations.shared.heads import copy_location
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey, migrator_key
-from model.privileges import RUNTIME_ROLES, new_table_grants, read_only_role, readers_groups
-from model.privileges import RuntimeRole as RuntimeRoleModel
-
-"""Set by scripts/adopt --apply while it deploys: the keys (main,logs) of the databases that exist on
-the server already; each is imported with its owner role instead of created."""
+from model.privileges import RUNTIME_ROLES, RuntimeRoleSpec, new_table_grants, read_only_role, readers_groups
 
 
 def define_stack() -> None:
@@ -166,7 +162,7 @@ def runtime_roles(
     groups = readers_groups(extra)
     with_provider = pulumi.ResourceOptions(providers=[provider])
 
-    def declare(role: RuntimeRoleModel, member_of: RuntimeRole | None = None) -> RuntimeRole:
+    def declare(role: RuntimeRoleSpec, member_of: RuntimeRole | None = None) -> RuntimeRole:
         args = RuntimeRoleArgs(
             role_name=role.name(settings.role_names),
             model=role,

@@ -20,7 +20,7 @@ from model.privileges import ObjectKind
 class RuntimeRoleArgs:
     role_name: str
     """The role's name, validated by infra.settings."""
-    model: privileges.RuntimeRole
+    model: privileges.RuntimeRoleSpec
     """The role in the privilege model: its database and what it may do there."""
     database: OwnedDatabase
     """The only database the role may connect to."""
@@ -41,7 +41,7 @@ class RuntimeRole(pulumi.ComponentResource):
 
     role_name: pulumi.Output[str]
     password: pulumi.Output[str] | None
-    model: privileges.RuntimeRole
+    model: privileges.RuntimeRoleSpec
     database: OwnedDatabase
     role_key: str
 

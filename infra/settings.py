@@ -161,7 +161,9 @@ class Settings:
 
 
 ADOPT_EXISTING_ENV_VAR = "HEADHUNTER_ADOPT_EXISTING"
-"""The program's one input from its environment besides the stack config: `main,logs` or a part of it."""
+"""The program's one input from its environment besides the stack config, set by scripts/adopt --apply
+while it deploys: the keys (main,logs) of the databases that exist on the server already; each is
+imported with its owner role instead of created."""
 
 
 def adopt_existing_from(environ: Mapping[str, str]) -> frozenset[DatabaseKey]:

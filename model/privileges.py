@@ -60,7 +60,7 @@ class Via(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class RuntimeRole:
+class RuntimeRoleSpec:
     """A login role confined to one database, with the table verbs it needs."""
 
     key: str
@@ -74,35 +74,35 @@ class RuntimeRole:
         return names.of(self.key) if self.prefixed else self.key
 
 
-RUNTIME_ROLES: tuple[RuntimeRole, ...] = (
-    RuntimeRole(
+RUNTIME_ROLES: tuple[RuntimeRoleSpec, ...] = (
+    RuntimeRoleSpec(
         "app",
         DatabaseKey.MAIN,
         "the main application: reads and writes its tables, no DDL",
         frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"}),
     ),
     # Append-only: INSERT alone. The writer must insert without RETURNING (RETURNING needs SELECT).
-    RuntimeRole(
+    RuntimeRoleSpec(
         "logs_writer", DatabaseKey.LOGS, "the log worker: appends rows, reads nothing back", frozenset({"INSERT"})
     ),
-    RuntimeRole("logs_reader", DatabaseKey.LOGS, "the admin endpoints: read the logs", frozenset({"SELECT"})),
+    RuntimeRoleSpec("logs_reader", DatabaseKey.LOGS, "the admin endpoints: read the logs", frozenset({"SELECT"})),
 )
 
 
 READ_ONLY = frozenset({"SELECT"})
 
 
-def read_only_role(name: str, database: DatabaseKey) -> RuntimeRole:
+def read_only_role(name: str, database: DatabaseKey) -> RuntimeRoleSpec:
     """An extra reader (stack config `readOnlyRoles`): reads like logs_reader, through its readers group."""
-    return RuntimeRole(name, database, "an extra read-only login", READ_ONLY, prefixed=False)
+    return RuntimeRoleSpec(name, database, "an extra read-only login", READ_ONLY, prefixed=False)
 
 
-def readers_group(database: DatabaseKey) -> RuntimeRole:
+def readers_group(database: DatabaseKey) -> RuntimeRoleSpec:
     """The NOLOGIN role that holds the grants of `database`'s extra read-only logins, its members."""
-    return RuntimeRole(readers_key(database), database, "the extra read-only logins' privileges", READ_ONLY)
+    return RuntimeRoleSpec(readers_key(database), database, "the extra read-only logins' privileges", READ_ONLY)
 
 
-def readers_groups(extra: tuple[RuntimeRole, ...]) -> tuple[RuntimeRole, ...]:
+def readers_groups(extra: tuple[RuntimeRoleSpec, ...]) -> tuple[RuntimeRoleSpec, ...]:
     """A group for each database that has an extra read-only login, and none for the others."""
     return tuple(readers_group(database) for database in DatabaseKey if any(r.database == database for r in extra))
 
@@ -123,7 +123,7 @@ def _everything(grantee: str, database: DatabaseKey, via: Via) -> tuple[Rule, ..
     return tuple(Rule(grantee, database, kind, frozenset(kind.possible_privileges), via) for kind in kinds)
 
 
-def runtime_rules(role: RuntimeRole) -> tuple[Rule, ...]:
+def runtime_rules(role: RuntimeRoleSpec) -> tuple[Rule, ...]:
     """Its own database's grants, and nothing on the other: a CONNECT granted there by hand is revoked."""
     database = role.database
     elsewhere = tuple(
@@ -140,7 +140,7 @@ def runtime_rules(role: RuntimeRole) -> tuple[Rule, ...]:
     )
 
 
-def member_rules(reader: RuntimeRole) -> tuple[Rule, ...]:
+def member_rules(reader: RuntimeRoleSpec) -> tuple[Rule, ...]:
     """An extra read-only login's privileges, all through its readers group: none of its own, no defaults."""
     kinds = (ObjectKind.DATABASE, ObjectKind.SCHEMA, ObjectKind.TABLES)
     group = {
@@ -149,7 +149,7 @@ def member_rules(reader: RuntimeRole) -> tuple[Rule, ...]:
     return tuple(Rule(reader.key, reader.database, kind, group[kind], Via.READERS) for kind in kinds)
 
 
-def rules(extra: tuple[RuntimeRole, ...] = ()) -> tuple[Rule, ...]:
+def rules(extra: tuple[RuntimeRoleSpec, ...] = ()) -> tuple[Rule, ...]:
     """The whole table, for a stack with `extra` read-only roles. A pair with no row holds nothing."""
     table: list[Rule] = []
     for database in DatabaseKey:
@@ -192,7 +192,7 @@ class Grantee:
         return self.kind in (RoleKind.OWNER, RoleKind.READERS)
 
 
-def grantees(names: RoleNames, extra: tuple[RuntimeRole, ...] = ()) -> tuple[Grantee, ...]:
+def grantees(names: RoleNames, extra: tuple[RuntimeRoleSpec, ...] = ()) -> tuple[Grantee, ...]:
     """Every role of the stack, then PUBLIC."""
     roles = [Grantee(owner_key(db), names.owner(db), RoleKind.OWNER, db) for db in DatabaseKey]
     roles += [Grantee(migrator_key(db), names.migrator(db), RoleKind.MIGRATOR, db) for db in DatabaseKey]
@@ -207,7 +207,7 @@ def role_keys() -> tuple[str, ...]:
     return per_database + tuple(role.key for role in RUNTIME_ROLES)
 
 
-def expected_memberships(names: RoleNames, extra: tuple[RuntimeRole, ...] = ()) -> dict[str, frozenset[str]]:
+def expected_memberships(names: RoleNames, extra: tuple[RuntimeRoleSpec, ...] = ()) -> dict[str, frozenset[str]]:
     """Role -> the roles it is a member of: migrators of their owners, extra readers of their group."""
     memberships = {names.migrator(db): frozenset({names.owner(db)}) for db in DatabaseKey}
     for reader in extra:
@@ -216,7 +216,7 @@ def expected_memberships(names: RoleNames, extra: tuple[RuntimeRole, ...] = ()) 
 
 
 def new_table_grants(
-    names: RoleNames, database: DatabaseKey, extra: tuple[RuntimeRole, ...] = ()
+    names: RoleNames, database: DatabaseKey, extra: tuple[RuntimeRoleSpec, ...] = ()
 ) -> dict[str, list[str]]:
     """Role name -> the privileges every table the owner creates in `database` gets (its default privileges):
     what each log table and each of its partitions must hold, and nothing else."""

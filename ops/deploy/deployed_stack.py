@@ -14,7 +14,7 @@ from typing import Any
 
 from model.log_lifecycle import LogLifecycle
 from model.names import DatabaseKey, RoleNames
-from model.privileges import RuntimeRole, read_only_role
+from model.privileges import RuntimeRoleSpec, read_only_role
 
 ENV_VAR = "HEADHUNTER_DEPLOYMENT"
 REPORT_ENV_VAR = "HEADHUNTER_VERIFY_JSON"  # where the suite writes its JSON report
@@ -50,7 +50,7 @@ class DeployedStack:
     def database(self, key: DatabaseKey) -> str:
         return self.databases[key.value]
 
-    def extra_roles(self) -> tuple[RuntimeRole, ...]:
+    def extra_roles(self) -> tuple[RuntimeRoleSpec, ...]:
         return tuple(read_only_role(role["name"], DatabaseKey(role["database"])) for role in self.read_only_roles)
 
     def migrator_url(self, key: DatabaseKey) -> str:
