@@ -20,6 +20,7 @@ from ops.adoption.plan import Plan
 from ops.adoption.server_access import AdminAccess
 from ops.commands import cli
 from ops.deploy import driver
+from ops.deploy.deployed_stack import is_deployed
 from ops.deploy.recovery import recovering, settle_interrupted_deploy
 from ops.errors import ExitCode, UserError, run_main
 from ops.localpg import embedded
@@ -53,7 +54,7 @@ def plan_for(stack: auto.Stack) -> tuple[Plan, AdminAccess]:
         role_names=settings.role_names,
         legacy_roles=settings.legacy_roles,
         in_state=lambda key: names[key] in in_state,
-        deployed="connection_urls" in driver.outputs(stack),
+        deployed=is_deployed(driver.outputs(stack)),
     )
     return build_plan(view, admin, scratch), admin
 

@@ -15,8 +15,10 @@ from sqlalchemy.engine import make_url
 
 from migrations import maintenance, runner
 from migrations.shared.tree import LOGS
+from model.names import DatabaseKey
 from ops.commands import cli
 from ops.deploy import driver
+from ops.deploy.deployed_stack import deployed
 from ops.errors import ExitCode, UserError, run_main
 
 
@@ -24,11 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     args = cli.parse("maintain", sys.argv[1:] if argv is None else argv)
     stack = driver.open_stack(driver.StackTarget(args.stack))
     settings = driver.preflight(stack)
-    outputs = driver.outputs(stack)
-    if "connection_urls" not in outputs:
-        raise UserError(f"stack {args.stack!r} has not been deployed yet: run `scripts/up {args.stack}` first.")
-    url = make_url(outputs["connection_urls"]["logs_migrator"]).set(drivername="postgresql+psycopg")
-    target = runner.Target(LOGS, url, outputs["databases"]["logs"])
+    outputs = deployed(args.stack, driver.outputs(stack))
+    url = make_url(outputs.migrator_url(DatabaseKey.LOGS)).set(drivername="postgresql+psycopg")
+    target = runner.Target(LOGS, url, outputs.database(DatabaseKey.LOGS))
     try:
         report = maintenance.maintain(target, settings.log_lifecycle)
     except maintenance.NotPartitionedError as error:

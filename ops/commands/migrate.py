@@ -15,22 +15,22 @@ from sqlalchemy.engine import make_url
 from migrations import runner
 from migrations.shared.heads import copy_location
 from migrations.shared.tree import TREES
+from model.names import DatabaseKey
 from ops.commands import cli
 from ops.deploy import driver
+from ops.deploy.deployed_stack import deployed
 from ops.errors import ExitCode, UserError, run_main
 
 
 def targets(stack_name: str, which: str) -> list[runner.Target]:
     stack = driver.open_stack(driver.StackTarget(stack_name))
-    outputs = driver.outputs(stack)
-    if "connection_urls" not in outputs:
-        raise UserError(f"stack {stack_name!r} has not been deployed yet: run `scripts/up {stack_name}` first.")
+    outputs = deployed(stack_name, driver.outputs(stack))
     keys = list(TREES) if which == "all" else [which]
     return [
         runner.Target(
             TREES[key],
-            make_url(outputs["connection_urls"][f"{key}_migrator"]).set(drivername="postgresql+psycopg"),
-            outputs["databases"][key],
+            make_url(outputs.migrator_url(DatabaseKey(key))).set(drivername="postgresql+psycopg"),
+            outputs.database(DatabaseKey(key)),
             copy_location(key),
         )
         for key in keys

@@ -16,16 +16,13 @@ import pytest
 from ops import paths
 from ops.commands import cli
 from ops.deploy import driver
-from ops.deploy.deployed_stack import ENV_VAR, REPORT_ENV_VAR, DeployedStack
+from ops.deploy.deployed_stack import ENV_VAR, REPORT_ENV_VAR, DeployedStack, deployed
 from ops.errors import ExitCode, UserError, run_main
 
 
 def describe(stack_name: str) -> DeployedStack:
     stack = driver.open_stack(driver.StackTarget(stack_name))
-    outputs = driver.outputs(stack)
-    if "connection_urls" not in outputs:
-        raise UserError(f"stack {stack_name!r} has not been deployed yet: run `scripts/up {stack_name}` first.")
-    return DeployedStack.from_stack_outputs(stack_name, outputs)
+    return deployed(stack_name, driver.outputs(stack))
 
 
 def from_outputs_json(stack_name: str, text: str) -> DeployedStack:

@@ -15,6 +15,7 @@ from typing import Any
 from model.log_lifecycle import LogLifecycle
 from model.names import DatabaseKey, RoleNames
 from model.privileges import RuntimeRoleSpec, read_only_role
+from ops.errors import UserError
 
 ENV_VAR = "HEADHUNTER_DEPLOYMENT"
 REPORT_ENV_VAR = "HEADHUNTER_VERIFY_JSON"  # where the suite writes its JSON report
@@ -77,6 +78,18 @@ class DeployedStack:
             connection_urls=dict(outputs["connection_urls"]),
             log_lifecycle=dict(outputs.get("log_lifecycle", {})),
         )
+
+
+def is_deployed(outputs: Mapping[str, Any]) -> bool:
+    """Whether a deploy of the stack finished: a first deploy that was killed or failed exports nothing."""
+    return "connection_urls" in outputs
+
+
+def deployed(stack: str, outputs: Mapping[str, Any]) -> DeployedStack:
+    """The stack's outputs, or the error that says it was never deployed (nothing is changed)."""
+    if not is_deployed(outputs):
+        raise UserError(f"stack {stack!r} has not been deployed yet: run `scripts/up {stack}` first.")
+    return DeployedStack.from_stack_outputs(stack, outputs)
 
 
 def from_environment() -> DeployedStack | None:
