@@ -16,6 +16,7 @@ from infra.acl_chain import AclRow
 from infra.database import OwnedDatabase, OwnedDatabaseArgs
 from infra.log_maintenance import LogMaintenance, LogMaintenanceArgs
 from infra.migration_step import MigrationRun, MigrationRunArgs
+from infra.outputs import StackOutput
 from infra.runtime_role import RuntimeRole, RuntimeRoleArgs, grant_existing_tables
 from infra.settings import (
     ConfigError,
@@ -67,12 +68,13 @@ def define_stack() -> None:
     partitions = log_maintenance(settings, databases[DatabaseKey.LOGS], migrations[DatabaseKey.LOGS], roles)
     export_outputs(settings, databases, roles.logins, migrations)
     pulumi.export(
-        "log_partitions",
+        StackOutput.LOG_PARTITIONS,
         {"created": partitions.created, "dropped": partitions.dropped, "coverage": partitions.coverage},
     )
     lifecycle = settings.log_lifecycle
     pulumi.export(
-        "log_lifecycle", {"retention_days": dict(lifecycle.retention_days), "premake_days": lifecycle.premake_days}
+        StackOutput.LOG_LIFECYCLE,
+        {"retention_days": dict(lifecycle.retention_days), "premake_days": lifecycle.premake_days},
     )
 
 
@@ -186,17 +188,21 @@ def export_outputs(
 ) -> None:
     """What the CD stage and the verification suite read: names, address, per-role URLs (secret)."""
     server = settings.server
-    pulumi.export("host", server.host)
-    pulumi.export("port", server.port)
-    pulumi.export("sslmode", server.sslmode)
-    pulumi.export("databases", {key.value: database.database_name for key, database in databases.items()})
-    pulumi.export("owner_roles", {key.value: database.owner_name for key, database in databases.items()})
-    pulumi.export("migrator_roles", {key.value: database.migrator_name for key, database in databases.items()})
-    pulumi.export("runtime_roles", {login.model.key: login.role_name for login in logins})
-    pulumi.export("role_prefix", settings.role_names.prefix)
-    pulumi.export("read_only_roles", [{"name": r.name, "database": r.database.value} for r in settings.read_only_roles])
-    pulumi.export("connection_limits", dict(settings.connection_limits))
-    pulumi.export("migration_revisions", {key.value: run.revision for key, run in migrations.items()})
+    pulumi.export(StackOutput.HOST, server.host)
+    pulumi.export(StackOutput.PORT, server.port)
+    pulumi.export(StackOutput.SSLMODE, server.sslmode)
+    pulumi.export(StackOutput.DATABASES, {key.value: database.database_name for key, database in databases.items()})
+    pulumi.export(StackOutput.OWNER_ROLES, {key.value: database.owner_name for key, database in databases.items()})
+    pulumi.export(
+        StackOutput.MIGRATOR_ROLES, {key.value: database.migrator_name for key, database in databases.items()}
+    )
+    pulumi.export(StackOutput.RUNTIME_ROLES, {login.model.key: login.role_name for login in logins})
+    pulumi.export(StackOutput.ROLE_PREFIX, settings.role_names.prefix)
+    pulumi.export(
+        StackOutput.READ_ONLY_ROLES, [{"name": r.name, "database": r.database.value} for r in settings.read_only_roles]
+    )
+    pulumi.export(StackOutput.CONNECTION_LIMITS, dict(settings.connection_limits))
+    pulumi.export(StackOutput.MIGRATION_REVISIONS, {key.value: run.revision for key, run in migrations.items()})
     urls: dict[str, pulumi.Output[str]] = {}
     for key, database in databases.items():
         urls[f"{key}_migrator"] = connection_url(
@@ -205,7 +211,7 @@ def export_outputs(
     for login in logins:
         assert login.password is not None  # a login, never a group
         urls[login.model.key] = connection_url(settings, login.role_name, login.password, login.database.database_name)
-    pulumi.export("connection_urls", pulumi.Output.secret(urls))
+    pulumi.export(StackOutput.CONNECTION_URLS, pulumi.Output.secret(urls))
 
 
 def connection_url(

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from infra.outputs import StackOutput
 from ops.commands import cli
 from ops.deploy import driver, role_check
 from ops.deploy.recovery import recovering, settle_interrupted_deploy
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     outputs = driver.outputs(stack)
     changes = {str(op): count for op, count in (result.summary.resource_changes or {}).items()}
     print_summary(stack_name, changes, outputs)
-    failures = [(check, error) for check, error in role_check.run_checks(outputs["connection_urls"]) if error]
+    failures = [(check, error) for check, error in role_check.run_checks(outputs[StackOutput.CONNECTION_URLS]) if error]
     if failures:
         details = "\n".join(f"  {check.description}: {error}" for check, error in failures)
         raise UserError(
@@ -33,15 +34,15 @@ def main(argv: list[str] | None = None) -> int:
 def print_summary(stack_name: str, changes: Mapping[str, int], outputs: Mapping[str, Any]) -> None:
     changed = {op: count for op, count in changes.items() if op != "same"}
     print(f"\nstack {stack_name}: " + (", ".join(f"{n} {op}" for op, n in changed.items()) or "no changes"))
-    print(f"server     {outputs['host']}:{outputs['port']}")
-    for key, database in outputs["databases"].items():
-        print(f"database   {database} ({key}) at revision {outputs['migration_revisions'][key]}")
-    partitions = outputs.get("log_partitions") or {}
+    print(f"server     {outputs[StackOutput.HOST]}:{outputs[StackOutput.PORT]}")
+    for key, database in outputs[StackOutput.DATABASES].items():
+        print(f"database   {database} ({key}) at revision {outputs[StackOutput.MIGRATION_REVISIONS][key]}")
+    partitions = outputs.get(StackOutput.LOG_PARTITIONS) or {}
     for table, reach in (partitions.get("coverage") or {}).items():
         made = ", ".join(partitions["created"].get(table) or []) or "none"
         dropped = ", ".join(partitions["dropped"].get(table) or []) or "none"
         print(f"partitions {table} until {reach['covered_until']} (last maintenance made {made}; dropped {dropped})")
-    for key, role in outputs["runtime_roles"].items():
+    for key, role in outputs[StackOutput.RUNTIME_ROLES].items():
         print(f"login role {role} ({key})")
     for check in role_check.CHECKS:
         print(f"checked    {check.description}")

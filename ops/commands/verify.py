@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from infra.outputs import StackOutput
 from ops import paths
 from ops.commands import cli
 from ops.deploy import driver
@@ -29,7 +30,7 @@ def from_outputs_json(stack_name: str, text: str) -> DeployedStack:
     """The stack's outputs as `pulumi stack output --json --show-secrets` prints them."""
     try:
         outputs = json.loads(text)
-        if outputs.get("connection_urls") in (None, "[secret]"):
+        if outputs.get(StackOutput.CONNECTION_URLS) in (None, "[secret]"):
             raise KeyError("connection_urls")
         return DeployedStack.from_stack_outputs(stack_name, outputs)
     except (ValueError, KeyError, AttributeError, TypeError) as error:

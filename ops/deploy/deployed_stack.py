@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from infra.outputs import StackOutput
 from model.log_lifecycle import LogLifecycle
 from model.names import DatabaseKey, RoleNames
 from model.privileges import RuntimeRoleSpec, read_only_role
@@ -68,21 +69,21 @@ class DeployedStack:
     def from_stack_outputs(cls, stack: str, outputs: Mapping[str, Any]) -> DeployedStack:
         return cls(
             stack=stack,
-            host=outputs["host"],
-            port=int(outputs["port"]),
-            sslmode=outputs["sslmode"],
-            role_prefix=outputs["role_prefix"],
-            databases=dict(outputs["databases"]),
-            read_only_roles=list(outputs.get("read_only_roles", [])),
-            connection_limits=dict(outputs.get("connection_limits", {})),
-            connection_urls=dict(outputs["connection_urls"]),
-            log_lifecycle=dict(outputs.get("log_lifecycle", {})),
+            host=outputs[StackOutput.HOST],
+            port=int(outputs[StackOutput.PORT]),
+            sslmode=outputs[StackOutput.SSLMODE],
+            role_prefix=outputs[StackOutput.ROLE_PREFIX],
+            databases=dict(outputs[StackOutput.DATABASES]),
+            read_only_roles=list(outputs.get(StackOutput.READ_ONLY_ROLES, [])),
+            connection_limits=dict(outputs.get(StackOutput.CONNECTION_LIMITS, {})),
+            connection_urls=dict(outputs[StackOutput.CONNECTION_URLS]),
+            log_lifecycle=dict(outputs.get(StackOutput.LOG_LIFECYCLE, {})),
         )
 
 
 def is_deployed(outputs: Mapping[str, Any]) -> bool:
     """Whether a deploy of the stack finished: a first deploy that was killed or failed exports nothing."""
-    return "connection_urls" in outputs
+    return StackOutput.CONNECTION_URLS in outputs
 
 
 def deployed(stack: str, outputs: Mapping[str, Any]) -> DeployedStack:

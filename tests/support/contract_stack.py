@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from infra.log_maintenance import LogMaintenance, LogMaintenanceArgs
 from infra.migration_step import MigrationRun, MigrationRunArgs
+from infra.outputs import StackOutput
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey
 from model.privileges import new_table_grants
@@ -42,13 +43,13 @@ def contract_program(described: DeployedStack) -> driver.Program:
                     migrator_password=pulumi.Output.secret(str(url.password)),
                 ),
             )
-        pulumi.export("host", described.host)
-        pulumi.export("port", described.port)
-        pulumi.export("sslmode", described.sslmode)
-        pulumi.export("databases", described.databases)
-        pulumi.export("role_prefix", described.role_prefix)
-        pulumi.export("read_only_roles", described.read_only_roles)
-        pulumi.export("connection_limits", described.connection_limits)
+        pulumi.export(StackOutput.HOST, described.host)
+        pulumi.export(StackOutput.PORT, described.port)
+        pulumi.export(StackOutput.SSLMODE, described.sslmode)
+        pulumi.export(StackOutput.DATABASES, described.databases)
+        pulumi.export(StackOutput.ROLE_PREFIX, described.role_prefix)
+        pulumi.export(StackOutput.READ_ONLY_ROLES, described.read_only_roles)
+        pulumi.export(StackOutput.CONNECTION_LIMITS, described.connection_limits)
         logs_url = make_url(described.migrator_url(DatabaseKey.LOGS))
         partitions = LogMaintenance(
             "logs-partitions",
@@ -66,10 +67,10 @@ def contract_program(described: DeployedStack) -> driver.Program:
             ),
             opts=pulumi.ResourceOptions(depends_on=[runs[DatabaseKey.LOGS]]),
         )
-        pulumi.export("migration_revisions", {key.value: run.revision for key, run in runs.items()})
-        pulumi.export("connection_urls", pulumi.Output.secret(described.connection_urls))
-        pulumi.export("log_partitions", {"created": partitions.created, "dropped": partitions.dropped})
-        pulumi.export("log_lifecycle", described.log_lifecycle)
+        pulumi.export(StackOutput.MIGRATION_REVISIONS, {key.value: run.revision for key, run in runs.items()})
+        pulumi.export(StackOutput.CONNECTION_URLS, pulumi.Output.secret(described.connection_urls))
+        pulumi.export(StackOutput.LOG_PARTITIONS, {"created": partitions.created, "dropped": partitions.dropped})
+        pulumi.export(StackOutput.LOG_LIFECYCLE, described.log_lifecycle)
 
     return program
 
