@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from fixtures.cluster import Deployment
@@ -40,33 +42,39 @@ def tree_with_index_revision(tmp_path: Path) -> Path:
     return tree
 
 
-def test_an_index_revision_builds_on_every_partition_while_a_writer_inserts(
-    migrated: Deployment, logs_target: runner.Target, tmp_path: Path
-) -> None:
-    writer = migrated.names.of("logs_writer")
+@contextmanager
+def writer_inserting(deployment: Deployment, lock_timeout: str) -> Iterator[list[BaseException]]:
+    """The logs writer inserting into system_logs until the block ends; yields the errors it met."""
     failures: list[BaseException] = []
     stop = threading.Event()
 
     def write() -> None:
-        with migrated.connect_as(writer, DatabaseKey.LOGS) as logs:
-            logs.execute("SET lock_timeout = '1s'")
+        with deployment.connect_as(deployment.names.of("logs_writer"), DatabaseKey.LOGS) as logs:
+            logs.execute(f"SET lock_timeout = '{lock_timeout}'")
             while not stop.is_set():
                 try:
                     logs.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'w', 'x')")
-                except BaseException as error:  # asserted below
+                except BaseException as error:  # asserted by the caller
                     failures.append(error)
                     return
 
     thread = threading.Thread(target=write)
     thread.start()
     try:
-        target = runner.Target(
-            logs_target.tree, logs_target.url, logs_target.expected_database, tree_with_index_revision(tmp_path)
-        )
-        assert runner.upgrade(target).applied == ("logs_9990",)
+        yield failures
     finally:
         stop.set()
         thread.join(timeout=30)
+
+
+def test_an_index_revision_builds_on_every_partition_while_a_writer_inserts(
+    migrated: Deployment, logs_target: runner.Target, tmp_path: Path
+) -> None:
+    target = runner.Target(
+        logs_target.tree, logs_target.url, logs_target.expected_database, tree_with_index_revision(tmp_path)
+    )
+    with writer_inserting(migrated, "1s") as failures:
+        assert runner.upgrade(target).applied == ("logs_9990",)
     assert failures == []
     with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as logs:
         assert catalog.invalid_indexes(logs) == set()
@@ -92,27 +100,8 @@ def test_its_downgrade_drops_the_index_from_the_parent_and_every_partition_while
         logs_target.tree, logs_target.url, logs_target.expected_database, tree_with_index_revision(tmp_path)
     )
     runner.upgrade(target)
-    writer = migrated.names.of("logs_writer")
-    failures: list[BaseException] = []
-    stop = threading.Event()
-
-    def write() -> None:
-        with migrated.connect_as(writer, DatabaseKey.LOGS) as logs:
-            logs.execute("SET lock_timeout = '2s'")
-            while not stop.is_set():
-                try:
-                    logs.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'w', 'x')")
-                except BaseException as error:  # asserted below
-                    failures.append(error)
-                    return
-
-    thread = threading.Thread(target=write)
-    thread.start()
-    try:
+    with writer_inserting(migrated, "2s") as failures:
         runner.downgrade(target, runner.head_revision(runner.tree_named("logs")))
-    finally:
-        stop.set()
-        thread.join(timeout=30)
     assert failures == []
     with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as logs:
         left = logs.execute(
