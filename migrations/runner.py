@@ -62,11 +62,15 @@ def alembic_config(target: Target) -> Config:
     return config
 
 
-def head_revision(tree: Tree, script_location: Path | None = None) -> str:
+def _scripts(tree: Tree, script_location: Path | None) -> ScriptDirectory:
     config = Config(str(ALEMBIC_INI), ini_section=tree.key)
     if script_location is not None:
         config.set_main_option("script_location", str(script_location))
-    heads = ScriptDirectory.from_config(config).get_heads()
+    return ScriptDirectory.from_config(config)
+
+
+def head_revision(tree: Tree, script_location: Path | None = None) -> str:
+    heads = _scripts(tree, script_location).get_heads()
     if len(heads) != 1:
         raise RuntimeError(f"the {tree.key} tree has {len(heads)} heads ({', '.join(heads)}): merge them first.")
     return heads[0]
@@ -74,10 +78,7 @@ def head_revision(tree: Tree, script_location: Path | None = None) -> str:
 
 def revisions_in_order(tree: Tree, script_location: Path | None = None) -> list[str]:
     """Every revision of the tree, from the first to the head."""
-    config = Config(str(ALEMBIC_INI), ini_section=tree.key)
-    if script_location is not None:
-        config.set_main_option("script_location", str(script_location))
-    return [revision.revision for revision in reversed(list(ScriptDirectory.from_config(config).walk_revisions()))]
+    return [revision.revision for revision in reversed(list(_scripts(tree, script_location).walk_revisions()))]
 
 
 def current_revision(target: Target) -> str | None:

@@ -32,16 +32,12 @@ class RevisionShape:
     """The scratch database after upgrading to this revision; its version table is left out."""
 
 
-def revisions_in_order(target: runner.Target) -> list[str]:
-    return runner.revisions_in_order(target.tree, target.script_location)
-
-
 def revision_shapes(admin: AdminAccess, tree: Tree) -> list[RevisionShape]:
     """The shape after each revision of `tree`, oldest first."""
     shapes = []
     with _scratch_database(admin, tree) as database:
         target = runner.Target(tree, admin.url(database), database, copy_location(tree.key))
-        for revision in revisions_in_order(target):
+        for revision in runner.revisions_in_order(tree, target.script_location):
             runner.upgrade(target, revision)
             with admin.connect(database) as connection:
                 shapes.append(RevisionShape(revision, read_database(connection)))
