@@ -20,6 +20,7 @@ from bench.stats import Spread
 from fixtures.cluster import Deployment, Server, drop_deployment
 from ops import paths
 from ops.commands import cli
+from ops.commands.docs import between_markers
 
 README_BEGIN, README_END = "<!-- bench:begin (scripts/bench) -->", "<!-- bench:end -->"
 # Its own block: `python -m bench.log_lifecycle` measures the lifecycle alone and renders only this one.
@@ -345,9 +346,7 @@ def goals_line(cost: dict[str, Any]) -> str:
 
 def update_readme(text: str, begin: str = README_BEGIN, end_marker: str = README_END) -> None:
     readme = paths.REPO_ROOT / "README.md"
-    content = readme.read_text()
-    start, end = content.index(begin) + len(begin), content.index(end_marker)
-    readme.write_text(f"{content[:start]}\n{text}\n{content[end:]}")
+    readme.write_text(between_markers(readme.read_text(), begin, end_marker, text))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -112,19 +112,27 @@ GENERATED = (
 )
 
 
+DOCUMENTS = tuple(dict.fromkeys(part.path for part in GENERATED))
+
+
+def between_markers(text: str, begin: str, end: str, body: str) -> str:
+    """`text` with what stands between its two markers replaced by `body` (every generated part of a
+    document is written this way: here, by the suite's fault table and by the benchmarks)."""
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    return f"{text[:start]}\n{body}\n{text[stop:]}"
+
+
 def rendered(path: Path) -> str:
     """The document with each of its generated parts rendered anew."""
     text = path.read_text()
     for part in GENERATED:
         if part.path == path:
-            start, end = text.index(part.begin) + len(part.begin), text.index(part.end)
-            text = f"{text[:start]}\n{part.render()}\n{text[end:]}"
+            text = between_markers(text, part.begin, part.end, part.render())
     return text
 
 
 def stale() -> list[Path]:
-    documents = dict.fromkeys(part.path for part in GENERATED)
-    return [path for path in documents if path.read_text() != rendered(path)]
+    return [path for path in DOCUMENTS if path.read_text() != rendered(path)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"{', '.join(out_of_date)} stale: run scripts/docs.", ExitCode.VERIFY_FAILED)
         print("the generated parts of the docs are up to date", file=sys.stderr)
         return ExitCode.OK
-    for path in dict.fromkeys(part.path for part in GENERATED):
+    for path in DOCUMENTS:
         path.write_text(rendered(path))
     print(
         f"rendered the privilege matrix and the exit codes ({', '.join(out_of_date) or 'no change'})", file=sys.stderr

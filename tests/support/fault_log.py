@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from ops.commands.docs import between_markers
 from ops.paths import REPO_ROOT
 
 FAULT_REPORT = REPO_ROOT / "reports" / "faults.json"
@@ -171,7 +172,5 @@ def render_faults() -> None:
     if problem is not None or report is None:
         print(f"{where} left as it was: {problem}", file=sys.stderr)
         return
-    text = FAULTS.read_text()
-    start, end = text.index(FAULTS_BEGIN) + len(FAULTS_BEGIN), text.index(FAULTS_END)
-    FAULTS.write_text(f"{text[:start]}\n{render_fault_table(report)}\n{text[end:]}")
+    FAULTS.write_text(between_markers(FAULTS.read_text(), FAULTS_BEGIN, FAULTS_END, render_fault_table(report)))
     print(f"rendered the fault table into {where} from the last run of the suite", file=sys.stderr)
