@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from fixtures.cluster import Server
-from fixtures.legacy import LegacyDeployment, build_legacy
+from fixtures.legacy import LegacyDatabases, build_legacy
 from model.names import DatabaseKey
 from ops.adoption.catalog import read_database
 from ops.adoption.move import MoveSpec, move_table, spec_for
@@ -44,7 +44,7 @@ def measure(server: Server, rows: int) -> MoveRun:
         legacy.drop()
 
 
-def _spec(legacy: LegacyDeployment, admin: AdminAccess) -> MoveSpec:
+def _spec(legacy: LegacyDatabases, admin: AdminAccess) -> MoveSpec:
     main, logs = legacy.databases[DatabaseKey.MAIN], legacy.databases[DatabaseKey.LOGS]
     with admin.connect(main) as connection:
         return spec_for(read_database(connection).tables["system_logs"], main, logs)

@@ -23,7 +23,7 @@ import yaml
 from psycopg import sql
 
 from bench.stats import Spread
-from fixtures.cluster import Deployment, Server, drop_deployment, login_roles
+from fixtures.cluster import ProvisionedDatabases, Server, drop_provisioned, login_roles
 from fixtures.plain_sql import provisioning_statements
 from fixtures.project_stack import ProjectStack, cleanup, project_folder, project_stack
 from migrations.shared.heads import declared_head, default_location
@@ -37,7 +37,7 @@ SHIPPED_LOGS_TABLES = 2  # system_logs and llm_logs; each variant checks the cou
 @dataclass(frozen=True)
 class Variant:
     label: str
-    extra_roles: int = 0
+    read_only_roles: int = 0
     logs_tables: int = SHIPPED_LOGS_TABLES
 
 
@@ -87,7 +87,7 @@ def floor_project(folder: Path) -> ProjectStack:
 
 
 def variant_stack(folder: Path, variant: Variant) -> ProjectStack:
-    readers = [{"name": f"{PREFIX}_reader_{n}", "database": "logs"} for n in range(variant.extra_roles)]
+    readers = [{"name": f"{PREFIX}_reader_{n}", "database": "logs"} for n in range(variant.read_only_roles)]
     (folder / "project").mkdir()
     stack = project_stack(folder / "project", "bench", PREFIX, readOnlyRoles=readers)
     if variant.logs_tables != SHIPPED_LOGS_TABLES:
@@ -206,5 +206,5 @@ def plain_sql_provisioning(server: Server, repeats: int) -> Spread:
             env={"PGPASSWORD": connection.password, "PATH": "/usr/bin:/bin"},
         )
         samples.append(time.perf_counter() - started)
-        drop_deployment(Deployment(server, names, databases, passwords))
+        drop_provisioned(ProvisionedDatabases(server, names, databases, passwords))
     return Spread.of(samples)

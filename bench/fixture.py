@@ -1,4 +1,4 @@
-"""A deployment for the benchmarks on the embedded server, with a few million log rows."""
+"""Databases for the benchmarks on the embedded server, with a few million log rows."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from fixtures.cluster import Deployment, Server, drop_deployment, provision_with_sql
+from fixtures.cluster import ProvisionedDatabases, Server, drop_provisioned, provision_with_sql
 from migrations import runner
-from migrations.shared.tree import LOGS
 from model.names import DatabaseKey, RoleNames
 from ops.localpg import embedded
 
@@ -23,18 +22,16 @@ class Sizes:
     llm_logs: int = 1_000_000
 
 
-def logs_target(deployment: Deployment) -> runner.Target:
-    return runner.Target(LOGS, deployment.migrator_url(DatabaseKey.LOGS), deployment.databases[DatabaseKey.LOGS])
-
-
-def fresh_deployment(sizes: Sizes) -> Deployment:
+def loaded_logs_database(sizes: Sizes) -> ProvisionedDatabases:
     """Provision from scratch, migrate the logs tree to just before its index revision, load rows."""
     server = Server(embedded.start())
-    drop_deployment(Deployment(server, RoleNames(PREFIX), {key: f"{PREFIX}_{key}" for key in DatabaseKey}, {}))
-    deployment = provision_with_sql(server, PREFIX)
-    runner.upgrade(logs_target(deployment), "logs_0002")
-    with server.connect(deployment.databases[DatabaseKey.LOGS]) as logs:
-        logs.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(deployment.names.owner(DatabaseKey.LOGS))))
+    drop_provisioned(
+        ProvisionedDatabases(server, RoleNames(PREFIX), {key: f"{PREFIX}_{key}" for key in DatabaseKey}, {})
+    )
+    provisioned = provision_with_sql(server, PREFIX)
+    runner.upgrade(provisioned.migration_target(DatabaseKey.LOGS), "logs_0002")
+    with server.connect(provisioned.databases[DatabaseKey.LOGS]) as logs:
+        logs.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(provisioned.names.owner(DatabaseKey.LOGS))))
         logs.execute(
             "INSERT INTO system_logs (created_at, level, component, message, error_type, request_id) "
             f"SELECT now() - random() * interval '30 days', ({LEVELS})[1 + i % 10], 'component_' || (i % 20), "
@@ -52,4 +49,4 @@ def fresh_deployment(sizes: Sizes) -> Deployment:
         )
         logs.execute("RESET ROLE")
         logs.execute("VACUUM ANALYZE system_logs, llm_logs")
-    return deployment
+    return provisioned

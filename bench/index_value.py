@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import psycopg
 
 from bench.stats import Spread
-from fixtures.cluster import Deployment
+from fixtures.cluster import ProvisionedDatabases
 from model.names import DatabaseKey
 
 # The admin pages' queries the indexes exist for.
@@ -39,8 +39,8 @@ class QueryTiming:
     plan_indexes: tuple[str, ...]
 
 
-def reader(deployment: Deployment) -> psycopg.Connection:
-    return deployment.connect_as(deployment.names.of("logs_reader"), DatabaseKey.LOGS)
+def reader(provisioned: ProvisionedDatabases) -> psycopg.Connection:
+    return provisioned.connect_as(provisioned.names.of("logs_reader"), DatabaseKey.LOGS)
 
 
 def indexes_in_plan(plan: object) -> list[str]:
@@ -52,9 +52,9 @@ def indexes_in_plan(plan: object) -> list[str]:
     return []
 
 
-def time_queries(deployment: Deployment, repeats: int) -> dict[str, QueryTiming]:
+def time_queries(provisioned: ProvisionedDatabases, repeats: int) -> dict[str, QueryTiming]:
     timings: dict[str, QueryTiming] = {}
-    with reader(deployment) as connection:
+    with reader(provisioned) as connection:
         for label, query in ADMIN_QUERIES.items():
             connection.execute(query).fetchall()  # warm the cache: we compare plans, not disk reads
             samples = []

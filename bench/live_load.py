@@ -15,9 +15,8 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from psycopg import sql
 
-from bench.fixture import logs_target
 from bench.pgbench import RATE_PER_S, Latencies, WriterLoad
-from fixtures.cluster import Deployment
+from fixtures.cluster import ProvisionedDatabases
 from migrations import runner
 from migrations.shared.concurrent_index import ConcurrentIndex
 from migrations.shared.tree import LOGS
@@ -43,56 +42,58 @@ def index_revision_indexes() -> tuple[ConcurrentIndex, ...]:
     return tuple(revision.module.INDEXES)
 
 
-def writer_load(deployment: Deployment, seconds: float, rate_per_s: int | None = RATE_PER_S) -> WriterLoad:
-    role = deployment.names.of("logs_writer")
-    connection = deployment.server.connection
-    database = deployment.databases[DatabaseKey.LOGS]
-    password = deployment.passwords[role]
+def writer_load(provisioned: ProvisionedDatabases, seconds: float, rate_per_s: int | None = RATE_PER_S) -> WriterLoad:
+    role = provisioned.names.of("logs_writer")
+    connection = provisioned.server.connection
+    database = provisioned.databases[DatabaseKey.LOGS]
+    password = provisioned.passwords[role]
     return WriterLoad(connection.host, connection.port, database, role, password, seconds, rate_per_s)
 
 
-def project_build(deployment: Deployment) -> None:
-    runner.upgrade(logs_target(deployment), "logs_0003")
+def project_build(provisioned: ProvisionedDatabases) -> None:
+    runner.upgrade(provisioned.migration_target(DatabaseKey.LOGS), "logs_0003")
 
 
-def plain_build(deployment: Deployment) -> None:
-    with deployment.server.connect(deployment.databases[DatabaseKey.LOGS], autocommit=False) as logs:
-        logs.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(deployment.names.owner(DatabaseKey.LOGS))))
+def plain_build(provisioned: ProvisionedDatabases) -> None:
+    with provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS], autocommit=False) as logs:
+        logs.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(provisioned.names.owner(DatabaseKey.LOGS))))
         for index in index_revision_indexes():
             create = sql.SQL("CREATE INDEX {} ON {} ").format(sql.Identifier(index.name), sql.Identifier(index.table))
             logs.execute(sql.Composed([create, sql.SQL(index.definition)]))
         logs.commit()
 
 
-def reset(deployment: Deployment) -> None:
+def reset(provisioned: ProvisionedDatabases) -> None:
     """Back to logs_0002 with no secondary index, whichever way they were built."""
-    with deployment.server.connect(deployment.databases[DatabaseKey.LOGS]) as logs:
+    with provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS]) as logs:
         for index in index_revision_indexes():
             logs.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index.name)))
         logs.execute("UPDATE alembic_version_logs SET version_num = 'logs_0002'")
 
 
-def under_load(deployment: Deployment, build: Callable[[Deployment], None], seconds: float) -> Window:
+def under_load(
+    provisioned: ProvisionedDatabases, build: Callable[[ProvisionedDatabases], None], seconds: float
+) -> Window:
     """Writers for `seconds`; the build starts LEAD_S in. Latencies of the inserts due during the build."""
-    with writer_load(deployment, seconds) as load:
+    with writer_load(provisioned, seconds) as load:
         time.sleep(LEAD_S)
         started = time.time()
-        build(deployment)
+        build(provisioned)
         finished = time.time()
     overran = finished - started > seconds - LEAD_S - TAIL_S
     return Window(load.latencies(started, finished), finished - started, overran)
 
 
-def idle(deployment: Deployment, seconds: float, rate_per_s: int | None = RATE_PER_S) -> Latencies:
-    with writer_load(deployment, seconds, rate_per_s) as load:
+def idle(provisioned: ProvisionedDatabases, seconds: float, rate_per_s: int | None = RATE_PER_S) -> Latencies:
+    with writer_load(provisioned, seconds, rate_per_s) as load:
         pass
     return load.latencies()
 
 
-def idle_build_seconds(deployment: Deployment) -> float:
+def idle_build_seconds(provisioned: ProvisionedDatabases) -> float:
     """How long the project's revision takes with no writers: sizes the idle baseline's duration."""
     started = time.monotonic()
-    project_build(deployment)
+    project_build(provisioned)
     elapsed = time.monotonic() - started
-    reset(deployment)
+    reset(provisioned)
     return elapsed

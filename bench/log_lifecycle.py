@@ -33,10 +33,10 @@ from psycopg import sql
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import NullPool
 
-from bench.fixture import LEVELS, MODELS, logs_target
+from bench.fixture import LEVELS, MODELS
 from bench.pgbench import Latencies, WriterLoad
 from bench.stats import percentile
-from fixtures.cluster import Deployment
+from fixtures.cluster import ProvisionedDatabases
 from infra.settings import default_log_lifecycle
 from migrations import runner
 from migrations.shared import partitions
@@ -102,21 +102,21 @@ class Conversion:
     writers: Latencies
 
 
-def owner_session(deployment: Deployment) -> psycopg.Connection:
-    connection = deployment.server.connect(deployment.databases[DatabaseKey.LOGS])
-    connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(deployment.names.owner(DatabaseKey.LOGS))))
+def owner_session(provisioned: ProvisionedDatabases) -> psycopg.Connection:
+    connection = provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS])
+    connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(provisioned.names.owner(DatabaseKey.LOGS))))
     connection.execute("SET TIME ZONE 'UTC'")
     return connection
 
 
 @contextmanager
-def owner_engine_connection(deployment: Deployment) -> Iterator[Connection]:
+def owner_engine_connection(provisioned: ProvisionedDatabases) -> Iterator[Connection]:
     """An autocommit SQLAlchemy connection as the owner: what maintenance and the index helper run on."""
-    engine = create_engine(deployment.server.url(deployment.databases[DatabaseKey.LOGS]), poolclass=NullPool)
+    engine = create_engine(provisioned.server.url(provisioned.databases[DatabaseKey.LOGS]), poolclass=NullPool)
     try:
         with engine.connect() as connection:
             autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
-            owner = sql.Identifier(deployment.names.owner(DatabaseKey.LOGS))
+            owner = sql.Identifier(provisioned.names.owner(DatabaseKey.LOGS))
             partitions.run(autocommit, sql.SQL("SET ROLE {}").format(owner).as_string())
             partitions.utc_session(autocommit)
             yield autocommit
@@ -124,10 +124,10 @@ def owner_engine_connection(deployment: Deployment) -> Iterator[Connection]:
         engine.dispose()
 
 
-def build_tables(deployment: Deployment, sizes: Sizes) -> None:
+def build_tables(provisioned: ProvisionedDatabases, sizes: Sizes) -> None:
     """The same generated rows in a daily-partitioned table and a plain one, each with the review's indexes."""
     now = datetime.now(UTC)
-    with owner_session(deployment) as logs:
+    with owner_session(provisioned) as logs:
         drop_tables(logs)
         # With the identity: the writers insert without an id, as the log worker does.
         like = "(LIKE system_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED INCLUDING IDENTITY)"
@@ -184,8 +184,8 @@ def premade_until(now: datetime) -> datetime:
     return now + timedelta(days=default_log_lifecycle().premake_days)
 
 
-def partition_count(deployment: Deployment, table: str) -> int:
-    with deployment.server.connect(deployment.databases[DatabaseKey.LOGS]) as logs:
+def partition_count(provisioned: ProvisionedDatabases, table: str) -> int:
+    with provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS]) as logs:
         return _scalar(logs, f"SELECT count(*) FROM pg_partition_tree('{table}') WHERE isleaf")
 
 
@@ -194,12 +194,12 @@ def drop_tables(logs: psycopg.Connection) -> None:
         logs.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def writers(deployment: Deployment, table: str, seconds: float) -> WriterLoad:
-    role = deployment.names.of("logs_writer")
-    connection = deployment.server.connection
-    database = deployment.databases[DatabaseKey.LOGS]
+def writers(provisioned: ProvisionedDatabases, table: str, seconds: float) -> WriterLoad:
+    role = provisioned.names.of("logs_writer")
+    connection = provisioned.server.connection
+    database = provisioned.databases[DatabaseKey.LOGS]
     return WriterLoad(
-        connection.host, connection.port, database, role, deployment.passwords[role], seconds, table=table
+        connection.host, connection.port, database, role, provisioned.passwords[role], seconds, table=table
     )
 
 
@@ -221,11 +221,13 @@ def _wal(logs: psycopg.Connection) -> int:
     return _scalar(logs, "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
 
 
-def measure_cleanup(deployment: Deployment, table: str, seconds: float, remove: Callable[[], None]) -> Cleanup:
+def measure_cleanup(
+    provisioned: ProvisionedDatabases, table: str, seconds: float, remove: Callable[[], None]
+) -> Cleanup:
     """Writers on `table` for `seconds`; `remove` runs LEAD_S in. WAL and size around it."""
-    with deployment.server.connect(deployment.databases[DatabaseKey.LOGS]) as logs:
+    with provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS]) as logs:
         logs.execute("CHECKPOINT")
-        with writers(deployment, table, seconds) as load:
+        with writers(provisioned, table, seconds) as load:
             time.sleep(LEAD_S)
             size_before, wal_before = _size(logs, table), _wal(logs)
             started = time.time()
@@ -237,25 +239,25 @@ def measure_cleanup(deployment: Deployment, table: str, seconds: float, remove: 
     )
 
 
-def retention(deployment: Deployment, sizes: Sizes, seconds: float) -> dict[str, Cleanup]:
+def retention(provisioned: ProvisionedDatabases, sizes: Sizes, seconds: float) -> dict[str, Cleanup]:
     cutoff = datetime.now(UTC) - timedelta(days=sizes.days - sizes.dropped_days)
 
     def drop_partitions() -> None:
-        with owner_engine_connection(deployment) as connection:
+        with owner_engine_connection(provisioned) as connection:
             dropped = partitions.drop_older_than(connection, PARTITIONED, cutoff)
         assert len(dropped) >= sizes.dropped_days, dropped
 
     def delete_and_vacuum() -> None:
-        with owner_session(deployment) as logs:
+        with owner_session(provisioned) as logs:
             logs.execute(f"DELETE FROM {PLAIN} WHERE created_at < %s", (cutoff,))
             logs.execute("RESET ROLE")
             logs.execute(f"VACUUM {PLAIN}")
 
     return {
         "DROP of whole partitions (DETACH CONCURRENTLY)": measure_cleanup(
-            deployment, PARTITIONED, seconds, drop_partitions
+            provisioned, PARTITIONED, seconds, drop_partitions
         ),
-        "DELETE of the same rows, then VACUUM": measure_cleanup(deployment, PLAIN, seconds, delete_and_vacuum),
+        "DELETE of the same rows, then VACUUM": measure_cleanup(provisioned, PLAIN, seconds, delete_and_vacuum),
     }
 
 
@@ -293,10 +295,10 @@ QUERIES = {
 PARTITIONED_OF = {PLAIN: PARTITIONED, LLM_PLAIN: LLM_PARTITIONED}
 
 
-def queries(deployment: Deployment, repeats: int) -> dict[str, dict[str, QueryLatency]]:
+def queries(provisioned: ProvisionedDatabases, repeats: int) -> dict[str, dict[str, QueryLatency]]:
     """p50 and p99 of each admin query as the reader, on the plain and the partitioned table."""
     measured: dict[str, dict[str, QueryLatency]] = {}
-    with deployment.connect_as(deployment.names.of("logs_reader"), DatabaseKey.LOGS) as reader:
+    with provisioned.connect_as(provisioned.names.of("logs_reader"), DatabaseKey.LOGS) as reader:
         for label, (plain, query) in QUERIES.items():
             measured[label] = {}
             for kind, table in (("unpartitioned", plain), ("partitioned", PARTITIONED_OF[plain])):
@@ -312,12 +314,12 @@ def queries(deployment: Deployment, repeats: int) -> dict[str, dict[str, QueryLa
     return measured
 
 
-def index_builds(deployment: Deployment, seconds: float) -> dict[str, Build]:
+def index_builds(provisioned: ProvisionedDatabases, seconds: float) -> dict[str, Build]:
     """An index revision's build with writers on the same table: partitioned, then plain; and idle writers."""
 
     def build(table: str) -> Callable[[], None]:
         def run() -> None:
-            with owner_engine_connection(deployment) as connection:
+            with owner_engine_connection(provisioned) as connection:
                 connection.commit()  # Alembic's autocommit block wants no transaction of ours open
                 context = MigrationContext.configure(connection)
                 with Operations.context(context):
@@ -326,11 +328,11 @@ def index_builds(deployment: Deployment, seconds: float) -> dict[str, Build]:
         return run
 
     results = {
-        "idle": Build(0.0, idle(deployment, PARTITIONED, seconds)),
-        "no build, one core kept busy": Build(0.0, one_core_busy(deployment, PARTITIONED, seconds)),
+        "idle": Build(0.0, idle(provisioned, PARTITIONED, seconds)),
+        "no build, one core kept busy": Build(0.0, one_core_busy(provisioned, PARTITIONED, seconds)),
     }
     for label, table in (("partitioned (per partition)", PARTITIONED), ("unpartitioned (CONCURRENTLY)", PLAIN)):
-        with writers(deployment, table, seconds) as load:
+        with writers(provisioned, table, seconds) as load:
             time.sleep(LEAD_S)
             started = time.time()
             build(table)()
@@ -339,19 +341,19 @@ def index_builds(deployment: Deployment, seconds: float) -> dict[str, Build]:
     return results
 
 
-def idle(deployment: Deployment, table: str, seconds: float) -> Latencies:
-    with writers(deployment, table, seconds) as load:
+def idle(provisioned: ProvisionedDatabases, table: str, seconds: float) -> Latencies:
+    with writers(provisioned, table, seconds) as load:
         pass
     return load.latencies()
 
 
-def one_core_busy(deployment: Deployment, table: str, seconds: float) -> Latencies:
+def one_core_busy(provisioned: ProvisionedDatabases, table: str, seconds: float) -> Latencies:
     """Writers beside a loop that keeps one core busy and takes no lock: a serial index build's share of
     this 2-core machine (server, writers and pgbench included), so that the build's own cost can be told
     from the CPU it takes away."""
     spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        with writers(deployment, table, seconds) as load:
+        with writers(provisioned, table, seconds) as load:
             pass
     finally:
         spin.kill()
@@ -372,24 +374,24 @@ class _SwapTimes(logging.Handler):
             self.held_ms.append(float(held))
 
 
-def conversion(deployment: Deployment, seconds: float) -> Conversion:
+def conversion(provisioned: ProvisionedDatabases, seconds: float) -> Conversion:
     """logs_0004 on the bench deployment (logs_0003, millions of rows) with writers; then the floor."""
-    with deployment.server.connect(deployment.databases[DatabaseKey.LOGS]) as logs:
+    with provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS]) as logs:
         rows_before = _scalar(logs, "SELECT count(*) FROM system_logs")
     swaps = _SwapTimes()
     logger = logging.getLogger("migrations.shared.partition_conversion")
     logger.addHandler(swaps)
     logger.setLevel(logging.INFO)
     try:
-        with writers(deployment, "system_logs", seconds) as load:
+        with writers(provisioned, "system_logs", seconds) as load:
             time.sleep(LEAD_S)
             started = time.time()
-            runner.upgrade(logs_target(deployment), "logs_0004")
+            runner.upgrade(provisioned.migration_target(DatabaseKey.LOGS), "logs_0004")
             finished = time.time()
     finally:
         logger.removeHandler(swaps)
     latencies = load.latencies(started, finished)
-    with deployment.server.connect(deployment.databases[DatabaseKey.LOGS]) as logs:
+    with provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS]) as logs:
         rows_after = _scalar(logs, "SELECT count(*) FROM system_logs")
         written = len(load.latencies().values_ms)
         floor = copy_floor(logs)
@@ -425,23 +427,23 @@ GOAL_LESS_WAL = 100.0
 GOAL_BUILD_P99_OVER_IDLE = 2.0
 
 
-def measure(deployment: Deployment, sizes: Sizes, repeats: int, writer_s: float = 60.0) -> dict[str, Any]:
+def measure(provisioned: ProvisionedDatabases, sizes: Sizes, repeats: int, writer_s: float = 60.0) -> dict[str, Any]:
     """(a), (b), (c) on a pair of generated tables, then (d) on the deployment's own tables (left at head).
 
     Writers run `writer_s` around each of (a) and (c), four times that around (d): about 10 minutes
     of writers in all at the default, besides loading the rows.
     """
     print(f"bench: log lifecycle, {sizes.rows:,} rows over {sizes.days} days", file=sys.stderr, flush=True)
-    build_tables(deployment, sizes)
+    build_tables(provisioned, sizes)
     try:
-        cleanup = retention(deployment, sizes, seconds=writer_s)
-        queried = {table: partition_count(deployment, table) for table in (PARTITIONED, LLM_PARTITIONED)}
-        latency = queries(deployment, repeats)
-        builds = index_builds(deployment, seconds=writer_s)
+        cleanup = retention(provisioned, sizes, seconds=writer_s)
+        queried = {table: partition_count(provisioned, table) for table in (PARTITIONED, LLM_PARTITIONED)}
+        latency = queries(provisioned, repeats)
+        builds = index_builds(provisioned, seconds=writer_s)
     finally:
-        with deployment.server.connect(deployment.databases[DatabaseKey.LOGS]) as logs:
+        with provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS]) as logs:
             drop_tables(logs)
-    converted = conversion(deployment, seconds=4 * writer_s)  # longer than the conversion of 3M + 1M rows takes
+    converted = conversion(provisioned, seconds=4 * writer_s)  # longer than the conversion of 3M + 1M rows takes
     return {"sizes": asdict(sizes), "queried_partitions": queried, **report(cleanup, latency, builds, converted)}
 
 
@@ -525,17 +527,17 @@ def main(argv: list[str] | None = None) -> int:
     import json
 
     from bench import fixture, run
-    from fixtures.cluster import drop_deployment
+    from fixtures.cluster import drop_provisioned
     from ops import paths
 
     quick = "--quick" in (sys.argv[1:] if argv is None else argv)
-    deployment = fixture.fresh_deployment(fixture.Sizes(200_000, 50_000) if quick else fixture.Sizes())
+    provisioned = fixture.loaded_logs_database(fixture.Sizes(200_000, 50_000) if quick else fixture.Sizes())
     try:
-        runner.upgrade(logs_target(deployment), "logs_0003")
+        runner.upgrade(provisioned.migration_target(DatabaseKey.LOGS), "logs_0003")
         sizes = Sizes(300_000, llm_rows=50_000) if quick else Sizes()
-        results = measure(deployment, sizes, 20 if quick else 200, 15.0 if quick else 60.0)
+        results = measure(provisioned, sizes, 20 if quick else 200, 15.0 if quick else 60.0)
     finally:
-        drop_deployment(deployment)
+        drop_provisioned(provisioned)
     results["date"] = time.strftime("%Y-%m-%d")
     reports = paths.REPO_ROOT / "reports"
     reports.mkdir(exist_ok=True)

@@ -17,7 +17,7 @@ from typing import Any
 from bench import adoption_move, deploy_cost, fixture, index_value, live_load, log_lifecycle
 from bench.pgbench import Latencies
 from bench.stats import Spread
-from fixtures.cluster import Deployment, Server, drop_deployment
+from fixtures.cluster import ProvisionedDatabases, Server, drop_provisioned
 from ops import paths
 from ops.commands import cli
 from ops.commands.docs import between_markers
@@ -34,8 +34,8 @@ def fmt(spread: Spread, unit: str, digits: int = 1) -> str:
 
 VARIANTS = (
     deploy_cost.Variant("dev stack"),
-    deploy_cost.Variant("dev stack, 10 extra read-only roles", extra_roles=10),
-    deploy_cost.Variant("dev stack, 30 extra read-only roles", extra_roles=30),
+    deploy_cost.Variant("dev stack, 10 extra read-only roles", read_only_roles=10),
+    deploy_cost.Variant("dev stack, 30 extra read-only roles", read_only_roles=30),
     deploy_cost.Variant("dev stack, 5 tables in the logs tree", logs_tables=5),
     deploy_cost.Variant("dev stack, 100 tables in the logs tree", logs_tables=100),
     deploy_cost.Variant("dev stack, 500 tables in the logs tree", logs_tables=500),
@@ -111,7 +111,7 @@ def growth_rows(measured: dict[str, deploy_cost.Measured]) -> list[tuple[str, ..
         cold_ms, noop_ms = per_added_resource(dev, grown)
         rows.append(
             (
-                f"+{grown.variant.extra_roles} read-only roles (+{grown.resources - dev.resources} resources)",
+                f"+{grown.variant.read_only_roles} read-only roles (+{grown.resources - dev.resources} resources)",
                 f"{cold_ms:.1f} ms per resource",
                 f"{noop_ms:.1f} ms per resource",
                 f"{grown.noop.ratio_to(dev.noop):.2f}x",
@@ -130,23 +130,23 @@ def growth_rows(measured: dict[str, deploy_cost.Measured]) -> list[tuple[str, ..
     return rows
 
 
-def measure_live_load(deployment: Deployment, runs: int) -> dict[str, Any]:
-    build_s = live_load.idle_build_seconds(deployment)
+def measure_live_load(provisioned: ProvisionedDatabases, runs: int) -> dict[str, Any]:
+    build_s = live_load.idle_build_seconds(provisioned)
     # Writers run well past the build: a build slowed by the writers must still end while they write.
     seconds = live_load.LEAD_S + max(10.0, 4 * build_s) + live_load.TAIL_S
     scenarios: dict[str, list[dict[str, float]]] = {"idle": [], "project (CONCURRENTLY)": [], "plain CREATE INDEX": []}
     for _ in range(runs):
-        idle = live_load.idle(deployment, seconds)
+        idle = live_load.idle(provisioned, seconds)
         scenarios["idle"].append(summary(idle))
         for label, build in (
             ("project (CONCURRENTLY)", live_load.project_build),
             ("plain CREATE INDEX", live_load.plain_build),
         ):
-            window = live_load.under_load(deployment, build, seconds)
+            window = live_load.under_load(provisioned, build, seconds)
             scenarios[label].append(
                 {**summary(window.latencies), "build_s": window.build_seconds, "overran": window.overran}
             )
-            live_load.reset(deployment)
+            live_load.reset(provisioned)
     idle_p99 = Spread.of([run["p99_ms"] for run in scenarios["idle"]])
     rows = []
     for label, results in scenarios.items():
@@ -183,17 +183,17 @@ def summary(latencies: Latencies) -> dict[str, float]:
     }
 
 
-def measure_index_value(deployment: Deployment, runs: int, repeats: int) -> dict[str, Any]:
+def measure_index_value(provisioned: ProvisionedDatabases, runs: int, repeats: int) -> dict[str, Any]:
     throughput: dict[str, list[float]] = {"without secondary indexes": [], "with the tree's indexes": []}
-    without = index_value.time_queries(deployment, repeats)
+    without = index_value.time_queries(provisioned, repeats)
     for _ in range(runs):
         throughput["without secondary indexes"].append(
-            live_load.idle(deployment, 8, rate_per_s=None).inserts_per_second
+            live_load.idle(provisioned, 8, rate_per_s=None).inserts_per_second
         )
-    live_load.project_build(deployment)
-    with_indexes = index_value.time_queries(deployment, repeats)
+    live_load.project_build(provisioned)
+    with_indexes = index_value.time_queries(provisioned, repeats)
     for _ in range(runs):
-        throughput["with the tree's indexes"].append(live_load.idle(deployment, 8, rate_per_s=None).inserts_per_second)
+        throughput["with the tree's indexes"].append(live_load.idle(provisioned, 8, rate_per_s=None).inserts_per_second)
     base = Spread.of(throughput["without secondary indexes"])
     rows = [
         (
@@ -355,24 +355,24 @@ def main(argv: list[str] | None = None) -> int:
     runs, repeats = (1, 3) if args.quick else (3, 15)
     started = time.monotonic()
     print(f"bench: loading {sizes.system_logs:,} + {sizes.llm_logs:,} rows", file=sys.stderr)
-    deployment = fixture.fresh_deployment(sizes)
+    provisioned = fixture.loaded_logs_database(sizes)
     try:
         cost = measure_deploy_cost(
-            deployment.server, cold_runs=1 if args.quick else 3, noop_pairs=2 if args.quick else 5
+            provisioned.server, cold_runs=1 if args.quick else 3, noop_pairs=2 if args.quick else 5
         )
         print("bench: writers under a migration", file=sys.stderr)
-        load = measure_live_load(deployment, runs)
+        load = measure_live_load(provisioned, runs)
         print("bench: what the indexes are worth", file=sys.stderr)
-        value = measure_index_value(deployment, runs, repeats)
+        value = measure_index_value(provisioned, runs, repeats)
         print("bench: the adoption's move of misplaced rows", file=sys.stderr)
-        move = measure_adoption_move(deployment.server, 100_000 if args.quick else 1_000_000, runs)
+        move = measure_adoption_move(provisioned.server, 100_000 if args.quick else 1_000_000, runs)
         # Last: it converts the deployment's tables to partitions (logs_0004), which nothing above expects.
         lifecycle_sizes = log_lifecycle.Sizes(300_000, llm_rows=50_000) if args.quick else log_lifecycle.Sizes()
         lifecycle = log_lifecycle.measure(
-            deployment, lifecycle_sizes, 20 if args.quick else 200, 15.0 if args.quick else 60.0
+            provisioned, lifecycle_sizes, 20 if args.quick else 200, 15.0 if args.quick else 60.0
         )
     finally:
-        drop_deployment(deployment)
+        drop_provisioned(provisioned)
     results = {
         "date": time.strftime("%Y-%m-%d"),
         "quick": args.quick,

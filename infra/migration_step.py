@@ -1,4 +1,4 @@
-"""The post-provision step: upgrade a tree to head as its migrator, inside `pulumi up`.
+"""The migration step, the post-provision step of every deploy: a tree to head as its migrator.
 
 A Python dynamic provider, so it runs in the engine with no plugin to download. The resource
 depends on the database's default privileges: tables are created only once the owner's default
@@ -97,7 +97,7 @@ class _MigrationProvider(ResourceProvider):
 
 
 @dataclass(frozen=True)
-class MigrationRunArgs:
+class MigrationStepArgs:
     tree: Tree
     """The Alembic tree to run: main or logs."""
     host: pulumi.Input[str]
@@ -113,7 +113,7 @@ class MigrationRunArgs:
     """Run a copy of the tree instead (tests, benchmarks); None for the tree in migrations/."""
 
 
-class MigrationRun(pulumi.dynamic.Resource):
+class MigrationStep(pulumi.dynamic.Resource):
     """The tree at head on its database: `revision` the head reached, `applied` what this run applied."""
 
     revision: pulumi.Output[str]
@@ -121,7 +121,10 @@ class MigrationRun(pulumi.dynamic.Resource):
     tables: pulumi.Output[list[str]]
     """The database's tables after the run (its version table left out), as the catalog lists them."""
 
-    def __init__(self, name: str, args: MigrationRunArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, args: MigrationStepArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        # Stacks deployed before the step had one name know it as `<tree>-migrations`: the alias
+        # moves their state to the new name, and the engine runs nothing for it.
+        former_name = pulumi.ResourceOptions(aliases=[pulumi.Alias(name=f"{args.tree.key}-migrations")])
         props = {
             "tree": args.tree.key,
             "head": declared_head(args.script_location or default_location(args.tree.key)),
@@ -137,4 +140,11 @@ class MigrationRun(pulumi.dynamic.Resource):
             "applied": None,
             "tables": None,
         }
-        super().__init__(_MigrationProvider(), name, props, opts)
+        super().__init__(
+            _MigrationProvider(), step_name(args.tree.key), props, pulumi.ResourceOptions.merge(opts, former_name)
+        )
+
+
+def step_name(tree_key: str) -> str:
+    """The step's resource name in the stack: main-migration-step, logs-migration-step."""
+    return f"{tree_key}-migration-step"

@@ -15,7 +15,7 @@ import pulumi_postgresql as postgresql
 from infra.acl_chain import AclRow
 from infra.database import OwnedDatabase, OwnedDatabaseArgs
 from infra.log_maintenance import LogMaintenance, LogMaintenanceArgs
-from infra.migration_step import MigrationRun, MigrationRunArgs
+from infra.migration_step import MigrationStep, MigrationStepArgs
 from infra.outputs import StackOutput
 from infra.runtime_role import RuntimeRole, RuntimeRoleArgs, grant_existing_tables
 from infra.settings import (
@@ -25,7 +25,6 @@ from infra.settings import (
     parse_settings,
     raw_config_from_pulumi,
 )
-from migrations.shared.heads import copy_location
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey, migrator_key
 from model.privileges import RUNTIME_ROLES, RuntimeRoleSpec, new_table_grants, read_only_role, readers_groups
@@ -41,9 +40,8 @@ def define_stack() -> None:
     databases = {key: owned_database(settings, key, provider) for key in DatabaseKey}
     roles = runtime_roles(settings, databases, provider)
     migrations = {
-        key: MigrationRun(
-            f"{key}-migrations",
-            MigrationRunArgs(
+        key: MigrationStep(
+            MigrationStepArgs(
                 tree=TREES[key.value],
                 host=settings.server.host,
                 port=settings.server.port,
@@ -52,7 +50,7 @@ def define_stack() -> None:
                 database=database.database_name,
                 migrator=database.migrator_name,
                 migrator_password=database.migrator_password,
-                script_location=copy_location(key.value),
+                script_location=settings.environment.tree_location(key.value),
             ),
             # After the database's default privileges: the tables the tree creates must find them in
             # place. Nothing else waits for it, so the other ACL changes of the database go on meanwhile.
@@ -79,14 +77,14 @@ def define_stack() -> None:
 
 
 def log_maintenance(
-    settings: Settings, logs: OwnedDatabase, migration: MigrationRun, roles: RuntimeRoles
+    settings: Settings, logs: OwnedDatabase, migration: MigrationStep, roles: RuntimeRoles
 ) -> LogMaintenance:
     """The logs tree's partitions kept to the stack's lifecycle, after the tree's own run.
 
     It depends on the runtime roles too, so that a destroy runs its delete (which takes the roles'
     grants on the partitions back) before the roles are dropped.
     """
-    extra = tuple(read_only_role(reader.name, reader.database) for reader in settings.read_only_roles)
+    read_only = tuple(read_only_role(reader.name, reader.database) for reader in settings.read_only_roles)
     server = settings.server
     args = LogMaintenanceArgs(
         host=server.host,
@@ -98,9 +96,9 @@ def log_maintenance(
         migrator_password=logs.migrator_password,
         lifecycle=settings.log_lifecycle,
         revision=migration.revision,
-        grants=new_table_grants(settings.role_names, DatabaseKey.LOGS, extra),
+        grants=new_table_grants(settings.role_names, DatabaseKey.LOGS, read_only),
     )
-    depends_on: list[pulumi.Resource] = [migration, *roles.with_grants, *roles.readers]
+    depends_on: list[pulumi.Resource] = [migration, *roles.with_grants, *roles.read_only]
     return LogMaintenance("logs-partitions", args, opts=pulumi.ResourceOptions(depends_on=depends_on))
 
 
@@ -139,7 +137,7 @@ def owned_database(settings: Settings, key: DatabaseKey, provider: postgresql.Pr
             protect=settings.protect_databases,
             migrator=settings.login(migrator_key(key)),
             managed_admin=None if settings.server.admin_is_superuser else settings.server.admin_user,
-            import_existing=key in settings.adopt_existing,
+            import_existing=key in settings.environment.adopt_existing,
         ),
         opts=pulumi.ResourceOptions(providers=[provider]),
     )
@@ -149,19 +147,19 @@ def owned_database(settings: Settings, key: DatabaseKey, provider: postgresql.Pr
 class RuntimeRoles:
     with_grants: list[RuntimeRole]
     """The application's logins and the readers groups: the roles that hold grants."""
-    readers: list[RuntimeRole]
-    """The extra read-only logins, each a member of its database's readers group."""
+    read_only: list[RuntimeRole]
+    """The read-only roles, each a member of its database's readers group."""
 
     @property
     def logins(self) -> list[RuntimeRole]:
-        return [role for role in (*self.with_grants, *self.readers) if role.password is not None]
+        return [role for role in (*self.with_grants, *self.read_only) if role.password is not None]
 
 
 def runtime_roles(
     settings: Settings, databases: dict[DatabaseKey, OwnedDatabase], provider: postgresql.Provider
 ) -> RuntimeRoles:
-    extra = tuple(read_only_role(reader.name, reader.database) for reader in settings.read_only_roles)
-    groups = readers_groups(extra)
+    read_only = tuple(read_only_role(reader.name, reader.database) for reader in settings.read_only_roles)
+    groups = readers_groups(read_only)
     with_provider = pulumi.ResourceOptions(providers=[provider])
 
     def declare(role: RuntimeRoleSpec, member_of: RuntimeRole | None = None) -> RuntimeRole:
@@ -177,14 +175,14 @@ def runtime_roles(
 
     with_grants = [declare(role) for role in (*RUNTIME_ROLES, *groups)]
     group_of = {role.model.database: role for role in with_grants if role.model in groups}
-    return RuntimeRoles(with_grants, [declare(reader, group_of[reader.database]) for reader in extra])
+    return RuntimeRoles(with_grants, [declare(reader, group_of[reader.database]) for reader in read_only])
 
 
 def export_outputs(
     settings: Settings,
     databases: dict[DatabaseKey, OwnedDatabase],
     logins: list[RuntimeRole],
-    migrations: dict[DatabaseKey, MigrationRun],
+    migrations: dict[DatabaseKey, MigrationStep],
 ) -> None:
     """What the CD stage and the verification suite read: names, address, per-role URLs (secret)."""
     server = settings.server

@@ -29,7 +29,7 @@ class RuntimeRoleArgs:
     elsewhere: tuple[OwnedDatabase, ...] = ()
     """The other databases: the role holds nothing there, and a grant made there by hand is revoked."""
     member_of: RuntimeRole | None = None
-    """An extra read-only login's readers group: the login holds nothing of its own, all through the group."""
+    """A read-only role's readers group: the login holds nothing of its own, all through the group."""
 
 
 class RuntimeRole(pulumi.ComponentResource):
@@ -106,7 +106,7 @@ def grant_existing_tables(login: RuntimeRole, tables: pulumi.Output[list[str]]) 
     """The role's verbs on the tables that exist, as the migration reports them (so it runs after it).
 
     Default privileges reach only tables created later: a role added to a running stack (the
-    readers group of a database's first read-only login) would see none of today's tables without
+    readers group of a database's first read-only role) would see none of today's tables without
     this grant. Deleting it revokes them,
     so a removed role leaves no ACL entry behind to block its DROP ROLE.
     """

@@ -22,6 +22,7 @@ import yaml
 
 from infra import embedded_server
 from infra.identifiers import identifier_problem
+from migrations.shared.heads import migrations_copy_folder
 from model.log_lifecycle import LOG_TABLES, MAX_PREMAKE_DAYS, MAX_RETENTION_DAYS, LogLifecycle
 from model.names import DatabaseKey, RoleNames, readers_key
 from model.privileges import role_keys
@@ -126,6 +127,56 @@ class LoginSettings:
     """1 until the stack raises it: a new number generates a new password on the next deploy."""
 
 
+ADOPT_EXISTING_ENV_VAR = "HEADHUNTER_ADOPT_EXISTING"
+"""Set by scripts/adopt --apply while it deploys: the keys (main,logs) of the databases that exist on
+the server already; each is imported with its owner role instead of created."""
+PROJECT_DIR_ENV_VAR = "HEADHUNTER_PROJECT_DIR"
+"""The folder of Pulumi.yaml and the stack files, when a test deploys a project folder of its own."""
+
+
+@dataclass(frozen=True)
+class ProgramEnvironment:
+    """The program's inputs besides the stack config: environment variables that the scripts and the
+    tests set. They are read here once; nothing else in infra/ reads the environment."""
+
+    adopt_existing: frozenset[DatabaseKey] = frozenset()
+    """Databases that exist already and are imported into the stack instead of created
+    (ADOPT_EXISTING_ENV_VAR), never set by a stack file."""
+    migrations_copy: Path | None = None
+    """A copy of both trees to run instead of migrations/ (MIGRATIONS_COPY_ENV_VAR): a release's
+    trees, the benchmark's grown logs tree."""
+    state_dir: Path = embedded_server.DEFAULT_STATE_DIR
+    """Where the embedded server's connection file is (embedded_server.STATE_DIR_ENV_VAR)."""
+    project_dir: Path = PROJECT_FILE.parent
+    """Relative paths in a stack file (the TLS files) are read from here (PROJECT_DIR_ENV_VAR).
+    Not the working directory: the engine runs the program in `main` (infra/)."""
+
+    def tree_location(self, tree_key: str) -> Path | None:
+        """The copy of a tree to run, or None for the tree in migrations/."""
+        return self.migrations_copy / tree_key if self.migrations_copy else None
+
+
+def program_environment(environ: Mapping[str, str]) -> ProgramEnvironment:
+    return ProgramEnvironment(
+        adopt_existing=adopt_existing_from(environ),
+        migrations_copy=migrations_copy_folder(environ),
+        state_dir=embedded_server.state_dir(environ),
+        project_dir=Path(environ.get(PROJECT_DIR_ENV_VAR) or PROJECT_FILE.parent),
+    )
+
+
+def adopt_existing_from(environ: Mapping[str, str]) -> frozenset[DatabaseKey]:
+    text = environ.get(ADOPT_EXISTING_ENV_VAR, "")
+    keys = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [key for key in keys if key not in {k.value for k in DatabaseKey}]
+    if unknown:
+        raise ConfigError(
+            f"{ADOPT_EXISTING_ENV_VAR}={text!r} names {', '.join(unknown)}, not a database of the stack: "
+            f"give {' or '.join(k.value for k in DatabaseKey)}, comma-separated (scripts/adopt sets it)."
+        )
+    return frozenset(DatabaseKey(key) for key in keys)
+
+
 @dataclass(frozen=True)
 class Settings:
     stack: str
@@ -144,9 +195,7 @@ class Settings:
     legacy_roles: Mapping[str, str] = field(default_factory=dict)
     """Roles of an adopted deployment (not the model's) and what scripts/adopt does to them: keep,
     nologin (it can no longer log in) or drop (what it owns goes to the database's owner role first)."""
-    adopt_existing: frozenset[DatabaseKey] = frozenset()
-    """Databases that exist already and are imported into the stack instead of created: set by
-    scripts/adopt --apply through ADOPT_EXISTING_ENV_VAR, never by a stack file."""
+    environment: ProgramEnvironment = ProgramEnvironment()
 
     @property
     def protect_databases(self) -> bool:
@@ -160,29 +209,11 @@ class Settings:
         )
 
 
-ADOPT_EXISTING_ENV_VAR = "HEADHUNTER_ADOPT_EXISTING"
-"""The program's one input from its environment besides the stack config, set by scripts/adopt --apply
-while it deploys: the keys (main,logs) of the databases that exist on the server already; each is
-imported with its owner role instead of created."""
-
-
-def adopt_existing_from(environ: Mapping[str, str]) -> frozenset[DatabaseKey]:
-    text = environ.get(ADOPT_EXISTING_ENV_VAR, "")
-    keys = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [key for key in keys if key not in {k.value for k in DatabaseKey}]
-    if unknown:
-        raise ConfigError(
-            f"{ADOPT_EXISTING_ENV_VAR}={text!r} names {', '.join(unknown)}, not a database of the stack: "
-            f"give {' or '.join(k.value for k in DatabaseKey)}, comma-separated (scripts/adopt sets it)."
-        )
-    return frozenset(DatabaseKey(key) for key in keys)
-
-
 def parse_settings(stack: str, raw: Mapping[str, str], environ: Mapping[str, str] | None = None) -> Settings:
-    """Validate the flattened stack configuration (and the program's environment input); raise
-    ConfigError naming the key and the fix."""
-    reader = _Reader(stack, raw)
-    adopt_existing = adopt_existing_from(os.environ if environ is None else environ)
+    """Validate the flattened stack configuration and the program's environment (os.environ unless
+    given); raise ConfigError naming the key and the fix."""
+    environment = program_environment(os.environ if environ is None else environ)
+    reader = _Reader(stack, raw, environment.project_dir)
     for key in raw:
         if key not in PLAIN_KEYS + SECRET_KEYS:
             known = ", ".join(sorted(PLAIN_KEYS + SECRET_KEYS))
@@ -211,7 +242,7 @@ def parse_settings(stack: str, raw: Mapping[str, str], environ: Mapping[str, str
                 "remove it: the embedded server brings its own address (scripts/localpg status shows it)",
             )
         try:
-            local = embedded_server.read()
+            local = embedded_server.read(environment.state_dir)
         except embedded_server.EmbeddedServerMissingError:
             raise reader.error(
                 "embeddedServer", "is true, but this checkout's embedded PostgreSQL was never started", "run scripts/up"
@@ -267,7 +298,7 @@ def parse_settings(stack: str, raw: Mapping[str, str], environ: Mapping[str, str
         read_only_roles=read_only_roles,
         log_lifecycle=reader.log_lifecycle("logRetention", "logPremake"),
         legacy_roles=reader.legacy_roles("legacyRoles", role_names, server.admin_user),
-        adopt_existing=adopt_existing,
+        environment=environment,
     )
 
 
@@ -276,19 +307,11 @@ def default_log_lifecycle() -> LogLifecycle:
     return _Reader("defaults", {}).log_lifecycle("logRetention", "logPremake")
 
 
-def project_dir() -> Path:
-    """The folder of Pulumi.yaml, from which relative paths in a stack file are read.
-
-    Not the working directory: the engine runs the program in `main` (infra/).
-    """
-    return Path(os.environ.get("HEADHUNTER_PROJECT_DIR") or PROJECT_FILE.parent)
+def embedded_server_password(settings: Settings) -> str:
+    return embedded_server.read(settings.environment.state_dir).password
 
 
-def embedded_server_password() -> str:
-    return embedded_server.read().password
-
-
-def _check_role_names_unique(reader: _Reader, names: RoleNames, extra: tuple[ReadOnlyRole, ...]) -> None:
+def _check_role_names_unique(reader: _Reader, names: RoleNames, read_only: tuple[ReadOnlyRole, ...]) -> None:
     groups = [names.of(readers_key(database)) for database in DatabaseKey]  # made only when a database has readers
     derived_names = [names.of(key) for key in role_keys()] + groups
     for derived in derived_names:
@@ -299,7 +322,7 @@ def _check_role_names_unique(reader: _Reader, names: RoleNames, extra: tuple[Rea
                 "choose a shorter prefix of lower case letters, digits and underscores",
             )
     seen = set(derived_names) | set(role_keys())  # keys name the stack's outputs too
-    for role in extra:
+    for role in read_only:
         if role.name in seen:
             raise reader.error(
                 "readOnlyRoles",
@@ -313,6 +336,7 @@ def _check_role_names_unique(reader: _Reader, names: RoleNames, extra: tuple[Rea
 class _Reader:
     stack: str
     raw: Mapping[str, str]
+    project_dir: Path = PROJECT_FILE.parent
 
     def error(self, key: str, problem: str, fix: str) -> ConfigError:
         return ConfigError(f"Pulumi.{self.stack}.yaml: {NAMESPACE}:{key} {problem}: {fix}.")
@@ -383,7 +407,7 @@ class _Reader:
         value = self.optional(key)
         if not value:
             return ""
-        path = Path(value) if Path(value).is_absolute() else project_dir() / value
+        path = Path(value) if Path(value).is_absolute() else self.project_dir / value
         if not path.is_file():
             raise self.error(key, f"names {path}, which is not a file", "put the PEM file there or correct the path")
         return str(path)
@@ -494,5 +518,5 @@ def admin_password_from_pulumi(settings: Settings) -> Output[str]:
     import pulumi
 
     if settings.server.embedded:
-        return pulumi.Output.secret(embedded_server_password())
+        return pulumi.Output.secret(embedded_server_password(settings))
     return pulumi.Config(NAMESPACE).require_secret("adminPassword")

@@ -1,4 +1,4 @@
-"""Run one tree from Python: what scripts/migrate, the post-provision step and the tests call.
+"""Run one tree from Python: what scripts/migrate, the migration step and the tests call.
 
 The password travels inside a SQLAlchemy URL object in the run's inputs (migrations.shared.run_inputs),
 never in a process argument or an environment variable; env.py does the rest (guard, lock, role,
@@ -29,7 +29,7 @@ from migrations.shared.tree import TREES, Tree
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 # Alembic's `context` is a process-wide proxy: two runs at once in one process would run in each
-# other's environment (the engine calls the post-provision step from several threads). Runs in one
+# other's environment (the engine calls the migration step from several threads). Runs in one
 # process take turns; runs in different processes are serialised by each tree's advisory lock.
 _ALEMBIC_IN_USE = threading.Lock()
 

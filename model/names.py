@@ -16,7 +16,7 @@ class RoleKind(enum.StrEnum):
     MIGRATOR = "migrator"
     RUNTIME = "runtime"
     READERS = "readers"
-    """The NOLOGIN group of a database's extra read-only logins."""
+    """The NOLOGIN group of a database's read-only roles."""
 
 
 SCHEMA = "public"

@@ -8,7 +8,7 @@ Per database:
   the tables that exist, and, through default privileges FOR ROLE the owner, the same verbs on every
   table a later migration creates; nothing on the version table or the sequences (identity columns
   need no USAGE for an INSERT that takes the default);
-- the extra read-only logins of the stack config hold nothing themselves: each is a member of its
+- the read-only roles of the stack config (`readOnlyRoles`) hold nothing themselves: each is a member of its
   database's NOLOGIN readers group, which holds a reader's grants once (one ACL entry per table,
   however many readers; adding a reader changes no ACL);
 - PUBLIC gets nothing: no CONNECT or TEMPORARY on the databases, nothing on the public schemas.
@@ -68,7 +68,7 @@ class RuntimeRoleSpec:
     purpose: str
     table_privileges: frozenset[str]
     prefixed: bool = True
-    """Named `<prefix>_<key>`; an extra read-only role of the stack config is named by its key alone."""
+    """Named `<prefix>_<key>`; a read-only role of the stack config is named by its key alone."""
 
     def name(self, names: RoleNames) -> str:
         return names.of(self.key) if self.prefixed else self.key
@@ -93,18 +93,18 @@ READ_ONLY = frozenset({"SELECT"})
 
 
 def read_only_role(name: str, database: DatabaseKey) -> RuntimeRoleSpec:
-    """An extra reader (stack config `readOnlyRoles`): reads like logs_reader, through its readers group."""
-    return RuntimeRoleSpec(name, database, "an extra read-only login", READ_ONLY, prefixed=False)
+    """A read-only role (stack config `readOnlyRoles`): reads like logs_reader, through its readers group."""
+    return RuntimeRoleSpec(name, database, "a read-only role", READ_ONLY, prefixed=False)
 
 
 def readers_group(database: DatabaseKey) -> RuntimeRoleSpec:
-    """The NOLOGIN role that holds the grants of `database`'s extra read-only logins, its members."""
-    return RuntimeRoleSpec(readers_key(database), database, "the extra read-only logins' privileges", READ_ONLY)
+    """The NOLOGIN role that holds the grants of `database`'s read-only roles, its members."""
+    return RuntimeRoleSpec(readers_key(database), database, "the read-only roles' privileges", READ_ONLY)
 
 
-def readers_groups(extra: tuple[RuntimeRoleSpec, ...]) -> tuple[RuntimeRoleSpec, ...]:
-    """A group for each database that has an extra read-only login, and none for the others."""
-    return tuple(readers_group(database) for database in DatabaseKey if any(r.database == database for r in extra))
+def readers_groups(read_only: tuple[RuntimeRoleSpec, ...]) -> tuple[RuntimeRoleSpec, ...]:
+    """A group for each database that has a read-only role, and none for the others."""
+    return tuple(readers_group(database) for database in DatabaseKey if any(r.database == database for r in read_only))
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def runtime_rules(role: RuntimeRoleSpec) -> tuple[Rule, ...]:
 
 
 def member_rules(reader: RuntimeRoleSpec) -> tuple[Rule, ...]:
-    """An extra read-only login's privileges, all through its readers group: none of its own, no defaults."""
+    """A read-only role's privileges, all through its readers group: none of its own, no defaults."""
     kinds = (ObjectKind.DATABASE, ObjectKind.SCHEMA, ObjectKind.TABLES)
     group = {
         r.kind: r.privileges for r in runtime_rules(readers_group(reader.database)) if r.database == reader.database
@@ -149,15 +149,15 @@ def member_rules(reader: RuntimeRoleSpec) -> tuple[Rule, ...]:
     return tuple(Rule(reader.key, reader.database, kind, group[kind], Via.READERS) for kind in kinds)
 
 
-def rules(extra: tuple[RuntimeRoleSpec, ...] = ()) -> tuple[Rule, ...]:
-    """The whole table, for a stack with `extra` read-only roles. A pair with no row holds nothing."""
+def rules(read_only: tuple[RuntimeRoleSpec, ...] = ()) -> tuple[Rule, ...]:
+    """The whole table, for a stack with these read-only roles. A pair with no row holds nothing."""
     table: list[Rule] = []
     for database in DatabaseKey:
         table += _everything(owner_key(database), database, Via.OWNERSHIP)
         table += _everything(migrator_key(database), database, Via.MEMBERSHIP)
-    for role in (*RUNTIME_ROLES, *readers_groups(extra)):
+    for role in (*RUNTIME_ROLES, *readers_groups(read_only)):
         table += runtime_rules(role)
-    for reader in extra:
+    for reader in read_only:
         table += member_rules(reader)
     for database in DatabaseKey:
         table += [
@@ -192,12 +192,12 @@ class Grantee:
         return self.kind in (RoleKind.OWNER, RoleKind.READERS)
 
 
-def grantees(names: RoleNames, extra: tuple[RuntimeRoleSpec, ...] = ()) -> tuple[Grantee, ...]:
+def grantees(names: RoleNames, read_only: tuple[RuntimeRoleSpec, ...] = ()) -> tuple[Grantee, ...]:
     """Every role of the stack, then PUBLIC."""
     roles = [Grantee(owner_key(db), names.owner(db), RoleKind.OWNER, db) for db in DatabaseKey]
     roles += [Grantee(migrator_key(db), names.migrator(db), RoleKind.MIGRATOR, db) for db in DatabaseKey]
-    roles += [Grantee(r.key, r.name(names), RoleKind.RUNTIME, r.database) for r in (*RUNTIME_ROLES, *extra)]
-    roles += [Grantee(g.key, g.name(names), RoleKind.READERS, g.database) for g in readers_groups(extra)]
+    roles += [Grantee(r.key, r.name(names), RoleKind.RUNTIME, r.database) for r in (*RUNTIME_ROLES, *read_only)]
+    roles += [Grantee(g.key, g.name(names), RoleKind.READERS, g.database) for g in readers_groups(read_only)]
     return (*roles, Grantee(PUBLIC, PUBLIC, None, None))
 
 
@@ -207,23 +207,23 @@ def role_keys() -> tuple[str, ...]:
     return per_database + tuple(role.key for role in RUNTIME_ROLES)
 
 
-def expected_memberships(names: RoleNames, extra: tuple[RuntimeRoleSpec, ...] = ()) -> dict[str, frozenset[str]]:
-    """Role -> the roles it is a member of: migrators of their owners, extra readers of their group."""
+def expected_memberships(names: RoleNames, read_only: tuple[RuntimeRoleSpec, ...] = ()) -> dict[str, frozenset[str]]:
+    """Role -> the roles it is a member of: migrators of their owners, read-only roles of their group."""
     memberships = {names.migrator(db): frozenset({names.owner(db)}) for db in DatabaseKey}
-    for reader in extra:
+    for reader in read_only:
         memberships[reader.name(names)] = frozenset({readers_group(reader.database).name(names)})
     return memberships
 
 
 def new_table_grants(
-    names: RoleNames, database: DatabaseKey, extra: tuple[RuntimeRoleSpec, ...] = ()
+    names: RoleNames, database: DatabaseKey, read_only: tuple[RuntimeRoleSpec, ...] = ()
 ) -> dict[str, list[str]]:
     """Role name -> the privileges every table the owner creates in `database` gets (its default privileges):
     what each log table and each of its partitions must hold, and nothing else."""
-    table = rules(extra)
+    table = rules(read_only)
     grants = {
         grantee.name: sorted(expected(table, grantee.key, database, ObjectKind.NEW_TABLES))
-        for grantee in grantees(names, extra)
+        for grantee in grantees(names, read_only)
         if grantee.kind is not None
     }
     return {name: privileges for name, privileges in grants.items() if privileges and name != names.owner(database)}

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.cluster import Deployment, Server, sql_deployment
+from fixtures.cluster import ProvisionedDatabases, Server, provisioned_databases
+from fixtures.fault_log import FaultLog, fault_seen
 from fixtures.programs import engine_project
 from ops.deploy.deployed_stack import ENV_VAR
 from ops.localpg import embedded
-from tests.support.fault_log import FaultLog, fault_seen
 
 INFRA_SUITE = Path(__file__).resolve().parent / "infra"
 __all__ = ["fault_seen"]  # a fixture of every suite: the fault tests record what they saw with it
@@ -39,10 +39,10 @@ def server() -> Server:
 
 
 @pytest.fixture
-def fresh_deployment(server: Server) -> Iterator[Deployment]:
+def provisioned(server: Server) -> Iterator[ProvisionedDatabases]:
     """Databases and roles provisioned from the privilege model as plain SQL, dropped afterwards."""
-    with sql_deployment(server) as deployment:
-        yield deployment
+    with provisioned_databases(server) as provisioned:
+        yield provisioned
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent
@@ -21,11 +22,21 @@ def default_location(tree_key: str) -> Path:
     return MIGRATIONS_DIR / tree_key
 
 
+MIGRATIONS_COPY_ENV_VAR = "HEADHUNTER_MIGRATIONS_DIR"
+"""A folder with a copy of both trees (main/, logs/) to deploy, migrate and verify instead of this
+checkout's: the benchmark's grown logs tree, a release's trees."""
+
+
+def migrations_copy_folder(environ: Mapping[str, str]) -> Path | None:
+    folder = environ.get(MIGRATIONS_COPY_ENV_VAR)
+    return Path(folder) if folder else None
+
+
 def copy_location(tree_key: str) -> Path | None:
-    """HEADHUNTER_MIGRATIONS_DIR/<key> when that is set: a copy of the trees to deploy, migrate and verify
-    instead of this checkout's (the benchmark's grown logs tree, a release's trees); else None."""
-    folder = os.environ.get("HEADHUNTER_MIGRATIONS_DIR")
-    return Path(folder) / tree_key if folder else None
+    """The copy of a tree that MIGRATIONS_COPY_ENV_VAR names, else None (the commands' and the
+    tests' way; the program reads it through infra.settings.ProgramEnvironment)."""
+    folder = migrations_copy_folder(os.environ)
+    return folder / tree_key if folder else None
 
 
 def declared_head(script_location: Path) -> str:

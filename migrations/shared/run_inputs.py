@@ -1,6 +1,6 @@
 """What a caller hands one run of a tree, as one typed object in Alembic's `config.attributes`.
 
-The runner (scripts/migrate, the post-provision step, the tests) fills it; env.py reads it. The
+The runner (scripts/migrate, the migration step, the tests) fills it; env.py reads it. The
 password travels inside the SQLAlchemy URL object, never in a process argument or an environment
 variable. A plain `alembic` command line has no run inputs: env.py then reads the tree's
 environment variables and alembic.ini.

@@ -51,8 +51,8 @@ def destroy(target: driver.StackTarget) -> int:
 
 def leftovers(settings: Settings, admin_password: str) -> list[str]:
     """Each database and role of the stack's names (or its role prefix) still on the server, with its DROP."""
-    extra = tuple(read_only_role(role.name, role.database) for role in settings.read_only_roles)
-    roles = [grantee.name for grantee in grantees(settings.role_names, extra) if grantee.name != PUBLIC]
+    read_only = tuple(read_only_role(role.name, role.database) for role in settings.read_only_roles)
+    roles = [grantee.name for grantee in grantees(settings.role_names, read_only) if grantee.name != PUBLIC]
     with driver.connect_admin(settings, admin_password) as admin:
         databases = admin.execute(
             "SELECT datname FROM pg_database WHERE datname = ANY(%s) ORDER BY 1",

@@ -4,7 +4,7 @@
 - the exit codes in README.md and docs/pipelines.md, from ops/errors.py.
 tests/unit/test_docs.py fails when either is stale.
 
-The fault table in docs/faults.md is rendered by the suite itself (tests/support/fault_log.py),
+The fault table in docs/faults.md is rendered by the suite itself (fixtures/fault_log.py),
 from what each fault test saw.
 """
 
@@ -84,7 +84,7 @@ def render_matrix() -> str:
     note = (
         "A role not listed under a database holds nothing there: no CONNECT, nothing on its schema or objects. "
         "`new tables` are the owner's default privileges, which every table a later migration creates receives. "
-        "An extra read-only login (`readOnlyRoles`) holds nothing itself: it is a member of its database's "
+        "A read-only role (`readOnlyRoles`) holds nothing itself: it is a member of its database's "
         "NOLOGIN readers group `<prefix>_<database>_readers`, which holds a reader's grants, as `logs_reader` above."
     )
     return "\n\n".join([*sections, note])

@@ -1,7 +1,7 @@
 """`scripts/migrate STACK [main|logs|all] [upgrade|current|history] [--sql]`: the trees outside `pulumi up`.
 
 For the CD pipeline and for DBAs. The migrator's credentials and the database names come from the
-stack's outputs, so the tree runs exactly where and as whom the post-provision step would.
+stack's outputs, so the tree runs exactly where and as whom the migration step would.
 """
 
 from __future__ import annotations

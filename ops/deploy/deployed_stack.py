@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from infra.outputs import StackOutput
+from model import privileges
 from model.log_lifecycle import LogLifecycle
 from model.names import DatabaseKey, RoleNames
-from model.privileges import RuntimeRoleSpec, read_only_role
+from model.privileges import Grantee, RuntimeRoleSpec, read_only_role
 from ops.errors import UserError
 
 ENV_VAR = "HEADHUNTER_DEPLOYMENT"
@@ -52,8 +53,13 @@ class DeployedStack:
     def database(self, key: DatabaseKey) -> str:
         return self.databases[key.value]
 
-    def extra_roles(self) -> tuple[RuntimeRoleSpec, ...]:
+    def read_only_specs(self) -> tuple[RuntimeRoleSpec, ...]:
+        """The stack's read-only roles as the model describes them."""
         return tuple(read_only_role(role["name"], DatabaseKey(role["database"])) for role in self.read_only_roles)
+
+    def grantees(self) -> tuple[Grantee, ...]:
+        """Every role the model gives privileges in this stack, PUBLIC included."""
+        return privileges.grantees(self.names, self.read_only_specs())
 
     def migrator_url(self, key: DatabaseKey) -> str:
         return self.connection_urls[f"{key}_migrator"]

@@ -262,7 +262,7 @@ def preflight(stack: auto.Stack) -> Settings:
 
 def admin_password_for_preflight(stack: auto.Stack, settings: Settings) -> str:
     if settings.server.embedded:
-        return embedded_server_password()
+        return embedded_server_password(settings)
     return stack.get_config(f"{NAMESPACE}:adminPassword").value
 
 

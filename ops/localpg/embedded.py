@@ -30,11 +30,12 @@ import psycopg
 from psycopg import sql
 
 from infra import embedded_server
+from ops import paths
 from ops.errors import UserError
 
-STATE_DIR = embedded_server.FOLDER
+STATE_DIR = embedded_server.folder(paths.STATE_DIR)
 CLUSTER_LINK = STATE_DIR / "cluster"  # the server's own files: data/, run/, server.log
-PASSWORD_FILE = embedded_server.PASSWORD_FILE
+PASSWORD_FILE = embedded_server.password_file(paths.STATE_DIR)
 OUTSIDE_CLUSTERS = Path("/var/tmp/headhunter-localpg")  # noqa: S108 (a fixed, root-made folder)
 CONF_FILE_NAME = "localpg.conf"  # included from postgresql.conf, written by us
 SUPERUSER = "postgres"
@@ -308,7 +309,9 @@ def start(unsafe_fast: bool = False) -> Connection:
             raise UserError(f"the embedded PostgreSQL did not start; its log ends with:\n{tail}")
     connection = current_connection()
     close_maintenance_databases(connection)
-    embedded_server.write(embedded_server.EmbeddedServer(connection.host, connection.port, connection.user))
+    embedded_server.write(
+        embedded_server.EmbeddedServer(connection.host, connection.port, connection.user, paths.STATE_DIR)
+    )
     print(f"localpg: running on {connection.host}:{connection.port}", file=sys.stderr)
     return connection
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from fixtures.cluster import Server
-from fixtures.legacy import LegacyDeployment, build_legacy
+from fixtures.legacy import LegacyDatabases, build_legacy
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey
 from ops.adoption.revision_shapes import RevisionShape, revision_shapes
@@ -27,7 +27,7 @@ def shapes(admin: AdminAccess) -> dict[DatabaseKey, list[RevisionShape]]:
 
 
 @pytest.fixture
-def legacy(server: Server) -> Iterator[LegacyDeployment]:
+def legacy(server: Server) -> Iterator[LegacyDatabases]:
     deployment = build_legacy(server, f"t{secrets.token_hex(3)}")
     try:
         yield deployment

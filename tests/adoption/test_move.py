@@ -14,7 +14,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from fixtures.legacy import LegacyDeployment, insert_system_logs, run_as_broad_role
+from fixtures.fault_log import SeenFunction
+from fixtures.legacy import LegacyDatabases, insert_system_logs, run_as_broad_role, stack_view
 from model.names import DatabaseKey, RoleNames
 from ops.adoption import move
 from ops.adoption.catalog import read_database
@@ -34,13 +35,11 @@ from ops.adoption.revision_shapes import RevisionShape
 from ops.adoption.server_access import AdminAccess
 from ops.errors import UserError
 from ops.paths import REPO_ROOT
-from tests.adoption.test_plan import stack_view
-from tests.support.fault_log import SeenFunction
 
 TABLE = "system_logs"
 
 
-def spec(legacy: LegacyDeployment, admin: AdminAccess) -> MoveSpec:
+def spec(legacy: LegacyDatabases, admin: AdminAccess) -> MoveSpec:
     main, logs = legacy.databases[DatabaseKey.MAIN], legacy.databases[DatabaseKey.LOGS]
     with admin.connect(main) as connection:
         return spec_for(read_database(connection).tables[TABLE], main, logs)
@@ -61,7 +60,7 @@ def in_public(admin: AdminAccess, database: str) -> bool:
 
 
 def test_each_row_moves_once_by_content_and_the_source_table_is_retired_not_dropped(
-    legacy: LegacyDeployment, admin: AdminAccess, monkeypatch: pytest.MonkeyPatch
+    legacy: LegacyDatabases, admin: AdminAccess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(move, "BATCH_ROWS", 300)
     moving = spec(legacy, admin)
@@ -77,7 +76,7 @@ def test_each_row_moves_once_by_content_and_the_source_table_is_retired_not_drop
 
 
 def test_rows_that_arrive_after_the_check_are_caught_up_and_checked_from_there_before_the_lock(
-    legacy: LegacyDeployment, admin: AdminAccess, monkeypatch: pytest.MonkeyPatch
+    legacy: LegacyDatabases, admin: AdminAccess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Step 3's unlocked catch-up passes: rows written between the check and the final step (a writer
     still aimed at the old table) are moved, and checked from where the last check ended, before the lock."""
@@ -111,7 +110,7 @@ def test_rows_that_arrive_after_the_check_are_caught_up_and_checked_from_there_b
 
 
 def test_a_move_killed_mid_batch_is_finished_by_the_next_run_with_no_row_lost_or_doubled(
-    legacy: LegacyDeployment, admin: AdminAccess
+    legacy: LegacyDatabases, admin: AdminAccess
 ) -> None:
     moving = spec(legacy, admin)
     insert_system_logs(legacy, moving.source_database, 200_000, "main, later")
@@ -128,7 +127,7 @@ def test_a_move_killed_mid_batch_is_finished_by_the_next_run_with_no_row_lost_or
 
 
 def test_a_move_killed_while_it_waits_for_the_final_lock_is_finished_by_the_next_run(
-    legacy: LegacyDeployment, admin: AdminAccess
+    legacy: LegacyDatabases, admin: AdminAccess
 ) -> None:
     moving = spec(legacy, admin)
     logs_before = contents(admin, moving.target_database, "public", moving.columns)
@@ -148,7 +147,7 @@ def test_a_move_killed_while_it_waits_for_the_final_lock_is_finished_by_the_next
 
 
 def test_a_writer_inserting_into_the_old_table_throughout_the_move_loses_nothing(
-    legacy: LegacyDeployment, admin: AdminAccess, monkeypatch: pytest.MonkeyPatch
+    legacy: LegacyDatabases, admin: AdminAccess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(move, "BATCH_ROWS", 1000)
     moving = spec(legacy, admin)
@@ -169,7 +168,7 @@ def test_a_writer_inserting_into_the_old_table_throughout_the_move_loses_nothing
 class Writer(threading.Thread):
     """The misconfigured worker: inserts into the main database's system_logs until the table is gone."""
 
-    def __init__(self, legacy: LegacyDeployment) -> None:
+    def __init__(self, legacy: LegacyDatabases) -> None:
         super().__init__(daemon=True)
         self.legacy = legacy
         self.inserted = 0
@@ -190,13 +189,13 @@ class Writer(threading.Thread):
 
 
 def start_move(
-    legacy: LegacyDeployment, admin: AdminAccess, moving: MoveSpec, batch: int, kill_at: str = ""
+    legacy: LegacyDatabases, admin: AdminAccess, moving: MoveSpec, batch: int, kill_at: str = ""
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "tests.support.run_move",
+            "fixtures.run_move",
             moving.source_database,
             moving.target_database,
             TABLE,
@@ -220,7 +219,7 @@ def wait_for_line(process: subprocess.Popen[str], fragment: str) -> str:
     raise AssertionError(f"no line with {fragment!r} within 60 s")
 
 
-def test_progress_is_kept_in_a_schema_of_the_admin_only(legacy: LegacyDeployment, admin: AdminAccess) -> None:
+def test_progress_is_kept_in_a_schema_of_the_admin_only(legacy: LegacyDatabases, admin: AdminAccess) -> None:
     moving = spec(legacy, admin)
     move_table(admin, moving, lambda _: None)
     with admin.connect(moving.target_database) as connection:
@@ -231,7 +230,7 @@ def test_progress_is_kept_in_a_schema_of_the_admin_only(legacy: LegacyDeployment
 
 
 def test_a_progress_schema_someone_else_made_is_refused_before_any_row_moves(
-    legacy: LegacyDeployment, admin: AdminAccess
+    legacy: LegacyDatabases, admin: AdminAccess
 ) -> None:
     moving = spec(legacy, admin)
     logs_before = contents(admin, moving.target_database, "public", moving.columns)
@@ -250,7 +249,7 @@ def test_a_progress_schema_someone_else_made_is_refused_before_any_row_moves(
 )
 @pytest.mark.parametrize("kill_at", list(KillPoint))
 def test_a_move_killed_at_each_step_is_finished_by_the_next_apply_with_each_row_once(
-    legacy: LegacyDeployment,
+    legacy: LegacyDatabases,
     admin: AdminAccess,
     shapes: dict[DatabaseKey, list[RevisionShape]],
     kill_at: KillPoint,
@@ -282,7 +281,7 @@ def test_a_move_killed_at_each_step_is_finished_by_the_next_apply_with_each_row_
 
 
 def test_a_row_committed_after_its_batch_read_past_its_id_is_moved_by_the_check(
-    legacy: LegacyDeployment, admin: AdminAccess
+    legacy: LegacyDatabases, admin: AdminAccess
 ) -> None:
     """Writers commit out of order: an id taken first may commit after a later one has been moved."""
     moving = spec(legacy, admin)
@@ -311,7 +310,7 @@ def test_a_row_committed_after_its_batch_read_past_its_id_is_moved_by_the_check(
 
 
 def test_a_row_changed_in_the_source_after_it_was_moved_stops_the_move_before_the_source_is_retired(
-    legacy: LegacyDeployment, admin: AdminAccess
+    legacy: LegacyDatabases, admin: AdminAccess
 ) -> None:
     """Same count, other content: only the checksum can tell, and nothing may be retired on a mismatch."""
     moving = spec(legacy, admin)

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from fixtures.legacy import LegacyDeployment, run_as_broad_role
+from fixtures.legacy import LegacyDatabases, run_as_broad_role, stack_view
 from infra.scram import scram_sha256_verifier
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey, RoleNames
@@ -22,17 +22,12 @@ from ops.adoption.server_access import AdminAccess
 from ops.errors import ExitCode, UserError
 
 
-def plan_of(legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]) -> Plan:
+def plan_of(legacy: LegacyDatabases, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]) -> Plan:
     return plan_from(stack_view(dict(legacy.databases), RoleNames(legacy.prefix)), admin, shapes)
 
 
-def stack_view(databases: dict[DatabaseKey, str], names: RoleNames, **legacy_roles: str) -> StackView:
-    """A stack that was never deployed, with these names."""
-    return StackView("test", databases, names, legacy_roles, lambda _: False, deployed=False)
-
-
 def test_the_plan_of_the_reviews_deployment_stamps_each_tree_moves_the_misplaced_rows_and_renames_hand_made_indexes(
-    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+    legacy: LegacyDatabases, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
 ) -> None:
     plan = plan_of(legacy, admin, shapes)
     main, logs = plan.databases
@@ -63,7 +58,7 @@ def test_the_plan_of_the_reviews_deployment_stamps_each_tree_moves_the_misplaced
 
 
 def test_a_table_that_differs_from_every_revision_is_refused_with_each_difference_named(
-    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+    legacy: LegacyDatabases, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
 ) -> None:
     main = legacy.databases[DatabaseKey.MAIN]
     run_as_broad_role(legacy, main, "ALTER TABLE user_invitations ALTER COLUMN email TYPE varchar(255)")
@@ -88,7 +83,7 @@ def test_a_table_that_differs_from_every_revision_is_refused_with_each_differenc
     ],
 )
 def test_a_relation_named_like_the_stamped_version_tables_key_is_refused_by_name(
-    legacy: LegacyDeployment,
+    legacy: LegacyDatabases,
     admin: AdminAccess,
     shapes: dict[DatabaseKey, list[RevisionShape]],
     statement: str,
@@ -108,7 +103,7 @@ def test_a_relation_named_like_the_stamped_version_tables_key_is_refused_by_name
 
 
 def test_a_stamp_that_fails_after_the_plan_names_the_database_error_not_a_traceback(
-    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+    legacy: LegacyDatabases, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
 ) -> None:
     """A relation made between the plan and the apply: the stamp step's failure is a UserError (exit 7)."""
     plan = plan_of(legacy, admin, shapes)
@@ -128,7 +123,7 @@ def test_a_stamp_that_fails_after_the_plan_names_the_database_error_not_a_traceb
 
 
 def test_a_misplaced_table_of_another_shape_than_its_destination_is_refused(
-    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+    legacy: LegacyDatabases, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
 ) -> None:
     run_as_broad_role(legacy, legacy.databases[DatabaseKey.MAIN], "ALTER TABLE system_logs DROP COLUMN trace_id")
     main = legacy.databases[DatabaseKey.MAIN]
@@ -140,7 +135,7 @@ def test_a_misplaced_table_of_another_shape_than_its_destination_is_refused(
 
 
 def test_with_every_index_of_the_revision_made_by_hand_the_logs_tree_is_stamped_at_the_index_revision(
-    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+    legacy: LegacyDatabases, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
 ) -> None:
     logs = legacy.databases[DatabaseKey.LOGS]
     head = shapes[DatabaseKey.LOGS][-1].inventory
@@ -155,7 +150,7 @@ def test_with_every_index_of_the_revision_made_by_hand_the_logs_tree_is_stamped_
 
 
 def test_the_plan_changes_nothing_on_the_server(
-    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+    legacy: LegacyDatabases, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
 ) -> None:
     before = catalog_snapshot(admin, legacy)
     plan_of(legacy, admin, shapes)
@@ -171,7 +166,7 @@ def test_a_server_without_the_databases_plans_nothing_to_adopt(
     assert "nothing to adopt: neither database exists; `scripts/up test` creates them." in plan.render()
 
 
-def catalog_snapshot(admin: AdminAccess, legacy: LegacyDeployment) -> list[Any]:
+def catalog_snapshot(admin: AdminAccess, legacy: LegacyDatabases) -> list[Any]:
     """Every database's owner and ACL, and each database's tables, indexes, owners, ACLs and row counts."""
     with admin.connect() as connection:
         snapshot: list[Any] = connection.execute(
@@ -193,7 +188,7 @@ def catalog_snapshot(admin: AdminAccess, legacy: LegacyDeployment) -> list[Any]:
 
 
 def test_an_index_a_failed_concurrent_build_left_invalid_is_dropped_not_counted(
-    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+    legacy: LegacyDatabases, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
 ) -> None:
     logs = legacy.databases[DatabaseKey.LOGS]
     with pytest.raises(psycopg.errors.UniqueViolation):
@@ -205,7 +200,7 @@ def test_an_index_a_failed_concurrent_build_left_invalid_is_dropped_not_counted(
 
 
 def test_dropping_a_legacy_role_that_owns_another_database_is_refused(
-    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+    legacy: LegacyDatabases, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
 ) -> None:
     other = f"{legacy.prefix}_reports"
     with admin.connect() as connection:
@@ -225,7 +220,7 @@ def test_dropping_a_legacy_role_that_owns_another_database_is_refused(
 
 
 def test_rows_misplaced_in_main_while_the_logs_database_is_missing_move_after_the_deploy(
-    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+    legacy: LegacyDatabases, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
 ) -> None:
     with admin.connect() as connection:
         connection.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(legacy.databases[DatabaseKey.LOGS])))
@@ -236,7 +231,7 @@ def test_rows_misplaced_in_main_while_the_logs_database_is_missing_move_after_th
 
 
 def test_an_admin_that_is_no_superuser_and_no_member_of_the_owner_is_told_which_grant_it_needs(
-    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+    legacy: LegacyDatabases, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
 ) -> None:
     """As on RDS or Cloud SQL: the admin can create databases and roles, not read another role's tables."""
     managed = f"{legacy.prefix}admin"
@@ -263,7 +258,7 @@ def test_an_admin_that_is_no_superuser_and_no_member_of_the_owner_is_told_which_
 
 
 def test_a_stack_holding_the_databases_without_a_successful_deploy_has_its_deploy_pending(
-    legacy: LegacyDeployment, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+    legacy: LegacyDatabases, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
 ) -> None:
     """An apply killed during its deploy: the databases are in the state, the stack has no outputs yet."""
     names = dict(legacy.databases)

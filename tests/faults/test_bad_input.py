@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from fixtures.cluster import Server, scalar
+from fixtures.fault_log import SeenFunction
 from ops.errors import ExitCode
 from ops.paths import REPO_ROOT
-from tests.support.fault_log import SeenFunction
 
 STACK = "faults"
 PASSPHRASE = "faults-passphrase"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pulumi
 import pytest
 
+from fixtures.fault_log import SeenFunction
 from fixtures.programs import ENGINE_PROJECT, open_engine_stack
-from tests.support.fault_log import SeenFunction
 
 pytestmark = pytest.mark.engine
 

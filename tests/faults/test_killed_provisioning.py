@@ -17,22 +17,11 @@ from pathlib import Path
 import pytest
 
 from fixtures.cluster import Server
-from fixtures.project_stack import ProjectStack, cleanup, leftover_objects, project_stack, start_up
+from fixtures.fault_log import SeenFunction
+from fixtures.project_stack import KILL_POINTS, ProjectStack, cleanup, leftover_objects, project_stack, start_up
 from ops.errors import ExitCode
-from tests.support.fault_log import SeenFunction
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.slow]
-# Moments of a provisioning from empty, as the server shows them: the kill lands right after each.
-KILL_POINTS = {
-    "the first role exists": "SELECT count(*) > 0 FROM pg_roles WHERE rolname LIKE 'killed\\_%'",
-    "a database exists": "SELECT count(*) > 0 FROM pg_database WHERE datname LIKE 'killed\\_%'",
-    "a runtime role got CONNECT": (
-        "SELECT count(*) > 0 FROM pg_database d, aclexplode(d.datacl) a "
-        "WHERE d.datname LIKE 'killed\\_%' AND pg_get_userbyid(a.grantee) LIKE 'killed\\_%'"
-    ),
-    "the logs tree is migrating": "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = 'killed_logs' "
-    "AND usename = 'killed_logs_migrator'",
-}
 
 
 @pytest.fixture

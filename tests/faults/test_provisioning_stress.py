@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from fixtures.cluster import Server
+from fixtures.fault_log import SeenFunction
 from fixtures.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
-from tests.support.fault_log import SeenFunction
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.slow]
 CYCLES = 20

@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 
 from fixtures.cluster import Server
-from fixtures.project_stack import ProjectStack, cleanup, leftover_objects, project_stack, start_up
+from fixtures.fault_log import SeenFunction
+from fixtures.project_stack import KILL_POINTS, ProjectStack, cleanup, leftover_objects, project_stack, start_up
 from ops.errors import ExitCode
 from ops.localpg import embedded
-from tests.faults.test_killed_provisioning import KILL_POINTS
-from tests.support.fault_log import SeenFunction
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.slow]
 MOMENTS = ("a database exists", "the logs tree is migrating")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import make_url
 
+from fixtures.fault_log import SeenFunction
 from migrations import runner
 from migrations.shared.tree import TREES
 from ops.commands import migrate
 from ops.errors import ExitCode, UserError
 from ops.localpg import embedded
-from tests.support.fault_log import SeenFunction
 
 
 @pytest.mark.fault(

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from fixtures.cluster import Deployment, scalar
+from fixtures.cluster import ProvisionedDatabases, scalar
 from fixtures.programs import migration_steps_program, open_engine_stack
 from migrations import runner
 from migrations.shared.tree import LOGS
@@ -20,17 +20,17 @@ pytestmark = pytest.mark.engine
 class Writer(threading.Thread):
     """Appends numbered rows as the logs writer until stopped; remembers every acknowledged number."""
 
-    def __init__(self, deployment: Deployment) -> None:
+    def __init__(self, provisioned: ProvisionedDatabases) -> None:
         super().__init__(daemon=True)
-        self.deployment = deployment
+        self.provisioned = provisioned
         self.acknowledged: list[int] = []
         self.stopping = threading.Event()
         self.error: BaseException | None = None
 
     def run(self) -> None:
-        role = self.deployment.names.of("logs_writer")
+        role = self.provisioned.names.of("logs_writer")
         try:
-            with self.deployment.connect_as(role, DatabaseKey.LOGS) as connection:
+            with self.provisioned.connect_as(role, DatabaseKey.LOGS) as connection:
                 number = 0
                 while not self.stopping.is_set():
                     number += 1
@@ -44,13 +44,13 @@ class Writer(threading.Thread):
             self.error = error
 
 
-def test_every_acknowledged_row_survives_the_deploy(fresh_deployment: Deployment, engine_workspace: Path) -> None:
-    logs_target = runner.Target(LOGS, fresh_deployment.migrator_url(DatabaseKey.LOGS))
+def test_every_acknowledged_row_survives_the_deploy(provisioned: ProvisionedDatabases, engine_workspace: Path) -> None:
+    logs_target = runner.Target(LOGS, provisioned.migrator_url(DatabaseKey.LOGS))
     runner.upgrade(logs_target, "logs_0002")  # the tables exist and take writes; the index revision is pending
-    writer = Writer(fresh_deployment)
+    writer = Writer(provisioned)
     writer.start()
     try:
-        stack = open_engine_stack(engine_workspace, migration_steps_program(fresh_deployment))
+        stack = open_engine_stack(engine_workspace, migration_steps_program(provisioned))
         stack.up(color="never")
     finally:
         writer.stopping.set()
@@ -58,7 +58,7 @@ def test_every_acknowledged_row_survives_the_deploy(fresh_deployment: Deployment
 
     assert writer.error is None, writer.error
     assert runner.current_revision(logs_target) == runner.head_revision(LOGS)
-    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
+    with provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS]) as logs:
         stored = logs.execute("SELECT (metadata->>'n')::int FROM system_logs WHERE component = 'writer'").fetchall()
         assert sorted(row[0] for row in stored) == writer.acknowledged
         assert scalar(logs, "SELECT count(*) FROM pg_index WHERE NOT indisvalid") == 0

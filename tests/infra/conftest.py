@@ -16,7 +16,6 @@ import psycopg
 import pytest
 
 from model.names import DatabaseKey
-from model.privileges import Grantee, grantees
 from ops.deploy.deployed_stack import REPORT_ENV_VAR, DeployedStack, from_environment
 
 _RESULTS: list[dict[str, str]] = []
@@ -71,13 +70,9 @@ def catalogs(stack: DeployedStack) -> Iterator[dict[DatabaseKey, psycopg.Connect
             connection.close()
 
 
-def stack_grantees(stack: DeployedStack) -> tuple[Grantee, ...]:
-    return grantees(stack.names, stack.extra_roles())
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "grantee" in metafunc.fixturenames:
-        every = stack_grantees(deployed(metafunc.config))
+        every = deployed(metafunc.config).grantees()
         roles = every if "public_too" in metafunc.fixturenames else tuple(g for g in every if g.kind is not None)
         metafunc.parametrize("grantee", roles, ids=[g.name for g in roles])
     if "database" in metafunc.fixturenames:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
+from fixtures.catalog import INDEXES, TABLES, misplaced_tables  # a partition is its table's
 from migrations import runner
 from migrations.schema import head_schema
 from migrations.shared.heads import copy_location
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey
 from ops.deploy.deployed_stack import DeployedStack
-from tests.migrations.catalog import INDEXES, TABLES, misplaced_tables  # a partition is its table's
 
 
 def names(connection: psycopg.Connection, query: str) -> set[str]:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from fixtures import catalog
 from migrations.shared.tree import TREES
 from model.names import PUBLIC, SCHEMA, DatabaseKey
 from model.privileges import Grantee, ObjectKind, expected, rules
 from ops.deploy.deployed_stack import DeployedStack
-from tests.infra.conftest import stack_grantees
-from tests.migrations import catalog
 
 Cells = dict[str, frozenset[str]]
 
@@ -32,7 +31,7 @@ FUNCTIONS = {
 
 
 def expected_of(stack: DeployedStack, grantee: Grantee, database: DatabaseKey, kind: ObjectKind) -> frozenset[str]:
-    return expected(rules(stack.extra_roles()), grantee.key, database, kind)
+    return expected(rules(stack.read_only_specs()), grantee.key, database, kind)
 
 
 def privileges_of(
@@ -134,10 +133,10 @@ def test_default_privileges_hand_new_tables_to_the_runtime_roles(
     for role, grantee, privilege in rows:
         assert role == owner, f"default privileges FOR ROLE {role} in {stack.database(database)}: only {owner}'s count"
         actual.setdefault(grantee, set()).add(privilege)
-    model = rules(stack.extra_roles())
+    model = rules(stack.read_only_specs())
     wanted = {
         g.name: expected(model, g.key, database, ObjectKind.NEW_TABLES)
-        for g in stack_grantees(stack)
+        for g in stack.grantees()
         if expected(model, g.key, database, ObjectKind.NEW_TABLES)
     }
     assert {k: frozenset(v) for k, v in actual.items()} == wanted, (
@@ -178,7 +177,7 @@ def test_no_role_of_the_stack_reaches_the_servers_own_databases(
 def test_no_object_is_granted_to_a_role_outside_the_stack(
     catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, database: DatabaseKey
 ) -> None:
-    known = {g.name for g in stack_grantees(stack) if g.name != PUBLIC}
+    known = {g.name for g in stack.grantees() if g.name != PUBLIC}
     rows = (
         catalogs[database]
         .execute(

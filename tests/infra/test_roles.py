@@ -7,7 +7,6 @@ import psycopg
 from model.names import DatabaseKey
 from model.privileges import Grantee, expected_memberships
 from ops.deploy.deployed_stack import DeployedStack
-from tests.infra.conftest import stack_grantees
 
 DANGEROUS = ("rolsuper", "rolcreatedb", "rolcreaterole", "rolreplication", "rolbypassrls")
 SQL_NAMES = {
@@ -50,7 +49,7 @@ def test_memberships_are_exactly_the_migrators_in_their_owners_and_the_readers_i
 ) -> None:
     row = role_row(catalogs[DatabaseKey.MAIN], grantee.name)
     assert row is not None
-    expected = expected_memberships(stack.names, stack.extra_roles()).get(grantee.name, frozenset())
+    expected = expected_memberships(stack.names, stack.read_only_specs()).get(grantee.name, frozenset())
     actual = frozenset(row["member_of"])  # type: ignore[call-overload]
     fixes = [f"REVOKE {role} FROM {grantee.name};" for role in sorted(actual - expected)]
     fixes += [f"GRANT {role} TO {grantee.name};" for role in sorted(expected - actual)]
@@ -77,7 +76,7 @@ def test_the_connection_limit(
 def test_no_role_with_the_stack_prefix_beyond_the_model(
     catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack
 ) -> None:
-    expected = {g.name for g in stack_grantees(stack) if g.kind is not None}
+    expected = {g.name for g in stack.grantees() if g.kind is not None}
     rows = (
         catalogs[DatabaseKey.MAIN]
         .execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (f"{stack.role_prefix}_",))

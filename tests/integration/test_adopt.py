@@ -20,15 +20,15 @@ from pathlib import Path
 import pytest
 from psycopg import sql
 
+from fixtures import observed
 from fixtures.cluster import Server
-from fixtures.legacy import LegacyDeployment, build_legacy, run_as_broad_role
+from fixtures.fault_log import SeenFunction
+from fixtures.legacy import LegacyDatabases, build_legacy, run_as_broad_role
 from fixtures.project_stack import ProjectStack, cleanup, project_stack
 from model.names import DatabaseKey
 from ops.adoption.move import RETIRED_SCHEMA
 from ops.errors import ExitCode
 from ops.paths import REPO_ROOT
-from tests.support import observed
-from tests.support.fault_log import SeenFunction
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider]
 CONTENT = "ROW(created_at, level, component, message, error_type, stack_trace, request_id, trace_id, user_id, metadata)"
@@ -37,7 +37,7 @@ CONTENT = "ROW(created_at, level, component, message, error_type, stack_trace, r
 @contextmanager
 def legacy_under_a_stack(
     tmp_path: Path, server: Server, legacy_role: str
-) -> Iterator[tuple[ProjectStack, LegacyDeployment]]:
+) -> Iterator[tuple[ProjectStack, LegacyDatabases]]:
     """The review's deployment under a stack's names; the stack's legacyRoles gives its broad role `legacy_role`."""
     prefix = f"t{secrets.token_hex(3)}"
     project = project_stack(tmp_path, "adopt", prefix, legacyRoles={prefix: legacy_role})
@@ -50,7 +50,7 @@ def legacy_under_a_stack(
 
 
 @pytest.fixture
-def adopted(tmp_path: Path, server: Server) -> Iterator[tuple[ProjectStack, LegacyDeployment]]:
+def adopted(tmp_path: Path, server: Server) -> Iterator[tuple[ProjectStack, LegacyDatabases]]:
     with legacy_under_a_stack(tmp_path, server, "drop") as stack_and_legacy:
         yield stack_and_legacy
 
@@ -62,7 +62,7 @@ def system_logs(server: Server, database: str, schema: str = "public") -> Counte
 
 
 def test_the_reviews_deployment_is_adopted_into_what_a_fresh_deploy_makes_and_a_second_apply_changes_nothing(
-    server: Server, adopted: tuple[ProjectStack, LegacyDeployment]
+    server: Server, adopted: tuple[ProjectStack, LegacyDatabases]
 ) -> None:
     project, legacy = adopted
     main, logs = legacy.databases[DatabaseKey.MAIN], legacy.databases[DatabaseKey.LOGS]
@@ -110,7 +110,7 @@ def test_the_reviews_deployment_is_adopted_into_what_a_fresh_deploy_makes_and_a_
     "(or write the revision that makes it so) and plan again",
 )
 def test_a_table_that_matches_no_revision_is_refused_by_name_and_nothing_is_changed(
-    server: Server, adopted: tuple[ProjectStack, LegacyDeployment], fault_seen: SeenFunction
+    server: Server, adopted: tuple[ProjectStack, LegacyDatabases], fault_seen: SeenFunction
 ) -> None:
     project, legacy = adopted
     main = legacy.databases[DatabaseKey.MAIN]
@@ -127,7 +127,7 @@ def test_a_table_that_matches_no_revision_is_refused_by_name_and_nothing_is_chan
 
 
 @pytest.fixture
-def adopted_nologin(tmp_path: Path, server: Server) -> Iterator[tuple[ProjectStack, LegacyDeployment]]:
+def adopted_nologin(tmp_path: Path, server: Server) -> Iterator[tuple[ProjectStack, LegacyDatabases]]:
     with legacy_under_a_stack(tmp_path, server, "nologin") as stack_and_legacy:
         yield stack_and_legacy
 
@@ -139,7 +139,7 @@ def adopted_nologin(tmp_path: Path, server: Server) -> Iterator[tuple[ProjectSta
     "legacy role as legacyRoles says; the stack verifies",
 )
 def test_an_apply_killed_as_its_deploy_starts_is_finished_by_the_next_apply(
-    server: Server, adopted_nologin: tuple[ProjectStack, LegacyDeployment], fault_seen: SeenFunction
+    server: Server, adopted_nologin: tuple[ProjectStack, LegacyDatabases], fault_seen: SeenFunction
 ) -> None:
     project, legacy = adopted_nologin
     main, logs = legacy.databases[DatabaseKey.MAIN], legacy.databases[DatabaseKey.LOGS]

@@ -21,13 +21,13 @@ import yaml
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from fixtures import observed
 from fixtures.cluster import Server
+from fixtures.fault_log import SeenFunction
 from fixtures.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
+from fixtures.revisions import NEW_TABLE_REVISION
 from migrations.shared.heads import declared_head, default_location
 from ops.errors import ExitCode
-from tests.integration.test_migration_step_engine import NEW_TABLE_REVISION
-from tests.support import observed
-from tests.support.fault_log import SeenFunction
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider]
 

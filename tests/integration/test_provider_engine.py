@@ -13,7 +13,7 @@ import pulumi
 import pulumi_postgresql as postgresql
 import pytest
 
-from fixtures.cluster import Deployment, Server, scalar
+from fixtures.cluster import ProvisionedDatabases, Server, scalar
 from fixtures.programs import open_engine_stack
 from infra.acl_chain import AclChain, GrantTarget
 from model.names import DatabaseKey
@@ -59,21 +59,21 @@ def test_up_creates_a_database_and_a_role_and_destroy_removes_them(server: Serve
 
 
 def test_a_replaced_grant_keeps_the_privileges_it_grants_again(
-    fresh_deployment: Deployment, engine_workspace: Path
+    provisioned: ProvisionedDatabases, engine_workspace: Path
 ) -> None:
     """A Grant's `objects` cannot change in place: a new table replaces the grant on the existing ones.
 
     Replaced create-first, the old grant's delete (a REVOKE) would take back from the kept tables
     what the new grant had just given (pulumi-postgresql#233); the ACL chain replaces delete-first.
     """
-    logs = fresh_deployment.databases[DatabaseKey.LOGS]
-    writer = fresh_deployment.names.of("logs_writer")
-    with fresh_deployment.server.connect(logs) as connection:
+    logs = provisioned.databases[DatabaseKey.LOGS]
+    writer = provisioned.names.of("logs_writer")
+    with provisioned.server.connect(logs) as connection:
         connection.execute("CREATE TABLE kept_table (id int); CREATE TABLE added_table (id int)")
 
     def program_granting(tables: list[str]) -> Callable[[], None]:
         def program() -> None:
-            provider = admin_provider(fresh_deployment.server)
+            provider = admin_provider(provisioned.server)
             with_provider = pulumi.ResourceOptions(providers=[provider])
             parent = pulumi.ComponentResource("test:acl:Chain", "chain", opts=with_provider)
             chain = AclChain(start=provider)
@@ -87,7 +87,7 @@ def test_a_replaced_grant_keeps_the_privileges_it_grants_again(
 
     changes = {str(operation): count for operation, count in (replaced.summary.resource_changes or {}).items()}
     assert changes.get("replace") == 1, changes
-    with fresh_deployment.server.connect(logs) as connection:
+    with provisioned.server.connect(logs) as connection:
         held = connection.execute(
             "SELECT t, has_table_privilege(%s, t, 'INSERT') FROM unnest(ARRAY['kept_table', 'added_table']) AS t",
             (writer,),

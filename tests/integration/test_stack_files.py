@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fixtures import tls
 from fixtures.project_stack import TEST_PASSPHRASE, project_folder
 from ops.deploy.driver import DEV_PASSPHRASE, DEV_STACK
 from ops.paths import REPO_ROOT
 from ops.toolchain import pinned
-from tests.support import tls
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider]
 SHIPPED_STACKS = sorted(path.name.split(".")[1] for path in REPO_ROOT.glob("Pulumi.*.yaml"))

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from psycopg import sql
 
+from fixtures import tls
 from fixtures.cluster import Server
+from fixtures.fault_log import SeenFunction
 from fixtures.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
 from ops.errors import ExitCode
-from tests.support import tls
-from tests.support.fault_log import SeenFunction
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider]
 ADMIN = "tls_admin_of_the_tests"

@@ -1,4 +1,4 @@
-"""scripts/verify against a deployment: clean, then with each drift a person could make by hand."""
+"""scripts/verify on databases provisioned from the model: clean, then with each drift made by hand."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from psycopg import sql
 
-from fixtures.cluster import Deployment
+from fixtures.cluster import ProvisionedDatabases
 from migrations import runner
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey
@@ -20,24 +20,24 @@ from ops.paths import REPO_ROOT
 
 
 @pytest.fixture
-def deployed(fresh_deployment: Deployment) -> Deployment:
+def deployed(provisioned: ProvisionedDatabases) -> ProvisionedDatabases:
     for key in DatabaseKey:
-        runner.upgrade(runner.Target(TREES[key.value], fresh_deployment.migrator_url(key)))
-    return fresh_deployment
+        runner.upgrade(runner.Target(TREES[key.value], provisioned.migrator_url(key)))
+    return provisioned
 
 
-def run_verify(deployment: Deployment) -> subprocess.CompletedProcess[str]:
+def run_verify(provisioned: ProvisionedDatabases) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ops.commands.verify", "test", "--description-stdin"],
         cwd=REPO_ROOT,
         text=True,
-        input=deployment.described().to_json(),
+        input=provisioned.described().to_json(),
         capture_output=True,
         timeout=300,
     )
 
 
-def test_a_clean_deployment_passes_and_the_report_lists_every_check(deployed: Deployment) -> None:
+def test_a_clean_deployment_passes_and_the_report_lists_every_check(deployed: ProvisionedDatabases) -> None:
     reports = [REPO_ROOT / "reports" / name for name in ("verify-test.json", "verify-test.xml")]
     for stale in reports:  # an earlier run's report must not pass for this one's
         stale.unlink(missing_ok=True)
@@ -57,7 +57,7 @@ def test_a_clean_deployment_passes_and_the_report_lists_every_check(deployed: De
     assert "<testsuite" in reports[1].read_text()
 
 
-def grant_select_to_app(d: Deployment) -> None:
+def grant_select_to_app(d: ProvisionedDatabases) -> None:
     with d.server.connect(d.databases[DatabaseKey.LOGS]) as logs:
         app = sql.Identifier(d.names.of("app"))
         logs.execute(
@@ -66,28 +66,28 @@ def grant_select_to_app(d: Deployment) -> None:
         logs.execute(sql.SQL("GRANT SELECT ON system_logs TO {}").format(app))
 
 
-def table_in_the_wrong_database(d: Deployment) -> None:
+def table_in_the_wrong_database(d: ProvisionedDatabases) -> None:
     with d.server.connect(d.databases[DatabaseKey.MAIN]) as main:
         main.execute("CREATE TABLE system_logs (id bigint)")
         main.execute("INSERT INTO system_logs VALUES (1)")
 
 
-def drop_an_index(d: Deployment) -> None:
+def drop_an_index(d: ProvisionedDatabases) -> None:
     with d.server.connect(d.databases[DatabaseKey.LOGS]) as logs:
         logs.execute("DROP INDEX idx_system_logs_errors")
 
 
-def give_createdb(d: Deployment) -> None:
+def give_createdb(d: ProvisionedDatabases) -> None:
     with d.server.connect() as admin:
         admin.execute(sql.SQL("ALTER ROLE {} CREATEDB").format(sql.Identifier(d.names.of("logs_writer"))))
 
 
-def public_may_create_in_the_schema(d: Deployment) -> None:
+def public_may_create_in_the_schema(d: ProvisionedDatabases) -> None:
     with d.server.connect(d.databases[DatabaseKey.LOGS]) as logs:
         logs.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
 
 
-def drop_a_default_privilege(d: Deployment) -> None:
+def drop_a_default_privilege(d: ProvisionedDatabases) -> None:
     with d.server.connect(d.databases[DatabaseKey.LOGS]) as logs:
         logs.execute(
             sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public REVOKE INSERT ON TABLES FROM {}").format(
@@ -108,7 +108,7 @@ def drop_a_default_privilege(d: Deployment) -> None:
     ],
 )
 def test_each_drift_fails_verification_and_is_named(
-    deployed: Deployment, drift: Callable[[Deployment], None], named: str
+    deployed: ProvisionedDatabases, drift: Callable[[ProvisionedDatabases], None], named: str
 ) -> None:
     drift(deployed)
     result = run_verify(deployed)
@@ -116,7 +116,9 @@ def test_each_drift_fails_verification_and_is_named(
     assert named in result.stdout
 
 
-def test_a_table_in_the_wrong_database_is_named_as_misplaced_and_given_no_grant_advice(deployed: Deployment) -> None:
+def test_a_table_in_the_wrong_database_is_named_as_misplaced_and_given_no_grant_advice(
+    deployed: ProvisionedDatabases,
+) -> None:
     table_in_the_wrong_database(deployed)
     with deployed.server.connect(deployed.databases[DatabaseKey.MAIN]) as main:
         main.execute("CREATE TABLE llm_logs (id bigint GENERATED ALWAYS AS IDENTITY, created_at timestamptz)")
@@ -129,7 +131,7 @@ def test_a_table_in_the_wrong_database_is_named_as_misplaced_and_given_no_grant_
 
 @pytest.mark.parametrize("drift", [grant_select_to_app, public_may_create_in_the_schema])
 def test_the_printed_fixes_are_sql_that_repairs_the_drift(
-    deployed: Deployment, drift: Callable[[Deployment], None]
+    deployed: ProvisionedDatabases, drift: Callable[[ProvisionedDatabases], None]
 ) -> None:
     drift(deployed)
     found = run_verify(deployed)
@@ -142,7 +144,7 @@ def test_the_printed_fixes_are_sql_that_repairs_the_drift(
     assert repaired.returncode == ExitCode.OK, repaired.stdout[-3000:]
 
 
-def test_an_unreachable_testinfra_host_is_named_not_reported_as_a_difference(deployed: Deployment) -> None:
+def test_an_unreachable_testinfra_host_is_named_not_reported_as_a_difference(deployed: ProvisionedDatabases) -> None:
     result = subprocess.run(
         [
             sys.executable,

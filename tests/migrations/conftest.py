@@ -4,29 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.cluster import Deployment
+from fixtures.cluster import ProvisionedDatabases
 from migrations import runner
-from migrations.shared.tree import TREES
 from model.names import DatabaseKey
 
 
-def target_for(deployment: Deployment, key: DatabaseKey) -> runner.Target:
-    return runner.Target(TREES[key.value], deployment.migrator_url(key), deployment.databases[key])
+@pytest.fixture
+def main_target(provisioned: ProvisionedDatabases) -> runner.Target:
+    return provisioned.migration_target(DatabaseKey.MAIN)
 
 
 @pytest.fixture
-def main_target(fresh_deployment: Deployment) -> runner.Target:
-    return target_for(fresh_deployment, DatabaseKey.MAIN)
+def logs_target(provisioned: ProvisionedDatabases) -> runner.Target:
+    return provisioned.migration_target(DatabaseKey.LOGS)
 
 
 @pytest.fixture
-def logs_target(fresh_deployment: Deployment) -> runner.Target:
-    return target_for(fresh_deployment, DatabaseKey.LOGS)
-
-
-@pytest.fixture
-def migrated(fresh_deployment: Deployment) -> Deployment:
+def migrated(provisioned: ProvisionedDatabases) -> ProvisionedDatabases:
     """Both trees at head."""
     for key in DatabaseKey:
-        runner.upgrade(target_for(fresh_deployment, key))
-    return fresh_deployment
+        runner.upgrade(provisioned.migration_target(key))
+    return provisioned

@@ -9,17 +9,17 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from fixtures.cluster import Deployment, scalar
+from fixtures.cluster import ProvisionedDatabases, scalar
+from fixtures.fault_log import SeenFunction
 from migrations import maintenance, runner
 from model.log_lifecycle import LogLifecycle
 from model.names import DatabaseKey
-from tests.support.fault_log import SeenFunction
 
 LIFECYCLE = LogLifecycle(retention_days={"system_logs": 30, "llm_logs": 400}, premake_days=14)
 
 
-def partition_names(deployment: Deployment, table: str) -> list[str]:
-    with deployment.server.connect(deployment.databases[DatabaseKey.LOGS]) as logs:
+def partition_names(provisioned: ProvisionedDatabases, table: str) -> list[str]:
+    with provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS]) as logs:
         rows = logs.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = to_regclass(%s) ORDER BY 1",
@@ -39,7 +39,9 @@ def wait_until_gone(connection: psycopg.Connection, user: str | None, seconds: f
     raise AssertionError(f"a session of {user} outlived maintenance by {seconds:.0f} s")
 
 
-def test_a_first_run_makes_nothing_the_tree_already_made(migrated: Deployment, logs_target: runner.Target) -> None:
+def test_a_first_run_makes_nothing_the_tree_already_made(
+    migrated: ProvisionedDatabases, logs_target: runner.Target
+) -> None:
     report = maintenance.maintain(logs_target, LIFECYCLE)
     assert report.created == {"system_logs": [], "llm_logs": []}
     assert report.dropped == {"system_logs": [], "llm_logs": []}
@@ -50,7 +52,7 @@ def test_a_first_run_makes_nothing_the_tree_already_made(migrated: Deployment, l
     recovery="the next deploy or scripts/maintain makes the window and drops what is past retention, naming each",
 )
 def test_weeks_without_maintenance_are_caught_up_and_retention_drops_whole_partitions(
-    migrated: Deployment, logs_target: runner.Target, fault_seen: SeenFunction
+    migrated: ProvisionedDatabases, logs_target: runner.Target, fault_seen: SeenFunction
 ) -> None:
     """Run as if 40 days had passed: the window is made, and the partitions past 30 days dropped, rows and all."""
     writer = migrated.names.of("logs_writer")
@@ -73,7 +75,7 @@ def test_weeks_without_maintenance_are_caught_up_and_retention_drops_whole_parti
 
 
 def test_retention_shortened_drops_exactly_the_partitions_now_past_it(
-    migrated: Deployment, logs_target: runner.Target
+    migrated: ProvisionedDatabases, logs_target: runner.Target
 ) -> None:
     later = datetime.now(UTC) + timedelta(days=20)
     maintenance.maintain(logs_target, LIFECYCLE, now=later)  # 30 days: nothing is past it yet
@@ -89,7 +91,7 @@ def test_retention_shortened_drops_exactly_the_partitions_now_past_it(
 
 
 def test_retention_never_deletes_a_row_of_a_partition_it_keeps(
-    migrated: Deployment, logs_target: runner.Target
+    migrated: ProvisionedDatabases, logs_target: runner.Target
 ) -> None:
     writer = migrated.names.of("logs_writer")
     tomorrow = datetime.now(UTC) + timedelta(days=3)
@@ -110,7 +112,7 @@ def test_retention_never_deletes_a_row_of_a_partition_it_keeps(
 
 
 def test_two_runs_at_once_take_turns_and_make_each_partition_once(
-    migrated: Deployment, logs_target: runner.Target, capfd: pytest.CaptureFixture[str]
+    migrated: ProvisionedDatabases, logs_target: runner.Target, capfd: pytest.CaptureFixture[str]
 ) -> None:
     later = datetime.now(UTC) + timedelta(days=10)
     reports: list[object] = []
@@ -131,7 +133,9 @@ def test_two_runs_at_once_take_turns_and_make_each_partition_once(
     assert sorted(made, key=len)[0] == [] and len(sorted(made, key=len)[1]) == 10
 
 
-def test_an_unpartitioned_tree_is_refused_by_name(fresh_deployment: Deployment, logs_target: runner.Target) -> None:
+def test_an_unpartitioned_tree_is_refused_by_name(
+    provisioned: ProvisionedDatabases, logs_target: runner.Target
+) -> None:
     runner.upgrade(logs_target, "logs_0003")
     with pytest.raises(maintenance.NotPartitionedError, match="system_logs is not partitioned: the logs tree is below"):
         maintenance.maintain(logs_target, LIFECYCLE)
@@ -142,7 +146,7 @@ def test_an_unpartitioned_tree_is_refused_by_name(fresh_deployment: Deployment, 
     recovery="the next maintenance finishes it with DETACH ... FINALIZE, then drops the partition",
 )
 def test_an_interrupted_detach_is_finished_by_the_next_run(
-    migrated: Deployment, logs_target: runner.Target, fault_seen: SeenFunction
+    migrated: ProvisionedDatabases, logs_target: runner.Target, fault_seen: SeenFunction
 ) -> None:
     """DETACH CONCURRENTLY cut short leaves the partition "detach pending": the next run finalizes and drops it."""
     owner = migrated.names.owner(DatabaseKey.LOGS)
@@ -168,8 +172,8 @@ def test_an_interrupted_detach_is_finished_by_the_next_run(
     assert "system_logs_p_before" not in partition_names(migrated, "system_logs")
 
 
-def _detach_cut_short(deployment: Deployment, owner: str) -> None:
-    with deployment.server.connect(deployment.databases[DatabaseKey.LOGS]) as session:
+def _detach_cut_short(provisioned: ProvisionedDatabases, owner: str) -> None:
+    with provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS]) as session:
         session.execute(f'SET ROLE "{owner}"')
         session.execute("SET statement_timeout = '2s'")
         with pytest.raises(Exception, match="canceling statement due to statement timeout"):

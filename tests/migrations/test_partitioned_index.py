@@ -8,30 +8,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fixtures.cluster import Deployment
+from fixtures import catalog
+from fixtures.cluster import ProvisionedDatabases
+from fixtures.revisions import revision_file
 from migrations import runner
 from model.names import DatabaseKey
 from ops.paths import REPO_ROOT
-from tests.migrations import catalog
 
-INDEX_REVISION = '''"""A later index revision, as a team would write one."""
-from migrations.shared.concurrent_index import ConcurrentIndex, create_concurrently, drop_concurrently
-
-revision = "logs_9990"
-down_revision = "{down}"
-branch_labels = None
-depends_on = None
-
-INDEXES = (ConcurrentIndex("idx_system_logs_trace_id", "system_logs", "(trace_id) WHERE trace_id IS NOT NULL"),)
-
-
-def upgrade() -> None:
-    create_concurrently(INDEXES)
-
-
-def downgrade() -> None:
-    drop_concurrently(INDEXES)
-'''
+INDEX_REVISION = revision_file(
+    "logs_9990",
+    "A later index revision, as a team would write one.",
+    "create_concurrently(INDEXES)",
+    "drop_concurrently(INDEXES)",
+    imports="from migrations.shared.concurrent_index import ConcurrentIndex, create_concurrently, drop_concurrently\n\n"
+    'INDEXES = (ConcurrentIndex("idx_system_logs_trace_id", "system_logs", "(trace_id) WHERE trace_id IS NOT NULL"),)',
+)
 
 
 def tree_with_index_revision(tmp_path: Path) -> Path:
@@ -43,13 +34,13 @@ def tree_with_index_revision(tmp_path: Path) -> Path:
 
 
 @contextmanager
-def writer_inserting(deployment: Deployment, lock_timeout: str) -> Iterator[list[BaseException]]:
+def writer_inserting(provisioned: ProvisionedDatabases, lock_timeout: str) -> Iterator[list[BaseException]]:
     """The logs writer inserting into system_logs until the block ends; yields the errors it met."""
     failures: list[BaseException] = []
     stop = threading.Event()
 
     def write() -> None:
-        with deployment.connect_as(deployment.names.of("logs_writer"), DatabaseKey.LOGS) as logs:
+        with provisioned.connect_as(provisioned.names.of("logs_writer"), DatabaseKey.LOGS) as logs:
             logs.execute(f"SET lock_timeout = '{lock_timeout}'")
             while not stop.is_set():
                 try:
@@ -68,7 +59,7 @@ def writer_inserting(deployment: Deployment, lock_timeout: str) -> Iterator[list
 
 
 def test_an_index_revision_builds_on_every_partition_while_a_writer_inserts(
-    migrated: Deployment, logs_target: runner.Target, tmp_path: Path
+    migrated: ProvisionedDatabases, logs_target: runner.Target, tmp_path: Path
 ) -> None:
     target = runner.Target(
         logs_target.tree, logs_target.url, logs_target.expected_database, tree_with_index_revision(tmp_path)
@@ -92,7 +83,7 @@ def test_an_index_revision_builds_on_every_partition_while_a_writer_inserts(
 
 
 def test_its_downgrade_drops_the_index_from_the_parent_and_every_partition_while_a_writer_inserts(
-    migrated: Deployment, logs_target: runner.Target, tmp_path: Path
+    migrated: ProvisionedDatabases, logs_target: runner.Target, tmp_path: Path
 ) -> None:
     """DROP INDEX CONCURRENTLY is refused on a partitioned index: the helper drops the parent's under a
     short lock_timeout instead, and the partitions' go with it."""

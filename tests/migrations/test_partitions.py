@@ -21,15 +21,15 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from fixtures.cluster import Deployment, scalar
+from fixtures import catalog
+from fixtures.cluster import ProvisionedDatabases, scalar
+from fixtures.fault_log import SeenFunction
 from migrations import runner
 from migrations.shared import partition_conversion, partitions
 from model.log_lifecycle import Interval
 from model.names import DatabaseKey
 from ops.localpg import embedded
 from ops.localpg.embedded import find_bin_dir
-from tests.migrations import catalog
-from tests.support.fault_log import SeenFunction
 
 LOGS = DatabaseKey.LOGS
 LOG_TABLES = ("system_logs", "llm_logs")
@@ -92,21 +92,21 @@ def bound(lower: datetime | None, upper: datetime) -> str:
 
 
 @contextmanager
-def admin(deployment: Deployment) -> Iterator[psycopg.Connection]:
+def admin(provisioned: ProvisionedDatabases) -> Iterator[psycopg.Connection]:
     """The superuser on the logs database, in UTC (bounds and rows print alike in every test)."""
-    with deployment.server.connect(deployment.databases[LOGS]) as connection:
+    with provisioned.server.connect(provisioned.databases[LOGS]) as connection:
         connection.execute("SET TIME ZONE 'UTC'")
         yield connection
 
 
 @contextmanager
-def as_owner(deployment: Deployment) -> Iterator[Connection]:
+def as_owner(provisioned: ProvisionedDatabases) -> Iterator[Connection]:
     """What maintenance uses: the migrator acting as the owner, in autocommit (DETACH CONCURRENTLY needs it)."""
-    engine = create_engine(deployment.migrator_url(LOGS), poolclass=NullPool)
+    engine = create_engine(provisioned.migrator_url(LOGS), poolclass=NullPool)
     try:
         with engine.connect() as connection:
             autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
-            owner = sql.Identifier(deployment.names.owner(LOGS)).as_string()
+            owner = sql.Identifier(provisioned.names.owner(LOGS)).as_string()
             autocommit.execute(text(f"SET ROLE {owner}"))
             partitions.utc_session(autocommit)
             yield autocommit
@@ -114,8 +114,8 @@ def as_owner(deployment: Deployment) -> Iterator[Connection]:
         engine.dispose()
 
 
-def writer(deployment: Deployment) -> psycopg.Connection:
-    return deployment.connect_as(deployment.names.of("logs_writer"), LOGS)
+def writer(provisioned: ProvisionedDatabases) -> psycopg.Connection:
+    return provisioned.connect_as(provisioned.names.of("logs_writer"), LOGS)
 
 
 def bounds(connection: psycopg.Connection, table: str) -> dict[str, str]:
@@ -132,8 +132,8 @@ def content(connection: psycopg.Connection, relation: str, where: str) -> tuple[
     return tuple(row)
 
 
-def seed(deployment: Deployment, system_logs: int = SEED_SYSTEM_LOGS, llm_logs: int = SEED_LLM_LOGS) -> None:
-    with admin(deployment) as connection:
+def seed(provisioned: ProvisionedDatabases, system_logs: int = SEED_SYSTEM_LOGS, llm_logs: int = SEED_LLM_LOGS) -> None:
+    with admin(provisioned) as connection:
         connection.execute(SEED_SYSTEM_LOGS_SQL, {"rows": system_logs, "days": SEED_DAYS})
         connection.execute(SEED_LLM_LOGS_SQL, {"rows": llm_logs, "days": SEED_DAYS})
 
@@ -144,9 +144,9 @@ SEEDED = {"system_logs": "component LIKE 'seed-%'", "llm_logs": "component = 'se
 class Writer(threading.Thread):
     """The logs writer role appending to both tables, one autocommit INSERT at a time, each one timed."""
 
-    def __init__(self, deployment: Deployment) -> None:
+    def __init__(self, provisioned: ProvisionedDatabases) -> None:
         super().__init__(daemon=True)
-        self.deployment = deployment
+        self.provisioned = provisioned
         self.written: list[str] = []
         """The marker of each pair of rows written (system_logs.message, llm_logs.request_id), in order."""
         self.failures: list[Exception] = []
@@ -154,7 +154,7 @@ class Writer(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
-        with writer(self.deployment) as connection:
+        with writer(self.provisioned) as connection:
             while not self.done.is_set():
                 marker = f"live {len(self.written)}"
                 try:
@@ -176,7 +176,7 @@ class Writer(threading.Thread):
 
 @dataclass
 class Conversion:
-    deployment: Deployment
+    provisioned: ProvisionedDatabases
     seeded: dict[str, tuple[object, ...]]
     """Per table: count and md5 of the rows there before the conversion."""
     seeded_max_id: dict[str, int]
@@ -187,17 +187,17 @@ class Conversion:
 
 
 @pytest.fixture
-def converted_under_writer(fresh_deployment: Deployment, logs_target: runner.Target) -> Conversion:
+def converted_under_writer(provisioned: ProvisionedDatabases, logs_target: runner.Target) -> Conversion:
     """logs_0003 with 50,000 system_logs rows over 60 days and 2,000 llm_logs rows, converted while the writer
     appends to both tables from before the upgrade starts until after it ends."""
     runner.upgrade(logs_target, "logs_0003")
-    seed(fresh_deployment)
-    with admin(fresh_deployment) as connection:
+    seed(provisioned)
+    with admin(provisioned) as connection:
         seeded = {table: content(connection, table, SEEDED[table]) for table in LOG_TABLES}
         max_ids = {table: int(str(scalar(connection, f"SELECT max(id) FROM {table}"))) for table in LOG_TABLES}
         indexes = {table: dict(connection.execute(NON_KEY_INDEXES, (table,)).fetchall()) for table in LOG_TABLES}
-    live = Writer(fresh_deployment)
-    conversion = Conversion(fresh_deployment, seeded, max_ids, indexes, live)
+    live = Writer(provisioned)
+    conversion = Conversion(provisioned, seeded, max_ids, indexes, live)
     live.start()
     try:
         live.wait_for(20)
@@ -215,7 +215,7 @@ def test_rows_written_before_and_during_the_conversion_are_each_there_once(
     converted_under_writer: Conversion,
 ) -> None:
     conversion = converted_under_writer
-    with admin(conversion.deployment) as connection:
+    with admin(conversion.provisioned) as connection:
         for table in LOG_TABLES:
             assert content(connection, table, SEEDED[table]) == conversion.seeded[table], table
         messages = connection.execute("SELECT message FROM system_logs WHERE component = 'live-writer'").fetchall()
@@ -236,7 +236,7 @@ def test_the_writer_saw_no_failed_insert_and_none_over_a_second(converted_under_
 def test_ids_go_on_above_every_id_handed_out_before_the_conversion(converted_under_writer: Conversion) -> None:
     """The writer's rows, in the order it wrote them (before, during and after the swap), have rising ids."""
     conversion = converted_under_writer
-    with admin(conversion.deployment) as connection:
+    with admin(conversion.provisioned) as connection:
         for table, marker in (("system_logs", "message"), ("llm_logs", "request_id")):
             rows = connection.execute(
                 sql.SQL("SELECT {}, id FROM {} WHERE component = 'live-writer'").format(
@@ -253,7 +253,7 @@ def test_ids_go_on_above_every_id_handed_out_before_the_conversion(converted_und
 
 def test_the_old_table_becomes_the_before_partition_of_a_partitioned_table(converted_under_writer: Conversion) -> None:
     conversion = converted_under_writer
-    with admin(conversion.deployment) as connection:
+    with admin(conversion.provisioned) as connection:
         for table in LOG_TABLES:
             assert scalar(connection, "SELECT relkind FROM pg_class WHERE oid = %s::regclass", (table,)) == "p"
             before = f"{table}_p_before"
@@ -263,7 +263,7 @@ def test_the_old_table_becomes_the_before_partition_of_a_partitioned_table(conve
 
 def test_the_parent_has_the_old_tables_indexes_by_name_made_on_only(converted_under_writer: Conversion) -> None:
     conversion = converted_under_writer
-    with admin(conversion.deployment) as connection:
+    with admin(conversion.provisioned) as connection:
         for table in LOG_TABLES:
             after = dict(connection.execute(NON_KEY_INDEXES, (table,)).fetchall())
             on, on_only = f" ON public.{table} USING ", f" ON ONLY public.{table} USING "
@@ -275,7 +275,7 @@ def test_the_parent_has_the_old_tables_indexes_by_name_made_on_only(converted_un
 
 
 def test_the_primary_key_becomes_id_and_created_at(converted_under_writer: Conversion) -> None:
-    with admin(converted_under_writer.deployment) as connection:
+    with admin(converted_under_writer.provisioned) as connection:
         for table in LOG_TABLES:
             key = scalar(
                 connection,
@@ -286,13 +286,13 @@ def test_the_primary_key_becomes_id_and_created_at(converted_under_writer: Conve
 
 
 def test_a_row_dated_past_the_boundary_moves_the_boundary_past_its_day(
-    fresh_deployment: Deployment, logs_target: runner.Target
+    provisioned: ProvisionedDatabases, logs_target: runner.Target
 ) -> None:
     runner.upgrade(logs_target, "logs_0003")
-    with admin(fresh_deployment) as connection:
+    with admin(provisioned) as connection:
         connection.execute(INSERT_DATED_SYSTEM_LOG, (midnight(4) + timedelta(hours=10), "early clock"))
     runner.upgrade(logs_target)
-    with admin(fresh_deployment) as connection:
+    with admin(provisioned) as connection:
         assert bounds(connection, "system_logs")["system_logs_p_before"] == bound(None, midnight(5))
         where = scalar(connection, "SELECT tableoid::regclass::text FROM system_logs WHERE message = 'early clock'")
         assert where == "system_logs_p_before"
@@ -301,7 +301,7 @@ def test_a_row_dated_past_the_boundary_moves_the_boundary_past_its_day(
 # Privileges on the partitions, present and future.
 
 
-def test_the_owner_owns_every_partition(migrated: Deployment) -> None:
+def test_the_owner_owns_every_partition(migrated: ProvisionedDatabases) -> None:
     with admin(migrated) as connection:
         owners = connection.execute(
             "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
@@ -311,7 +311,9 @@ def test_the_owner_owns_every_partition(migrated: Deployment) -> None:
     assert {owner for _, owner in owners} == {migrated.names.owner(LOGS)}, owners
 
 
-def test_the_writer_inserts_through_the_parent_into_the_partition_of_the_rows_time(migrated: Deployment) -> None:
+def test_the_writer_inserts_through_the_parent_into_the_partition_of_the_rows_time(
+    migrated: ProvisionedDatabases,
+) -> None:
     later = midnight(3) + timedelta(hours=7)
     with writer(migrated) as connection:
         connection.execute(INSERT_DATED_SYSTEM_LOG, (datetime.now(UTC), "now"))
@@ -322,13 +324,13 @@ def test_the_writer_inserts_through_the_parent_into_the_partition_of_the_rows_ti
 
 
 @pytest.mark.parametrize("relation", ["system_logs", "system_logs_p_before", "llm_logs"])
-def test_the_writer_cannot_read_the_table_or_its_partitions(migrated: Deployment, relation: str) -> None:
+def test_the_writer_cannot_read_the_table_or_its_partitions(migrated: ProvisionedDatabases, relation: str) -> None:
     with writer(migrated) as connection, pytest.raises(psycopg.errors.InsufficientPrivilege) as denied:
         connection.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(relation)))
     assert denied.value.sqlstate == "42501"
 
 
-def test_the_reader_reads_the_rows_of_every_partition(migrated: Deployment) -> None:
+def test_the_reader_reads_the_rows_of_every_partition(migrated: ProvisionedDatabases) -> None:
     with writer(migrated) as connection:
         connection.execute(INSERT_DATED_SYSTEM_LOG, (datetime.now(UTC), "now"))
         connection.execute(INSERT_DATED_SYSTEM_LOG, (midnight(9), "later"))
@@ -337,11 +339,11 @@ def test_the_reader_reads_the_rows_of_every_partition(migrated: Deployment) -> N
     assert rows == [("now",), ("later",)]
 
 
-def privileges(connection: psycopg.Connection, deployment: Deployment, relation: str) -> dict[str, set[str]]:
+def privileges(connection: psycopg.Connection, provisioned: ProvisionedDatabases, relation: str) -> dict[str, set[str]]:
     """Per runtime role, the privileges it holds on `relation`, as has_table_privilege answers."""
     held: dict[str, set[str]] = {}
     for key in ("logs_writer", "logs_reader"):
-        role = deployment.names.of(key)
+        role = provisioned.names.of(key)
         held[key] = {
             privilege
             for privilege in TABLE_PRIVILEGES
@@ -350,7 +352,9 @@ def privileges(connection: psycopg.Connection, deployment: Deployment, relation:
     return held
 
 
-def test_a_partition_made_later_has_the_parents_privileges_with_no_grant_of_ours(migrated: Deployment) -> None:
+def test_a_partition_made_later_has_the_parents_privileges_with_no_grant_of_ours(
+    migrated: ProvisionedDatabases,
+) -> None:
     with as_owner(migrated) as owner:
         made = partitions.create_through(owner, "system_logs", Interval.DAY, midnight(30))
     assert daily(midnight(30)) in made
@@ -365,13 +369,13 @@ def test_a_partition_made_later_has_the_parents_privileges_with_no_grant_of_ours
 
 
 def test_a_run_killed_after_its_bound_check_reuses_that_boundary_and_rebuilds_the_invalid_key(
-    fresh_deployment: Deployment, logs_target: runner.Target
+    provisioned: ProvisionedDatabases, logs_target: runner.Target
 ) -> None:
     """What a killed run leaves: the key's build INVALID, the CHECK added NOT VALID with the boundary it chose."""
     runner.upgrade(logs_target, "logs_0003")
-    seed(fresh_deployment, system_logs=500, llm_logs=10)
+    seed(provisioned, system_logs=500, llm_logs=10)
     chosen = midnight(5)  # not the boundary a run of today would choose (the day after tomorrow)
-    with admin(fresh_deployment) as connection:
+    with admin(provisioned) as connection:
         seeded = content(connection, "system_logs", "true")
         connection.execute("CREATE UNIQUE INDEX system_logs_p_before_pkey ON system_logs (id, created_at)")
         connection.execute(
@@ -386,7 +390,7 @@ def test_a_run_killed_after_its_bound_check_reuses_that_boundary_and_rebuilds_th
 
     assert runner.upgrade(logs_target, "logs_0004").applied == ("logs_0004",)
 
-    with admin(fresh_deployment) as connection:
+    with admin(provisioned) as connection:
         found = bounds(connection, "system_logs")
         assert found["system_logs_p_before"] == bound(None, chosen)
         assert found[daily(chosen)] == bound(chosen, midnight(6))
@@ -394,11 +398,11 @@ def test_a_run_killed_after_its_bound_check_reuses_that_boundary_and_rebuilds_th
         assert content(connection, "system_logs_p_before", "true") == seeded
 
 
-def terminate_when_waiting(deployment: Deployment) -> None:
+def terminate_when_waiting(provisioned: ProvisionedDatabases) -> None:
     """Ends the migrator's session once it waits on a lock: the run dies where it stands."""
-    migrator = deployment.names.migrator(LOGS)
+    migrator = provisioned.names.migrator(LOGS)
     deadline = time.monotonic() + 60
-    with deployment.server.connect() as connection:
+    with provisioned.server.connect() as connection:
         while (
             pid := scalar(
                 connection,
@@ -435,35 +439,35 @@ def upgrade_in_background(target: runner.Target) -> tuple[threading.Thread, list
 
 
 @pytest.fixture
-def killed_while_building_the_key(fresh_deployment: Deployment, logs_target: runner.Target) -> KilledRun:
+def killed_while_building_the_key(provisioned: ProvisionedDatabases, logs_target: runner.Target) -> KilledRun:
     """A run whose session is ended while its concurrent build of the new key waits for an open writer."""
     runner.upgrade(logs_target, "logs_0003")
-    seed(fresh_deployment, system_logs=500, llm_logs=10)
-    open_writer = fresh_deployment.connect_as(fresh_deployment.names.of("logs_writer"), LOGS, autocommit=False)
+    seed(provisioned, system_logs=500, llm_logs=10)
+    open_writer = provisioned.connect_as(provisioned.names.of("logs_writer"), LOGS, autocommit=False)
     open_writer.execute(INSERT_SYSTEM_LOG, ("open while the key builds",))
     killed, raised = upgrade_in_background(logs_target)
     try:
-        terminate_when_waiting(fresh_deployment)
+        terminate_when_waiting(provisioned)
         killed.join(timeout=60)
     finally:
         open_writer.commit()
         open_writer.close()
-    with admin(fresh_deployment) as connection:
+    with admin(provisioned) as connection:
         seeded = content(connection, "system_logs", "true")
     return KilledRun(logs_target, raised, seeded)
 
 
 def test_a_run_killed_while_it_builds_the_new_key_leaves_it_invalid_and_the_next_run_finishes(
-    fresh_deployment: Deployment, killed_while_building_the_key: KilledRun
+    provisioned: ProvisionedDatabases, killed_while_building_the_key: KilledRun
 ) -> None:
     killed = killed_while_building_the_key
     assert len(killed.raised) == 1, killed.raised
-    with admin(fresh_deployment) as connection:
+    with admin(provisioned) as connection:
         assert catalog.invalid_indexes(connection) == {"system_logs_p_before_pkey"}
 
     assert runner.upgrade(killed.target, "logs_0004").applied == ("logs_0004",)
 
-    with admin(fresh_deployment) as connection:
+    with admin(provisioned) as connection:
         assert catalog.invalid_indexes(connection) == set()
         assert scalar(connection, "SELECT relkind FROM pg_class WHERE oid = 'system_logs'::regclass") == "p"
         assert content(connection, "system_logs", "true") == killed.seeded
@@ -477,7 +481,9 @@ def test_a_run_killed_in_the_conversion_reports_postgresqls_reason_not_a_cleanup
     assert "terminating connection due to administrator command" in str(killed_while_building_the_key.raised[0])
 
 
-def test_a_partition_table_left_unattached_is_attached_by_the_next_create_through(migrated: Deployment) -> None:
+def test_a_partition_table_left_unattached_is_attached_by_the_next_create_through(
+    migrated: ProvisionedDatabases,
+) -> None:
     with admin(migrated) as connection:
         newest = max(name for name in bounds(connection, "system_logs") if name != "system_logs_p_before")
     covered_until = datetime.strptime(newest, "system_logs_p%Y%m%d").replace(tzinfo=UTC) + timedelta(days=1)
@@ -495,7 +501,7 @@ def test_a_partition_table_left_unattached_is_attached_by_the_next_create_throug
 # Retention: whole partitions dropped, no row deleted.
 
 
-def retention_setup(deployment: Deployment) -> dict[str, datetime]:
+def retention_setup(provisioned: ProvisionedDatabases) -> dict[str, datetime]:
     """Rows now (the before partition) and at days 3, 8 and 12 from today; partitions made through day 20."""
     dated = {
         "now": datetime.now(UTC),
@@ -503,16 +509,16 @@ def retention_setup(deployment: Deployment) -> dict[str, datetime]:
         "day 8": midnight(8) + timedelta(hours=12),
         "day 12": midnight(12) + timedelta(hours=12),
     }
-    with as_owner(deployment) as owner:
+    with as_owner(provisioned) as owner:
         partitions.create_through(owner, "system_logs", Interval.DAY, midnight(20))
-    with writer(deployment) as connection:
+    with writer(provisioned) as connection:
         for message, moment in dated.items():
             connection.execute(INSERT_DATED_SYSTEM_LOG, (moment, message))
         connection.execute("SELECT pg_stat_force_next_flush()")  # the inserts are counted before the next statement
     return dated
 
 
-def test_retention_drops_exactly_the_partitions_that_end_by_the_cutoff(migrated: Deployment) -> None:
+def test_retention_drops_exactly_the_partitions_that_end_by_the_cutoff(migrated: ProvisionedDatabases) -> None:
     retention_setup(migrated)
     cutoff = midnight(6)
     with admin(migrated) as connection:
@@ -531,7 +537,7 @@ def test_retention_drops_exactly_the_partitions_that_end_by_the_cutoff(migrated:
         assert gone == [], "dropped, not only detached"
 
 
-def test_retention_deletes_no_row_from_the_partitions_it_keeps(migrated: Deployment) -> None:
+def test_retention_deletes_no_row_from_the_partitions_it_keeps(migrated: ProvisionedDatabases) -> None:
     dated = retention_setup(migrated)
     with as_owner(migrated) as owner:
         partitions.drop_older_than(owner, "system_logs", midnight(6))
@@ -544,7 +550,7 @@ def test_retention_deletes_no_row_from_the_partitions_it_keeps(migrated: Deploym
     assert sorted(counts) == [(kept[0], 1, 0), (kept[1], 1, 0)]
 
 
-def test_a_second_retention_run_with_the_same_cutoff_drops_nothing(migrated: Deployment) -> None:
+def test_a_second_retention_run_with_the_same_cutoff_drops_nothing(migrated: ProvisionedDatabases) -> None:
     retention_setup(migrated)
     with as_owner(migrated) as owner:
         assert partitions.drop_older_than(owner, "system_logs", midnight(6))
@@ -556,7 +562,7 @@ def test_a_second_retention_run_with_the_same_cutoff_drops_nothing(migrated: Dep
 
 
 def test_a_retention_run_cut_short_by_a_long_reader_is_finished_by_the_next_run(
-    migrated: Deployment, monkeypatch: pytest.MonkeyPatch
+    migrated: ProvisionedDatabases, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """DETACH CONCURRENTLY marks the partition, then waits for the reader: given up, it stays detach-pending."""
     monkeypatch.setattr(partitions, "DETACH_LOCK_TIMEOUT", "1s")  # the reader outlasts it; 30 s in production
@@ -583,7 +589,9 @@ def test_a_retention_run_cut_short_by_a_long_reader_is_finished_by_the_next_run(
 # A row past every partition.
 
 
-def test_a_row_newer_than_every_partition_is_refused_until_a_partition_covers_it(migrated: Deployment) -> None:
+def test_a_row_newer_than_every_partition_is_refused_until_a_partition_covers_it(
+    migrated: ProvisionedDatabases,
+) -> None:
     far = midnight(60) + timedelta(hours=12)
     with writer(migrated) as connection, pytest.raises(psycopg.errors.CheckViolation) as refused:
         connection.execute(INSERT_DATED_SYSTEM_LOG, (far, "far ahead"))
@@ -598,7 +606,7 @@ def test_a_row_newer_than_every_partition_is_refused_until_a_partition_covers_it
 
 
 def test_a_row_older_than_every_partition_left_by_retention_is_refused_and_nothing_else_changes(
-    migrated: Deployment,
+    migrated: ProvisionedDatabases,
 ) -> None:
     retention_setup(migrated)
     with as_owner(migrated) as owner:
@@ -625,13 +633,13 @@ class FirstOfTheMonth:
 
 
 def test_the_conversion_makes_the_partition_after_its_boundary_even_past_the_premake_window(
-    fresh_deployment: Deployment, logs_target: runner.Target, monkeypatch: pytest.MonkeyPatch
+    provisioned: ProvisionedDatabases, logs_target: runner.Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On the 1st, 14 days ahead end before next month: a row dated next month still has its partition."""
     monkeypatch.setattr(partition_conversion, "datetime", FirstOfTheMonth)
     runner.upgrade(logs_target)
     next_month = Interval.MONTH.after(Interval.MONTH.start_of(FirstOfTheMonth.now(UTC)))
-    with admin(fresh_deployment) as connection:
+    with admin(provisioned) as connection:
         assert bounds(connection, "llm_logs") == {
             "llm_logs_p_before": bound(None, next_month),
             f"llm_logs_p{next_month:%Y%m}": bound(next_month, Interval.MONTH.after(next_month)),
@@ -642,7 +650,7 @@ def test_the_conversion_makes_the_partition_after_its_boundary_even_past_the_pre
 
 
 def test_the_sql_for_review_converts_in_place_under_a_lock_timeout_and_changes_nothing(
-    fresh_deployment: Deployment, logs_target: runner.Target
+    provisioned: ProvisionedDatabases, logs_target: runner.Target
 ) -> None:
     runner.upgrade(logs_target, "logs_0003")
     script = runner.upgrade_sql(logs_target, "logs_0003:logs_0004")
@@ -655,7 +663,7 @@ def test_the_sql_for_review_converts_in_place_under_a_lock_timeout_and_changes_n
     assert script.count("PARTITION BY RANGE (created_at)") == 2
     assert "DETACH" not in script
     assert runner.current_revision(logs_target) == "logs_0003"
-    with admin(fresh_deployment) as connection:
+    with admin(provisioned) as connection:
         kinds = connection.execute("SELECT relname, relkind FROM pg_class WHERE relname LIKE '%logs%'").fetchall()
     assert {name: kind for name, kind in kinds if kind in ("r", "p")} == {
         "system_logs": "r",
@@ -665,7 +673,7 @@ def test_the_sql_for_review_converts_in_place_under_a_lock_timeout_and_changes_n
 
 
 def test_the_sql_for_review_runs_in_psql_and_partitions_both_tables(
-    fresh_deployment: Deployment, logs_target: runner.Target
+    provisioned: ProvisionedDatabases, logs_target: runner.Target
 ) -> None:
     """The reviewer runs the printed script as it is, as the migrator, with psql."""
     runner.upgrade(logs_target, "logs_0003")
@@ -683,7 +691,7 @@ def test_the_sql_for_review_runs_in_psql_and_partitions_both_tables(
     ran = subprocess.run(psql, input=script, text=True, capture_output=True, env=environment, timeout=120)
     assert ran.returncode == 0, ran.stderr
     assert runner.current_revision(logs_target) == "logs_0004"
-    with admin(fresh_deployment) as connection:
+    with admin(provisioned) as connection:
         for table in LOG_TABLES:
             assert scalar(connection, "SELECT relkind FROM pg_class WHERE oid = %s::regclass", (table,)) == "p"
         assert catalog.invalid_indexes(connection) == set()
@@ -692,10 +700,10 @@ def test_the_sql_for_review_runs_in_psql_and_partitions_both_tables(
 # The server stopped during a conversion.
 
 
-def wait_until_the_migrator_waits(deployment: Deployment) -> None:
-    migrator = deployment.names.migrator(LOGS)
+def wait_until_the_migrator_waits(provisioned: ProvisionedDatabases) -> None:
+    migrator = provisioned.names.migrator(LOGS)
     deadline = time.monotonic() + 60
-    with deployment.server.connect() as connection:
+    with provisioned.server.connect() as connection:
         while not scalar(
             connection,
             "SELECT count(*) > 0 FROM pg_stat_activity WHERE usename = %s AND wait_event_type = 'Lock'",
@@ -710,17 +718,17 @@ def wait_until_the_migrator_waits(deployment: Deployment) -> None:
     recovery="start the server; the next run (deploy or scripts/migrate) finishes the conversion, every row there once",
 )
 def test_a_conversion_outlives_a_server_crash(
-    fresh_deployment: Deployment, logs_target: runner.Target, fault_seen: SeenFunction
+    provisioned: ProvisionedDatabases, logs_target: runner.Target, fault_seen: SeenFunction
 ) -> None:
     runner.upgrade(logs_target, "logs_0003")
-    seed(fresh_deployment, system_logs=500, llm_logs=10)
-    with admin(fresh_deployment) as connection:
+    seed(provisioned, system_logs=500, llm_logs=10)
+    with admin(provisioned) as connection:
         seeded = content(connection, "system_logs", "true")
-    open_writer = fresh_deployment.connect_as(fresh_deployment.names.of("logs_writer"), LOGS, autocommit=False)
+    open_writer = provisioned.connect_as(provisioned.names.of("logs_writer"), LOGS, autocommit=False)
     open_writer.execute(INSERT_SYSTEM_LOG, ("open when the server stops",))  # holds the key's build
     crashed, raised = upgrade_in_background(logs_target)
     try:
-        wait_until_the_migrator_waits(fresh_deployment)
+        wait_until_the_migrator_waits(provisioned)
         embedded.run_as_server(
             [str(find_bin_dir() / "pg_ctl"), "stop", "-D", str(embedded.data_dir()), "-m", "immediate"],
             capture_output=True,
@@ -732,7 +740,7 @@ def test_a_conversion_outlives_a_server_crash(
     assert len(raised) == 1
     fault_seen("scripts/migrate STACK logs", 7, str(raised[0]), "terminat")
     assert runner.upgrade(logs_target, "logs_0004").applied == ("logs_0004",)
-    with admin(fresh_deployment) as connection:
+    with admin(provisioned) as connection:
         assert content(connection, "system_logs", "true") == seeded  # the open writer's row was never committed
         assert catalog.invalid_indexes(connection) == set()
         assert scalar(connection, "SELECT relkind FROM pg_class WHERE oid = 'system_logs'::regclass") == "p"

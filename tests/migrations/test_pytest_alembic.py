@@ -22,10 +22,9 @@ from pytest_alembic.tests import default
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from fixtures.cluster import Deployment
+from fixtures.cluster import ProvisionedDatabases
 from migrations.runner import ALEMBIC_INI
 from model.names import DatabaseKey
-from tests.migrations.conftest import target_for
 
 # The lowest revision whose downgrade the checks may run, per tree: logs_0004 refuses its downgrade
 # (it would rewrite every log row under a lock; partition_conversion.ConversionRefusedError says so).
@@ -39,10 +38,10 @@ CHECKS: dict[str, Callable[[MigrationContext], None]] = {
 
 @pytest.fixture(params=list(DatabaseKey), ids=[key.value for key in DatabaseKey])
 def alembic_runner_of_a_tree(
-    request: pytest.FixtureRequest, fresh_deployment: Deployment
+    request: pytest.FixtureRequest, provisioned: ProvisionedDatabases
 ) -> Iterator[MigrationContext]:
     key: DatabaseKey = request.param
-    target = target_for(fresh_deployment, key)
+    target = provisioned.migration_target(key)
     # alembic.ini's section of the tree and nothing of ours: the engine is all env.py is given.
     alembic_config = AlembicConfig(str(ALEMBIC_INI), ini_section=key.value)
     config = Config(alembic_config=alembic_config, minimum_downgrade_revision=NO_DOWNGRADE_AT_OR_BELOW[key])

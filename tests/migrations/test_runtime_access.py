@@ -12,9 +12,9 @@ import hashlib
 import psycopg
 import pytest
 
-from fixtures.cluster import Deployment, Server, drop_deployment, provision_with_sql, scalar
+from fixtures import observed
+from fixtures.cluster import ProvisionedDatabases, Server, drop_provisioned, provision_with_sql, scalar
 from model.names import DatabaseKey
-from tests.support import observed
 
 INSERT_LOG = "INSERT INTO system_logs (level, component, message, metadata) VALUES ('ERROR', 'worker', 'boom', '{}')"
 INSERT_LLM_LOG = (
@@ -23,11 +23,11 @@ INSERT_LLM_LOG = (
 )
 
 
-def writer(deployment: Deployment) -> psycopg.Connection:
-    return deployment.connect_as(deployment.names.of("logs_writer"), DatabaseKey.LOGS)
+def writer(provisioned: ProvisionedDatabases) -> psycopg.Connection:
+    return provisioned.connect_as(provisioned.names.of("logs_writer"), DatabaseKey.LOGS)
 
 
-def test_the_logs_writer_appends_to_both_log_tables(migrated: Deployment) -> None:
+def test_the_logs_writer_appends_to_both_log_tables(migrated: ProvisionedDatabases) -> None:
     with writer(migrated) as connection:
         connection.execute(INSERT_LOG)
         connection.execute(INSERT_LLM_LOG)
@@ -47,20 +47,20 @@ def test_the_logs_writer_appends_to_both_log_tables(migrated: Deployment) -> Non
         "DELETE FROM llm_logs",
     ],
 )
-def test_the_logs_writer_cannot_change_or_read_what_was_written(migrated: Deployment, statement: str) -> None:
+def test_the_logs_writer_cannot_change_or_read_what_was_written(migrated: ProvisionedDatabases, statement: str) -> None:
     with writer(migrated) as connection:
         connection.execute(INSERT_LOG)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             connection.execute(statement)
 
 
-def test_insert_returning_needs_select_so_the_writer_inserts_without_it(migrated: Deployment) -> None:
+def test_insert_returning_needs_select_so_the_writer_inserts_without_it(migrated: ProvisionedDatabases) -> None:
     """SQLAlchemy returns primary keys by default; an insert-only writer must turn that off."""
     with writer(migrated) as connection, pytest.raises(psycopg.errors.InsufficientPrivilege):
         connection.execute(INSERT_LOG + " RETURNING id")
 
 
-def test_identity_columns_need_no_sequence_privilege(migrated: Deployment) -> None:
+def test_identity_columns_need_no_sequence_privilege(migrated: ProvisionedDatabases) -> None:
     with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as admin:
         sequence_grants = scalar(
             admin,
@@ -75,7 +75,7 @@ def test_identity_columns_need_no_sequence_privilege(migrated: Deployment) -> No
         assert scalar(reader, "SELECT array_agg(id ORDER BY id) FROM system_logs") == [1, 2]
 
 
-def test_the_logs_reader_cannot_write(migrated: Deployment) -> None:
+def test_the_logs_reader_cannot_write(migrated: ProvisionedDatabases) -> None:
     with (
         migrated.connect_as(migrated.names.of("logs_reader"), DatabaseKey.LOGS) as reader,
         pytest.raises(psycopg.errors.InsufficientPrivilege),
@@ -83,7 +83,7 @@ def test_the_logs_reader_cannot_write(migrated: Deployment) -> None:
         reader.execute(INSERT_LOG)
 
 
-def test_the_app_writes_user_invitations_but_cannot_change_the_schema(migrated: Deployment) -> None:
+def test_the_app_writes_user_invitations_but_cannot_change_the_schema(migrated: ProvisionedDatabases) -> None:
     token_hash = hashlib.sha256(b"invitation token").digest()
     with migrated.connect_as(migrated.names.of("app"), DatabaseKey.MAIN) as app:
         invitation_id = scalar(
@@ -109,13 +109,13 @@ def test_the_app_writes_user_invitations_but_cannot_change_the_schema(migrated: 
     ],
 )
 def test_no_runtime_role_can_connect_to_the_other_database(
-    migrated: Deployment, role_key: str, database: DatabaseKey
+    migrated: ProvisionedDatabases, role_key: str, database: DatabaseKey
 ) -> None:
     with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
         migrated.connect_as(migrated.names.of(role_key), database)
 
 
-def test_public_cannot_connect_or_create_temporary_tables(migrated: Deployment) -> None:
+def test_public_cannot_connect_or_create_temporary_tables(migrated: ProvisionedDatabases) -> None:
     with migrated.server.connect() as admin:
         rows = admin.execute(
             "SELECT datname, has_database_privilege('public', datname, 'CONNECT'), "
@@ -132,13 +132,13 @@ def test_public_cannot_connect_or_create_temporary_tables(migrated: Deployment) 
 def test_role_passwords_never_reach_the_server_log(server: Server) -> None:
     """Roles are created with SCRAM verifiers, so even log_statement = 'all' records no password."""
     with observed.statements_logged(server) as log:
-        deployment = provision_with_sql(server)
+        provisioned = provision_with_sql(server)
     try:
         logged = log[0]
         assert "CREATE ROLE" in logged and "SCRAM-SHA-256$" in logged  # the statements were logged
-        for password in deployment.passwords.values():
+        for password in provisioned.passwords.values():
             assert password not in logged
-        with deployment.connect_as(deployment.names.of("logs_reader"), DatabaseKey.LOGS) as reader:
-            assert scalar(reader, "SELECT current_user") == deployment.names.of("logs_reader")
+        with provisioned.connect_as(provisioned.names.of("logs_reader"), DatabaseKey.LOGS) as reader:
+            assert scalar(reader, "SELECT current_user") == provisioned.names.of("logs_reader")
     finally:
-        drop_deployment(deployment)
+        drop_provisioned(provisioned)

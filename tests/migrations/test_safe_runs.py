@@ -20,7 +20,10 @@ from sqlalchemy import URL, create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from fixtures.cluster import Deployment, scalar
+from fixtures import catalog
+from fixtures.cluster import ProvisionedDatabases, scalar
+from fixtures.fault_log import SeenFunction
+from fixtures.revisions import FAILING_REVISION, revision_file
 from migrations import runner
 from migrations.shared.environment import LOCK_TIMEOUT
 from migrations.shared.run_lock import LockTimeoutError, tree_run_lock
@@ -29,39 +32,13 @@ from model.names import DatabaseKey
 from ops.localpg import embedded
 from ops.localpg.embedded import find_bin_dir
 from ops.paths import REPO_ROOT
-from tests.migrations import catalog
-from tests.support.fault_log import SeenFunction
 
 LOCK_TIMEOUT_S = int(LOCK_TIMEOUT.removesuffix("s"))
 
-FAILING_REVISION = '''
-"""Half-way failure for the tests.
 
-Revision ID: logs_9999
-Revises: {down}
-"""
-import sqlalchemy as sa
-from alembic import op
-
-revision = "logs_9999"
-down_revision = "{down}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))
-    op.execute("SELECT 1 / 0")
-
-
-def downgrade() -> None:
-    op.drop_table("half_done")
-'''
-
-
-def start_upgrade_process(deployment: Deployment, key: DatabaseKey) -> subprocess.Popen[str]:
+def start_upgrade_process(provisioned: ProvisionedDatabases, key: DatabaseKey) -> subprocess.Popen[str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.run_tree"],
+        [sys.executable, "-m", "fixtures.run_tree"],
         cwd=REPO_ROOT,
         text=True,
         stdin=subprocess.PIPE,
@@ -70,8 +47,8 @@ def start_upgrade_process(deployment: Deployment, key: DatabaseKey) -> subproces
     )
     request = {
         "tree": key.value,
-        "url": deployment.migrator_url(key).render_as_string(hide_password=False),
-        "expected_database": deployment.databases[key],
+        "url": provisioned.migrator_url(key).render_as_string(hide_password=False),
+        "expected_database": provisioned.databases[key],
     }
     assert process.stdin is not None
     process.stdin.write(json.dumps(request))
@@ -84,9 +61,9 @@ def start_upgrade_process(deployment: Deployment, key: DatabaseKey) -> subproces
     recovery="none needed: the second waits for the tree's advisory lock, then finds nothing to do",
 )
 def test_two_runs_at_once_apply_each_revision_exactly_once(
-    fresh_deployment: Deployment, fault_seen: SeenFunction
+    provisioned: ProvisionedDatabases, fault_seen: SeenFunction
 ) -> None:
-    processes = [start_upgrade_process(fresh_deployment, DatabaseKey.LOGS) for _ in range(2)]
+    processes = [start_upgrade_process(provisioned, DatabaseKey.LOGS) for _ in range(2)]
     outcomes = [
         (process.wait(timeout=120), process.stdout.read(), process.stderr.read())  # type: ignore[union-attr]
         for process in processes
@@ -99,11 +76,11 @@ def test_two_runs_at_once_apply_each_revision_exactly_once(
 
 
 def test_a_revision_failing_half_way_leaves_the_previous_revision(
-    fresh_deployment: Deployment, logs_target: runner.Target, tmp_path: Path
+    provisioned: ProvisionedDatabases, logs_target: runner.Target, tmp_path: Path
 ) -> None:
     runner.upgrade(logs_target)
     head = runner.head_revision(logs_target.tree)
-    with fresh_deployment.connect_as(fresh_deployment.names.of("logs_writer"), DatabaseKey.LOGS) as writer:
+    with provisioned.connect_as(provisioned.names.of("logs_writer"), DatabaseKey.LOGS) as writer:
         writer.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'test', 'kept')")
     tree_copy = tmp_path / "logs"
     shutil.copytree(REPO_ROOT / "migrations" / "logs", tree_copy)
@@ -114,13 +91,13 @@ def test_a_revision_failing_half_way_leaves_the_previous_revision(
         runner.upgrade(failing)
 
     assert runner.current_revision(logs_target) == head
-    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
+    with provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS]) as logs:
         assert "half_done" not in catalog.tables(logs)
         assert logs.execute("SELECT message FROM system_logs").fetchall() == [("kept",)]
 
 
 def test_a_failure_after_a_first_revision_keeps_it_and_leaves_the_version_table_to_the_owner(
-    fresh_deployment: Deployment, logs_target: runner.Target, tmp_path: Path
+    provisioned: ProvisionedDatabases, logs_target: runner.Target, tmp_path: Path
 ) -> None:
     """From an empty database: logs_0001 commits on its own, the next revision fails, and the version
     table the run created (which the owner's default privileges handed to the runtime roles) is
@@ -134,32 +111,21 @@ def test_a_failure_after_a_first_revision_keeps_it_and_leaves_the_version_table_
     with pytest.raises(Exception, match="division by zero"):
         runner.upgrade(failing)
     assert runner.current_revision(logs_target) == "logs_0001"
-    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
+    with provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS]) as logs:
         reachable = logs.execute(
             "SELECT r FROM unnest(%s::text[]) AS r WHERE has_table_privilege(r, 'alembic_version_logs', "
             "'SELECT,INSERT,UPDATE,DELETE')",
-            ([fresh_deployment.names.of(key) for key in ("logs_writer", "logs_reader")],),
+            ([provisioned.names.of(key) for key in ("logs_writer", "logs_reader")],),
         ).fetchall()
     assert reachable == []
 
 
-READ_ONLY_SESSION_REVISION = '''"""A revision that succeeds, leaving the cleanup a REVOKE its session cannot run."""
-from alembic import op
-
-revision = "logs_9996"
-down_revision = "{down}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("GRANT SELECT ON alembic_version_logs TO PUBLIC")
-    op.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-
-
-def downgrade() -> None:
-    pass
-'''
+READ_ONLY_SESSION_REVISION = revision_file(
+    "logs_9996",
+    "A revision that succeeds, leaving the cleanup a REVOKE its session cannot run.",
+    'op.execute("GRANT SELECT ON alembic_version_logs TO PUBLIC")\n'
+    'op.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")',
+)
 
 
 def test_a_cleanup_that_fails_after_a_successful_run_is_reported(logs_target: runner.Target, tmp_path: Path) -> None:
@@ -174,26 +140,15 @@ def test_a_cleanup_that_fails_after_a_successful_run_is_reported(logs_target: ru
         runner.upgrade(read_only)
 
 
-WAITING_REVISION = '''"""A revision that waits on an advisory lock the test holds, so the test can end its session."""
-from alembic import op
-
-revision = "logs_9998"
-down_revision = "{down}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("SELECT pg_advisory_lock(4242)")
-
-
-def downgrade() -> None:
-    pass
-'''
+WAITING_REVISION = revision_file(
+    "logs_9998",
+    "A revision that waits on an advisory lock the test holds, so the test can end its session.",
+    'op.execute("SELECT pg_advisory_lock(4242)")',
+)
 
 
 def test_a_failure_the_cleanup_cannot_follow_is_reported_as_itself(
-    fresh_deployment: Deployment, logs_target: runner.Target, tmp_path: Path
+    provisioned: ProvisionedDatabases, logs_target: runner.Target, tmp_path: Path
 ) -> None:
     """The migration's session is ended and its role may no longer log in: the cleanup's reconnect fails too,
     and the error raised is the one that stopped the revision, not the cleanup's."""
@@ -211,9 +166,9 @@ def test_a_failure_the_cleanup_cannot_follow_is_reported_as_itself(
         except BaseException as error:  # what the run raised is the test's subject
             raised.append(error)
 
-    migrator = fresh_deployment.names.migrator(DatabaseKey.LOGS)
-    logs = fresh_deployment.databases[DatabaseKey.LOGS]
-    with fresh_deployment.server.connect(logs) as admin:
+    migrator = provisioned.names.migrator(DatabaseKey.LOGS)
+    logs = provisioned.databases[DatabaseKey.LOGS]
+    with provisioned.server.connect(logs) as admin:
         admin.execute("SELECT pg_advisory_lock(4242)")
         migration = threading.Thread(target=run, daemon=True)
         migration.start()
@@ -236,13 +191,13 @@ def test_a_failure_the_cleanup_cannot_follow_is_reported_as_itself(
     "start the server and run again",
 )
 def test_a_dead_server_is_retried_with_backoff_then_reported(
-    fresh_deployment: Deployment,
+    provisioned: ProvisionedDatabases,
     capfd: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     fault_seen: SeenFunction,
 ) -> None:
     monkeypatch.setenv("HEADHUNTER_CONNECT_ATTEMPTS", "3")
-    nothing_listens = fresh_deployment.migrator_url(DatabaseKey.LOGS).set(port=1)
+    nothing_listens = provisioned.migrator_url(DatabaseKey.LOGS).set(port=1)
     with pytest.raises(OperationalError, match=r"Connection refused|connection failed"):
         runner.upgrade(runner.Target(runner.tree_named("logs"), nothing_listens))
     said = capfd.readouterr().err
@@ -253,9 +208,9 @@ def test_a_dead_server_is_retried_with_backoff_then_reported(
     fault_seen("a run of the logs tree", None, said, "cannot connect yet")
 
 
-def test_by_default_a_dead_server_is_tried_six_times(fresh_deployment: Deployment) -> None:
+def test_by_default_a_dead_server_is_tried_six_times(provisioned: ProvisionedDatabases) -> None:
     """The default budget (five retries, 15.5 s of backoff) shows in the first retry's message; the run stops there."""
-    url = fresh_deployment.migrator_url(DatabaseKey.LOGS).set(port=1, password=None)
+    url = provisioned.migrator_url(DatabaseKey.LOGS).set(port=1, password=None)
     env = {key: value for key, value in os.environ.items() if key != "HEADHUNTER_CONNECT_ATTEMPTS"}
     env[LOGS.url_env_var] = url.render_as_string(hide_password=False)
     alembic = [sys.executable, "-m", "alembic", "-c", "alembic.ini", "--name", "logs", "upgrade", "head"]
@@ -271,19 +226,19 @@ def test_by_default_a_dead_server_is_tried_six_times(fresh_deployment: Deploymen
 
 @pytest.mark.parametrize("attempts", ["0", "13"])
 def test_a_number_of_attempts_out_of_bounds_is_refused_by_name(
-    fresh_deployment: Deployment, monkeypatch: pytest.MonkeyPatch, attempts: str
+    provisioned: ProvisionedDatabases, monkeypatch: pytest.MonkeyPatch, attempts: str
 ) -> None:
     monkeypatch.setenv("HEADHUNTER_CONNECT_ATTEMPTS", attempts)
     with pytest.raises(ValueError, match=f"HEADHUNTER_CONNECT_ATTEMPTS is {attempts}: give 1 \\(no retry\\) to 12"):
-        runner.upgrade(runner.Target(runner.tree_named("logs"), fresh_deployment.migrator_url(DatabaseKey.LOGS)))
+        runner.upgrade(runner.Target(runner.tree_named("logs"), provisioned.migrator_url(DatabaseKey.LOGS)))
 
 
 @pytest.mark.parametrize("attempts", ["1", "12"])
 def test_the_bounds_of_the_number_of_attempts_are_accepted(
-    fresh_deployment: Deployment, monkeypatch: pytest.MonkeyPatch, attempts: str
+    provisioned: ProvisionedDatabases, monkeypatch: pytest.MonkeyPatch, attempts: str
 ) -> None:
     monkeypatch.setenv("HEADHUNTER_CONNECT_ATTEMPTS", attempts)
-    target = runner.Target(runner.tree_named("logs"), fresh_deployment.migrator_url(DatabaseKey.LOGS))
+    target = runner.Target(runner.tree_named("logs"), provisioned.migrator_url(DatabaseKey.LOGS))
     assert runner.upgrade(target).after == runner.head_revision(LOGS)
 
 
@@ -310,13 +265,13 @@ def standby_without_hot_standby() -> Iterator[int]:
 
 
 def test_a_standby_not_accepting_connections_yet_is_retried(
-    fresh_deployment: Deployment,
+    provisioned: ProvisionedDatabases,
     standby_without_hot_standby: int,
     capfd: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("HEADHUNTER_CONNECT_ATTEMPTS", "2")
-    standby = fresh_deployment.migrator_url(DatabaseKey.LOGS).set(port=standby_without_hot_standby)
+    standby = provisioned.migrator_url(DatabaseKey.LOGS).set(port=standby_without_hot_standby)
     deadline = time.monotonic() + 30
     while "not accepting connections" not in (message := connection_error(standby)):
         assert time.monotonic() < deadline, message  # the standby is still starting up
@@ -337,9 +292,9 @@ def connection_error(url: URL) -> str:
 
 @pytest.mark.fault(what="a wrong migrator password", recovery="fix the credentials: never retried")
 def test_a_wrong_password_is_not_retried(
-    fresh_deployment: Deployment, capfd: pytest.CaptureFixture[str], fault_seen: SeenFunction
+    provisioned: ProvisionedDatabases, capfd: pytest.CaptureFixture[str], fault_seen: SeenFunction
 ) -> None:
-    wrong_password = fresh_deployment.migrator_url(DatabaseKey.LOGS).set(password="not-the-password")
+    wrong_password = provisioned.migrator_url(DatabaseKey.LOGS).set(password="not-the-password")
     with pytest.raises(OperationalError, match="password authentication failed") as refused:
         runner.upgrade(runner.Target(runner.tree_named("logs"), wrong_password))
     fault_seen("a run of the logs tree", None, str(refused.value), "password authentication failed")
@@ -351,12 +306,12 @@ def test_a_wrong_password_is_not_retried(
     recovery="the next run of the tree drops the invalid index and builds it again",
 )
 def test_an_invalid_index_left_by_a_failed_concurrent_build_is_rebuilt(
-    fresh_deployment: Deployment, logs_target: runner.Target
+    provisioned: ProvisionedDatabases, logs_target: runner.Target
 ) -> None:
     """IF NOT EXISTS would accept an INVALID index of the same name (squawk#1230); the tree rebuilds it."""
     runner.upgrade(logs_target, "logs_0002")
-    logs = fresh_deployment.databases[DatabaseKey.LOGS]
-    with fresh_deployment.server.connect(logs) as connection:
+    logs = provisioned.databases[DatabaseKey.LOGS]
+    with provisioned.server.connect(logs) as connection:
         connection.execute(
             "INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'a', 'x'), ('INFO', 'a', 'y')"
         )
@@ -366,19 +321,19 @@ def test_an_invalid_index_left_by_a_failed_concurrent_build_is_rebuilt(
 
     runner.upgrade(logs_target)
 
-    with fresh_deployment.server.connect(logs) as connection:
+    with provisioned.server.connect(logs) as connection:
         assert catalog.invalid_indexes(connection) == set()
         definition = scalar(connection, "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_system_logs_errors'")
         assert "WHERE (error_type IS NOT NULL)" in str(definition)
 
 
 def test_a_concurrent_index_build_outwaits_an_open_writer_transaction(
-    fresh_deployment: Deployment, logs_target: runner.Target
+    provisioned: ProvisionedDatabases, logs_target: runner.Target
 ) -> None:
     """The build waits for older transactions through the lock manager: lock_timeout must not cancel it."""
     runner.upgrade(logs_target, "logs_0002")
-    writer_role = fresh_deployment.names.of("logs_writer")
-    writer = fresh_deployment.connect_as(writer_role, DatabaseKey.LOGS, autocommit=False)
+    writer_role = provisioned.names.of("logs_writer")
+    writer = provisioned.connect_as(writer_role, DatabaseKey.LOGS, autocommit=False)
     writer.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'slow', 'open')")
     committer = threading.Timer(LOCK_TIMEOUT_S + 2, writer.commit)  # outlives the migration's lock_timeout
     committer.start()
@@ -388,12 +343,12 @@ def test_a_concurrent_index_build_outwaits_an_open_writer_transaction(
         committer.join()
         writer.close()
     assert result.applied == ("logs_0003",)
-    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
+    with provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS]) as logs:
         assert catalog.invalid_indexes(logs) == set()
 
 
 def test_writers_go_on_while_an_index_revision_waits_and_builds(
-    fresh_deployment: Deployment, logs_target: runner.Target
+    provisioned: ProvisionedDatabases, logs_target: runner.Target
 ) -> None:
     """A plain CREATE INDEX would queue its SHARE lock behind an open writer, and every later INSERT behind it.
 
@@ -402,15 +357,15 @@ def test_writers_go_on_while_an_index_revision_waits_and_builds(
     INSERT does not conflict with, so the second insert goes through at once.
     """
     runner.upgrade(logs_target, "logs_0002")
-    writer_role = fresh_deployment.names.of("logs_writer")
-    open_writer = fresh_deployment.connect_as(writer_role, DatabaseKey.LOGS, autocommit=False)
+    writer_role = provisioned.names.of("logs_writer")
+    open_writer = provisioned.connect_as(writer_role, DatabaseKey.LOGS, autocommit=False)
     open_writer.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'slow', 'open')")
     outcome: list[object] = []
     build = threading.Thread(target=lambda: outcome.append(upgrade_or_error(logs_target, "logs_0003")))
     build.start()
     try:
-        wait_until_the_migrator_waits(fresh_deployment)
-        with fresh_deployment.connect_as(writer_role, DatabaseKey.LOGS) as later_writer:
+        wait_until_the_migrator_waits(provisioned)
+        with provisioned.connect_as(writer_role, DatabaseKey.LOGS) as later_writer:
             later_writer.execute("SET lock_timeout = '5s'")
             later_writer.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'w', 'later')")
     finally:
@@ -427,11 +382,11 @@ def upgrade_or_error(target: runner.Target, revision: str = "head") -> object:
         return error
 
 
-def wait_until_the_migrator_waits(deployment: Deployment) -> None:
+def wait_until_the_migrator_waits(provisioned: ProvisionedDatabases) -> None:
     """Until the index revision's session waits on a lock (behind the open writer's transaction)."""
-    migrator = deployment.names.migrator(DatabaseKey.LOGS)
+    migrator = provisioned.names.migrator(DatabaseKey.LOGS)
     deadline = time.monotonic() + 60
-    with deployment.server.connect() as admin:
+    with provisioned.server.connect() as admin:
         while not scalar(
             admin,
             "SELECT count(*) > 0 FROM pg_stat_activity WHERE usename = %s AND wait_event_type = 'Lock'",
@@ -442,13 +397,13 @@ def wait_until_the_migrator_waits(deployment: Deployment) -> None:
 
 
 def test_a_run_in_another_process_waits_while_this_session_holds_the_trees_lock(
-    fresh_deployment: Deployment,
+    provisioned: ProvisionedDatabases,
 ) -> None:
     """Deterministic where two racing runs are not: a key computed per process would let it through."""
-    logs = fresh_deployment.databases[DatabaseKey.LOGS]
-    with fresh_deployment.server.connect(logs) as holder:
+    logs = provisioned.databases[DatabaseKey.LOGS]
+    with provisioned.server.connect(logs) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (LOGS.advisory_lock_key,))
-        run = start_upgrade_process(fresh_deployment, DatabaseKey.LOGS)
+        run = start_upgrade_process(provisioned, DatabaseKey.LOGS)
         time.sleep(5)  # far longer than a run of the logs tree on an empty database takes
         assert run.poll() is None, "the other run did not wait for the lock"
         assert "alembic_version_logs" not in catalog.tables(holder), "it applied a revision under our lock"
@@ -461,10 +416,10 @@ def test_a_run_in_another_process_waits_while_this_session_holds_the_trees_lock(
 
 
 def test_a_run_waits_a_bounded_time_for_another_runs_lock_then_says_so(
-    fresh_deployment: Deployment, capfd: pytest.CaptureFixture[str]
+    provisioned: ProvisionedDatabases, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    logs = fresh_deployment.databases[DatabaseKey.LOGS]
-    engine = create_engine(fresh_deployment.migrator_url(DatabaseKey.LOGS), poolclass=NullPool)
+    logs = provisioned.databases[DatabaseKey.LOGS]
+    engine = create_engine(provisioned.migrator_url(DatabaseKey.LOGS), poolclass=NullPool)
     outcome: list[BaseException | None] = []
 
     def second_run() -> None:
@@ -474,7 +429,7 @@ def test_a_run_waits_a_bounded_time_for_another_runs_lock_then_says_so(
         except LockTimeoutError as error:
             outcome.append(error)
 
-    with fresh_deployment.server.connect(logs) as other_run:
+    with provisioned.server.connect(logs) as other_run:
         other_run.execute("SELECT pg_advisory_lock(%s)", (LOGS.advisory_lock_key,))
         waiting = threading.Thread(target=second_run, daemon=True)
         waiting.start()
@@ -486,11 +441,11 @@ def test_a_run_waits_a_bounded_time_for_another_runs_lock_then_says_so(
     assert said.count("waiting for another migration run of the logs tree to finish") == 1, said
 
 
-def test_a_run_whose_connection_died_leaves_the_lock_without_an_error(fresh_deployment: Deployment) -> None:
+def test_a_run_whose_connection_died_leaves_the_lock_without_an_error(provisioned: ProvisionedDatabases) -> None:
     """The lock dies with its backend: releasing it on a dead connection is no error of the run's."""
-    logs = fresh_deployment.databases[DatabaseKey.LOGS]
-    engine = create_engine(fresh_deployment.migrator_url(DatabaseKey.LOGS), poolclass=NullPool)
-    with fresh_deployment.server.connect(logs) as admin, engine.connect() as connection:
+    logs = provisioned.databases[DatabaseKey.LOGS]
+    engine = create_engine(provisioned.migrator_url(DatabaseKey.LOGS), poolclass=NullPool)
+    with provisioned.server.connect(logs) as admin, engine.connect() as connection:
         with tree_run_lock(connection, LOGS, wait_s=1):
             backend = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
             connection.commit()
@@ -498,27 +453,12 @@ def test_a_run_whose_connection_died_leaves_the_lock_without_an_error(fresh_depl
         assert admin.execute("SELECT pg_try_advisory_lock(%s)", (LOGS.advisory_lock_key,)).fetchone() == (True,)
 
 
-LOCKING_REVISION = '''
-"""A revision that needs ACCESS EXCLUSIVE on a table, for the lock_timeout test.
-
-Revision ID: {tree}_9998
-Revises: {down}
-"""
-from alembic import op
-
-revision = "{tree}_9998"
-down_revision = "{down}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("ALTER TABLE {table} ADD COLUMN waited_for_a_lock text")
-
-
-def downgrade() -> None:
-    op.execute("ALTER TABLE {table} DROP COLUMN waited_for_a_lock")
-'''
+LOCKING_REVISION = revision_file(
+    "{tree}_9998",
+    "A revision that needs ACCESS EXCLUSIVE on a table, for the lock_timeout test.",
+    'op.execute("ALTER TABLE {table} ADD COLUMN waited_for_a_lock text")',
+    'op.execute("ALTER TABLE {table} DROP COLUMN waited_for_a_lock")',
+)
 # Per tree: a table of its own and an insert its runtime writer may make.
 LOCKED_TABLES = {
     DatabaseKey.MAIN: (
@@ -538,12 +478,12 @@ LOCKED_TABLES = {
 
 @pytest.mark.parametrize("key", list(DatabaseKey), ids=[key.value for key in DatabaseKey])
 def test_a_revision_waiting_on_a_table_lock_gives_up_after_lock_timeout_and_writers_go_on(
-    fresh_deployment: Deployment, tmp_path: Path, key: DatabaseKey
+    provisioned: ProvisionedDatabases, tmp_path: Path, key: DatabaseKey
 ) -> None:
     """A long reader holds the table: the revision's ALTER waits at most lock_timeout, and a writer
     queued behind that ALTER goes on as soon as it gives up, not when the reader ends."""
     table, writer_key, insert = LOCKED_TABLES[key]
-    tree = runner.Target(TREES[key.value], fresh_deployment.migrator_url(key), fresh_deployment.databases[key])
+    tree = runner.Target(TREES[key.value], provisioned.migrator_url(key), provisioned.databases[key])
     runner.upgrade(tree)
     head = runner.head_revision(tree.tree)
     tree_copy = tmp_path / key.value
@@ -556,13 +496,13 @@ def test_a_revision_waiting_on_a_table_lock_gives_up_after_lock_timeout_and_writ
 
     def write_behind_the_alter() -> None:
         try:
-            with fresh_deployment.connect_as(fresh_deployment.names.of(writer_key), key) as writer:
+            with provisioned.connect_as(provisioned.names.of(writer_key), key) as writer:
                 writer.execute(insert)
             writer_done.append(time.monotonic())
         except BaseException as error:  # seen by the test, not lost in the thread
             writer_failed.append(error)
 
-    with fresh_deployment.server.connect(fresh_deployment.databases[key], autocommit=False) as reader:
+    with provisioned.server.connect(provisioned.databases[key], autocommit=False) as reader:
         reader.execute(f"SELECT count(*) FROM {table}")  # ACCESS SHARE, held until this transaction ends
         writer = threading.Timer(1.0, write_behind_the_alter)  # once the ALTER waits
         # Without a lock_timeout the ALTER would wait for the reader: end it then, and the run succeeds.

@@ -12,14 +12,14 @@ import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from fixtures.cluster import Deployment
+from fixtures import catalog
+from fixtures.cluster import ProvisionedDatabases
+from fixtures.revisions import revision_file
 from migrations import runner
 from migrations.schema import TreeSchema, head_schema, read_schema
 from migrations.shared.tree import LOGS, TREES
 from model.names import DatabaseKey
 from ops.paths import REPO_ROOT
-from tests.migrations import catalog
-from tests.migrations.conftest import target_for
 
 LOGS_TABLES = {"system_logs", "llm_logs", "alembic_version_logs"}
 MAIN_TABLES = {"user_invitations", "alembic_version_main"}
@@ -32,7 +32,7 @@ def test_each_tree_has_a_single_head() -> None:
         assert len(script.get_heads()) == 1, tree.key
 
 
-def test_from_empty_each_table_lands_in_its_own_database_only(migrated: Deployment) -> None:
+def test_from_empty_each_table_lands_in_its_own_database_only(migrated: ProvisionedDatabases) -> None:
     with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as logs:
         assert catalog.tables(logs) == LOGS_TABLES
         assert catalog.indexes(logs) >= REVIEW_INDEXES
@@ -81,72 +81,60 @@ INDEXES_AT_HEAD = {
 }
 
 
-def test_every_index_at_head_has_exactly_its_definition(migrated: Deployment) -> None:
+def test_every_index_at_head_has_exactly_its_definition(migrated: ProvisionedDatabases) -> None:
     for key, expected in INDEXES_AT_HEAD.items():
         with migrated.server.connect(migrated.databases[key]) as connection:
             rows = connection.execute(catalog.INDEX_DEFINITIONS).fetchall()
         assert {name: definition.removeprefix("CREATE ") for name, definition in rows} == expected, key
 
 
-def test_every_object_belongs_to_the_owner_not_the_migrator(migrated: Deployment) -> None:
+def test_every_object_belongs_to_the_owner_not_the_migrator(migrated: ProvisionedDatabases) -> None:
     for key in DatabaseKey:
         with migrated.server.connect(migrated.databases[key]) as connection:
             owners = set(catalog.table_owners(connection).values())
         assert owners == {migrated.names.owner(key)}
 
 
-def test_a_second_upgrade_applies_nothing(migrated: Deployment) -> None:
+def test_a_second_upgrade_applies_nothing(migrated: ProvisionedDatabases) -> None:
     for key in DatabaseKey:
-        result = runner.upgrade(target_for(migrated, key))
+        result = runner.upgrade(migrated.migration_target(key))
         assert result.applied == ()
         assert result.after == runner.head_revision(TREES[key.value])
 
 
-def test_the_partitioning_revision_refuses_its_downgrade_and_changes_nothing(fresh_deployment: Deployment) -> None:
-    target = target_for(fresh_deployment, DatabaseKey.LOGS)
+def test_the_partitioning_revision_refuses_its_downgrade_and_changes_nothing(provisioned: ProvisionedDatabases) -> None:
+    target = provisioned.migration_target(DatabaseKey.LOGS)
     runner.upgrade(target, "logs_0004")
-    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
+    with provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS]) as logs:
         before = catalog.tables(logs)
     with pytest.raises(Exception, match="logs_0004 is not downgraded: system_logs would have to be rewritten"):
         runner.downgrade(target, "base")
     assert runner.current_revision(target) == "logs_0004"
-    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
+    with provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS]) as logs:
         assert catalog.tables(logs) == before
 
 
-def test_downgrade_to_base_and_upgrade_to_head(fresh_deployment: Deployment) -> None:
+def test_downgrade_to_base_and_upgrade_to_head(provisioned: ProvisionedDatabases) -> None:
     """Every revision below the partitioning one goes down and up again."""
     for key in DatabaseKey:
-        target = target_for(fresh_deployment, key)
+        target = provisioned.migration_target(key)
         runner.upgrade(target, "logs_0003" if key is DatabaseKey.LOGS else "head")
         runner.downgrade(target, "base")
-        with fresh_deployment.server.connect(fresh_deployment.databases[key]) as connection:
+        with provisioned.server.connect(provisioned.databases[key]) as connection:
             assert catalog.tables(connection) == {target.tree.version_table}
         assert runner.current_revision(target) is None
         result = runner.upgrade(target)
         assert result.after == runner.head_revision(target.tree)
-    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
+    with provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS]) as logs:
         assert catalog.tables(logs) == LOGS_TABLES
         assert catalog.invalid_indexes(logs) == set()
 
 
-BOUND_VALUE_REVISION = '''"""A revision with a bound parameter, as a data migration has."""
-import sqlalchemy as sa
-from alembic import op
-
-revision = "logs_9995"
-down_revision = "{down}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute(sa.table("system_logs", sa.column("message", sa.Text)).update().values(message="reviewed"))
-
-
-def downgrade() -> None:
-    pass
-'''
+BOUND_VALUE_REVISION = revision_file(
+    "logs_9995",
+    "A revision with a bound parameter, as a data migration has.",
+    'op.execute(sa.table("system_logs", sa.column("message", sa.Text)).update().values(message="reviewed"))',
+)
 
 
 def test_the_sql_for_review_carries_values_not_placeholders(logs_target: runner.Target, tmp_path: Path) -> None:
@@ -159,13 +147,15 @@ def test_the_sql_for_review_carries_values_not_placeholders(logs_target: runner.
     assert "UPDATE system_logs SET message='reviewed'" in script, script[-2000:]
 
 
-def test_downgrading_the_index_revision_drops_its_indexes_and_keeps_the_tables(fresh_deployment: Deployment) -> None:
-    target = target_for(fresh_deployment, DatabaseKey.LOGS)
+def test_downgrading_the_index_revision_drops_its_indexes_and_keeps_the_tables(
+    provisioned: ProvisionedDatabases,
+) -> None:
+    target = provisioned.migration_target(DatabaseKey.LOGS)
     runner.upgrade(target, "logs_0003")
-    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
+    with provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS]) as logs:
         before, tables_before = catalog.indexes(logs), catalog.tables(logs)
     runner.downgrade(target, "logs_0002")
-    with fresh_deployment.server.connect(fresh_deployment.databases[DatabaseKey.LOGS]) as logs:
+    with provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS]) as logs:
         after = catalog.indexes(logs)
         assert catalog.tables(logs) == tables_before
     dropped = before - after
@@ -180,7 +170,7 @@ def test_upgrade_sql_is_printed_for_review_and_changes_nothing(logs_target: runn
     assert runner.current_revision(logs_target) is None
 
 
-def test_only_the_owner_may_touch_the_version_table(migrated: Deployment) -> None:
+def test_only_the_owner_may_touch_the_version_table(migrated: ProvisionedDatabases) -> None:
     """Default privileges would hand alembic_version to the runtime roles: env.py takes it back."""
     with migrated.server.connect(migrated.databases[DatabaseKey.MAIN]) as main:
         grantees = main.execute(
@@ -190,7 +180,7 @@ def test_only_the_owner_may_touch_the_version_table(migrated: Deployment) -> Non
     assert {row[0] for row in grantees} <= {migrated.names.owner(DatabaseKey.MAIN)}
 
 
-def test_the_schema_read_from_a_tree_is_what_migrating_with_it_creates(migrated: Deployment) -> None:
+def test_the_schema_read_from_a_tree_is_what_migrating_with_it_creates(migrated: ProvisionedDatabases) -> None:
     """migrations/schema.py (what the deploy grants and scripts/verify expects) reads the trees right."""
     for key in DatabaseKey:
         tree = TREES[key.value]
@@ -221,18 +211,18 @@ def test_the_schema_reading_leaves_partitions_to_their_table_and_reads_on_past_t
     assert read_schema(script, "v") == TreeSchema(frozenset({"logs", "audit"}), frozenset())
 
 
-def test_alembic_by_hand_migrates_its_tree_and_logs_each_revision(fresh_deployment: Deployment) -> None:
+def test_alembic_by_hand_migrates_its_tree_and_logs_each_revision(provisioned: ProvisionedDatabases) -> None:
     """As an operator runs it: the URL without its password, the password where libpq reads it."""
-    url = fresh_deployment.migrator_url(DatabaseKey.LOGS)
+    url = provisioned.migrator_url(DatabaseKey.LOGS)
     env = {
         **os.environ,
         LOGS.url_env_var: url.set(password=None).render_as_string(hide_password=False),
-        LOGS.expected_database_env_var: fresh_deployment.databases[DatabaseKey.LOGS],
+        LOGS.expected_database_env_var: provisioned.databases[DatabaseKey.LOGS],
         "PGPASSWORD": str(url.password),
     }
     alembic = [sys.executable, "-m", "alembic", "-c", "alembic.ini", "--name", "logs", "upgrade", "head"]
     run = subprocess.run(alembic, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "Running upgrade  -> logs_0001" in run.stderr and "logs_0002 -> logs_0003" in run.stderr, run.stderr
-    target = runner.Target(LOGS, url, fresh_deployment.databases[DatabaseKey.LOGS])
+    target = runner.Target(LOGS, url, provisioned.databases[DatabaseKey.LOGS])
     assert runner.current_revision(target) == runner.head_revision(LOGS)

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from typing import Any
 
+from fixtures import fault_log
 from ops.commands import docs
 from ops.errors import MEANINGS
 from ops.paths import REPO_ROOT
-from tests.support import fault_log
 
 
 def test_the_generated_parts_of_the_docs_are_up_to_date() -> None:

@@ -83,7 +83,7 @@ def test_roles_and_their_attributes(graph: list[pulumi.runtime.MockResourceArgs]
         "hh_app": (True, ()),
         "hh_logs_writer": (True, ()),
         "hh_logs_reader": (True, ()),
-        # The extra read-only login holds nothing itself: it is a member of its database's readers group.
+        # The read-only role holds nothing itself: it is a member of its database's readers group.
         "hh_analyst": (True, ("hh_logs_readers",)),
         "hh_logs_readers": (False, ()),
     }

@@ -10,7 +10,17 @@ import pytest
 import yaml
 
 from infra import embedded_server
-from infra.settings import ADOPT_EXISTING_ENV_VAR, NAMESPACE, PLAIN_KEYS, SECRET_KEYS, ConfigError, parse_settings
+from infra.embedded_server import STATE_DIR_ENV_VAR
+from infra.settings import (
+    ADOPT_EXISTING_ENV_VAR,
+    NAMESPACE,
+    PLAIN_KEYS,
+    PROJECT_DIR_ENV_VAR,
+    SECRET_KEYS,
+    ConfigError,
+    parse_settings,
+)
+from migrations.shared.heads import MIGRATIONS_COPY_ENV_VAR
 from model.names import DatabaseKey
 from ops.paths import REPO_ROOT
 
@@ -115,10 +125,12 @@ def test_an_embedded_stack_must_not_set_a_port_it_would_ignore(port: str) -> Non
 
 
 def test_an_embedded_stack_takes_the_port_default_the_engine_passes_and_uses_the_servers(
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    local = embedded_server.EmbeddedServer("127.0.0.1", 28600, "postgres")
-    monkeypatch.setattr(embedded_server, "read", lambda: local)
+    monkeypatch.setenv(STATE_DIR_ENV_VAR, str(tmp_path))  # as scripts/localpg start leaves it there
+    embedded_server.folder(tmp_path).mkdir()
+    embedded_server.write(embedded_server.EmbeddedServer("127.0.0.1", 28600, "postgres", tmp_path))
+    embedded_server.password_file(tmp_path).write_text("unused")
     settings = parse(embeddedServer="true", host=None, adminPassword=None, port="5432")
     assert settings.server.port == 28600  # type: ignore[attr-defined]
 
@@ -268,7 +280,7 @@ def test_a_client_key_that_others_may_only_execute_is_still_refused(
 
 
 def test_an_embedded_stack_whose_server_never_started_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("infra.embedded_server.CONNECTION_FILE", tmp_path / "connection.json")
+    monkeypatch.setenv(STATE_DIR_ENV_VAR, str(tmp_path))  # a state folder with no server in it
     with pytest.raises(ConfigError, match="this checkout's embedded PostgreSQL was never started: run scripts/up"):
         parse(embeddedServer="true", host=None, adminPassword=None)
 
@@ -279,9 +291,29 @@ def test_an_embedded_stack_whose_server_never_started_says_so(tmp_path: Path, mo
 )
 def test_the_databases_to_import_come_from_the_one_environment_input(value: str, keys: set[DatabaseKey]) -> None:
     settings = parse_settings("staging", VALID, environ={ADOPT_EXISTING_ENV_VAR: value})
-    assert settings.adopt_existing == keys
+    assert settings.environment.adopt_existing == keys
 
 
 def test_an_environment_input_naming_no_database_of_the_stack_is_refused_by_name() -> None:
     with pytest.raises(ConfigError, match="HEADHUNTER_ADOPT_EXISTING='main,both' names both"):
         parse_settings("staging", VALID, environ={ADOPT_EXISTING_ENV_VAR: "main,both"})
+
+
+def test_every_environment_input_of_the_program_is_read_into_its_settings(tmp_path: Path) -> None:
+    environ = {
+        MIGRATIONS_COPY_ENV_VAR: str(tmp_path / "trees"),
+        STATE_DIR_ENV_VAR: str(tmp_path / "state"),
+        PROJECT_DIR_ENV_VAR: str(tmp_path / "project"),
+    }
+    environment = parse_settings("staging", VALID, environ=environ).environment
+    assert environment.tree_location("logs") == tmp_path / "trees" / "logs"
+    assert environment.state_dir == tmp_path / "state"
+    assert environment.project_dir == tmp_path / "project"
+    assert parse_settings("staging", VALID, environ={}).environment.tree_location("logs") is None
+
+
+def test_the_program_reads_its_environment_only_through_settings() -> None:
+    """A new environment input belongs in ProgramEnvironment, where the tests and the docs find it."""
+    infra = Path(__file__).resolve().parents[2] / "infra"
+    readers = sorted(path.name for path in infra.glob("*.py") if re.search(r"os\.environ|os\.getenv", path.read_text()))
+    assert readers == ["settings.py"], readers
