@@ -78,3 +78,8 @@ def test_the_fault_table_is_rendered_only_from_a_whole_passing_run() -> None:
     assert "narrowed" in str(fault_log.fault_report_problem(report(row("tests/a.py::t"), complete=False)))
     assert "tests/a.py::t" in str(fault_log.fault_report_problem(report(row("tests/a.py::t", "failed"))))
     assert fault_log.fault_report_problem(report(row("tests/a.py::t"))) is None
+
+
+def test_what_changes_from_run_to_run_is_a_placeholder_in_the_fault_table() -> None:
+    seen = "created system_logs_p20261220 on 127.0.0.1:28600 (pid 4242) for t1a2b3c_logs in (0.4s)"
+    assert fault_log.stable(seen) == "created system_logs_pYYYYMMDD on 127.0.0.1:PORT (pid N) for tNNNNNN_logs in (N s)"
