@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import adoption_move, deploy_cost, fixture, index_value, live_load, log_lifecycle
+from bench import adoption_move, deploy_cost, fixture, index_value, live_load, log_lifecycle, rotation
 from bench.pgbench import Latencies
 from bench.stats import Spread
 from fixtures.cluster import ProvisionedDatabases, Server, drop_provisioned
@@ -26,6 +26,8 @@ README_BEGIN, README_END = "<!-- bench:begin (scripts/bench) -->", "<!-- bench:e
 # Its own block: `python -m bench.log_lifecycle` measures the lifecycle alone and renders only this one.
 LIFECYCLE_BEGIN = "<!-- bench-lifecycle:begin (scripts/bench, python -m bench.log_lifecycle) -->"
 LIFECYCLE_END = "<!-- bench-lifecycle:end -->"
+ROTATION_BEGIN = "<!-- bench-rotation:begin (scripts/bench, python -m bench.rotation) -->"
+ROTATION_END = "<!-- bench-rotation:end -->"
 
 
 def fmt(spread: Spread, unit: str, digits: int = 1) -> str:
@@ -373,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     finally:
         drop_provisioned(provisioned)
+    print("bench: password rotation under clients", file=sys.stderr)
+    rotations = rotation.measure(provisioned.server, 2 if args.quick else 10)
     results = {
         "date": time.strftime("%Y-%m-%d"),
         "quick": args.quick,
@@ -381,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         "index_value": value,
         "adoption_move": move,
         "log_lifecycle": lifecycle,
+        "rotation": [asdict(run) for run in rotations],
         "elapsed_s": time.monotonic() - started,
     }
     reports = paths.REPO_ROOT / "reports"
@@ -388,11 +393,13 @@ def main(argv: list[str] | None = None) -> int:
     (reports / "bench.json").write_text(json.dumps(results, indent=2, default=str))
     text = markdown(results, sizes)
     lifecycle_text = lifecycle_markdown(lifecycle, results["date"])
-    (reports / "bench.md").write_text(f"{text}\n\n{lifecycle_text}\n")
+    rotation_text = rotation.markdown(rotations, results["date"])
+    (reports / "bench.md").write_text(f"{text}\n\n{lifecycle_text}\n\n{rotation_text}\n")
     if not args.quick:
         update_readme(text)
         update_readme(lifecycle_text, LIFECYCLE_BEGIN, LIFECYCLE_END)
-    print(f"{text}\n\n{lifecycle_text}")
+        update_readme(rotation_text, ROTATION_BEGIN, ROTATION_END)
+    print(f"{text}\n\n{lifecycle_text}\n\n{rotation_text}")
     print(f"bench: done in {results['elapsed_s']:.0f}s; reports/bench.md, reports/bench.json", file=sys.stderr)
     return 0
 

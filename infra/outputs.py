@@ -21,6 +21,8 @@ class StackOutput(enum.StrEnum):
     ROLE_PREFIX = "role_prefix"
     READ_ONLY_ROLES = "read_only_roles"
     CONNECTION_LIMITS = "connection_limits"
+    STATEMENT_TIMEOUTS = "statement_timeouts_ms"
+    OPEN_HANDOVERS = "open_login_handovers"
     MIGRATION_REVISIONS = "migration_revisions"
     CONNECTION_URLS = "connection_urls"
     LOG_PARTITIONS = "log_partitions"

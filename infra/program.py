@@ -170,6 +170,7 @@ def runtime_roles(
             login=None if role in groups else settings.login(role.key),
             elsewhere=tuple(database for key, database in databases.items() if key != role.database),
             member_of=member_of,
+            server=settings.server,
         )
         return RuntimeRole(role.name(settings.role_names), args, opts=with_provider)
 
@@ -200,6 +201,13 @@ def export_outputs(
         StackOutput.READ_ONLY_ROLES, [{"name": r.name, "database": r.database.value} for r in settings.read_only_roles]
     )
     pulumi.export(StackOutput.CONNECTION_LIMITS, dict(settings.connection_limits))
+    pulumi.export(StackOutput.STATEMENT_TIMEOUTS, dict(settings.statement_timeouts_ms))
+    # Runtime roles whose own login stays open until their next rotation (infra/login_handover.py).
+    handovers = {login.model.key: login.handover_open for login in logins if login.handover_open is not None}
+    pulumi.export(
+        StackOutput.OPEN_HANDOVERS,
+        pulumi.Output.all(**handovers).apply(lambda open_: sorted(key for key, is_open in open_.items() if is_open)),
+    )
     pulumi.export(StackOutput.MIGRATION_REVISIONS, {key.value: run.revision for key, run in migrations.items()})
     urls: dict[str, pulumi.Output[str]] = {}
     for key, database in databases.items():
@@ -207,8 +215,8 @@ def export_outputs(
             settings, database.migrator_name, database.migrator_password, database.database_name
         )
     for login in logins:
-        assert login.password is not None  # a login, never a group
-        urls[login.model.key] = connection_url(settings, login.role_name, login.password, login.database.database_name)
+        assert login.login_name is not None and login.password is not None  # a login, never a group
+        urls[login.model.key] = connection_url(settings, login.login_name, login.password, login.database.database_name)
     pulumi.export(StackOutput.CONNECTION_URLS, pulumi.Output.secret(urls))
 
 

@@ -1,4 +1,4 @@
-"""A runtime role confined to one database: a login or a readers group with its grants, or a group's member."""
+"""A runtime role confined to one database, with its two logins; or a readers group with its grants."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import pulumi_postgresql as postgresql
 from infra.acl_chain import AclRow, GrantTarget
 from infra.database import OwnedDatabase
 from infra.generated_password import GeneratedPassword
-from infra.settings import LoginSettings
+from infra.login_handover import LoginHandover, LoginHandoverArgs
+from infra.settings import LoginSettings, ServerSettings
 from model import privileges
 from model.names import SCHEMA
 from model.privileges import ObjectKind
+from model.rotation import SLOTS, Slot, handed_out, member_name, password_generation
 
 
 @dataclass(frozen=True)
@@ -29,17 +31,25 @@ class RuntimeRoleArgs:
     elsewhere: tuple[OwnedDatabase, ...] = ()
     """The other databases: the role holds nothing there, and a grant made there by hand is revoked."""
     member_of: RuntimeRole | None = None
-    """A read-only role's readers group: the login holds nothing of its own, all through the group."""
+    """A read-only role's readers group: the role holds nothing of its own, all through the group."""
+    server: ServerSettings | None = None
+    """Where the role's login handover reads pg_roles; None for a readers group."""
 
 
 class RuntimeRole(pulumi.ComponentResource):
-    """A role confined to one database: a login with a generated password, or a NOLOGIN readers group.
+    """A role confined to one database: a runtime role with its two logins, or a NOLOGIN readers group.
 
     A role of its own holds CONNECT on its database, USAGE on its schema and default table
     privileges; a member of a readers group holds none of these itself (a new reader changes no ACL).
+    A runtime role never logs in: its two LOGIN members `<role>_a` and `<role>_b` do, holding
+    nothing of their own, and `login_name` and `password` are those of the one the stack hands out
+    (model/rotation.py).
     """
 
     role_name: pulumi.Output[str]
+    login_name: pulumi.Output[str] | None
+    handover_open: pulumi.Output[bool] | None
+    """Whether the role's own login is still open (infra/login_handover.py); None for a readers group."""
     password: pulumi.Output[str] | None
     model: privileges.RuntimeRoleSpec
     database: OwnedDatabase
@@ -49,26 +59,70 @@ class RuntimeRole(pulumi.ComponentResource):
         super().__init__("headhunter:db:RuntimeRole", name, None, opts)
         self.model, self.database, self.role_key = args.model, args.database, name
         child = pulumi.ResourceOptions(parent=self)
-        self.password = None
+        self.login_name, self.password, self.handover_open = None, None, None
         if args.login is None:
             role = postgresql.Role(f"{name}-role", name=args.role_name, login=False, opts=child)
         else:
-            password = GeneratedPassword(f"{name}-password", str(args.login.password_rotation), opts=child)
-            role = postgresql.Role(
-                f"{name}-role",
-                name=args.role_name,
-                login=True,
-                password=password.scram_verifier,
-                roles=[args.member_of.role_name] if args.member_of else None,
-                connection_limit=args.login.connection_limit,
-                statement_timeout=args.login.statement_timeout_ms,
-                opts=child,
-            )
-            self.password = password.result
+            role = self._runtime_role(name, args, args.login)
+            members = {slot: self._login_member(name, args, args.login, role, slot) for slot in SLOTS}
+            handed = members[handed_out(args.login.password_rotation)]
+            self.login_name, self.password = handed[0].name, handed[1].result
         if args.member_of is None:
             self._grant(name, role, args.elsewhere)
         self.role_name = role.name
-        self.register_outputs({"role_name": self.role_name})
+        self.register_outputs({"role_name": self.role_name, "login_name": self.login_name})
+
+    def _runtime_role(self, name: str, args: RuntimeRoleArgs, login: LoginSettings) -> postgresql.Role:
+        """NOLOGIN, but for the handover of a stack that had one login per role (infra/login_handover.py).
+
+        Its password is left as it is (ignore_changes): during the handover it is the one its clients
+        hold, and a NOLOGIN role's password lets nobody in. Its limits stay those of its logins.
+        """
+        assert args.server is not None, "a runtime role needs the server its handover reads"
+        handover = LoginHandover(
+            f"{name}-handover",
+            LoginHandoverArgs(
+                role=args.role_name,
+                rotation=login.password_rotation,
+                host=args.server.host,
+                port=args.server.port,
+                sslmode=args.server.sslmode,
+                tls=args.server.tls.libpq_parameters(),
+                database=args.database.database_name,
+                migrator=args.database.migrator_name,
+                migrator_password=args.database.migrator_password,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.handover_open = handover.open
+        return postgresql.Role(
+            f"{name}-role",
+            name=args.role_name,
+            login=handover.open,
+            roles=[args.member_of.role_name] if args.member_of else None,
+            connection_limit=login.connection_limit,
+            statement_timeout=login.statement_timeout_ms,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["password"]),
+        )
+
+    def _login_member(
+        self, name: str, args: RuntimeRoleArgs, login: LoginSettings, role: postgresql.Role, slot: Slot
+    ) -> tuple[postgresql.Role, GeneratedPassword]:
+        """One of the two logins: a member of the role, with its own password and the role's limits."""
+        child = pulumi.ResourceOptions(parent=self)
+        generation = password_generation(login.password_rotation, slot)
+        password = GeneratedPassword(f"{name}-{slot}-password", str(generation), opts=child)
+        member = postgresql.Role(
+            f"{name}-{slot}-role",
+            name=member_name(args.role_name, slot),
+            login=True,
+            password=password.scram_verifier,
+            roles=[role.name],
+            connection_limit=login.connection_limit,
+            statement_timeout=login.statement_timeout_ms,
+            opts=child,
+        )
+        return member, password
 
     def _grant(self, name: str, role: postgresql.Role, elsewhere: tuple[OwnedDatabase, ...]) -> None:
         database, model = self.database, self.model

@@ -25,7 +25,8 @@ from infra.identifiers import identifier_problem
 from migrations.shared.heads import migrations_copy_folder
 from model.log_lifecycle import LOG_TABLES, MAX_PREMAKE_DAYS, MAX_RETENTION_DAYS, LogLifecycle
 from model.names import DatabaseKey, RoleNames, readers_key
-from model.privileges import role_keys
+from model.privileges import RUNTIME_ROLES, role_keys
+from model.rotation import SLOTS, member_name
 
 if TYPE_CHECKING:
     from pulumi import Output
@@ -284,7 +285,8 @@ def parse_settings(stack: str, raw: Mapping[str, str], environ: Mapping[str, str
         )
     read_only_roles = reader.read_only_roles("readOnlyRoles")
     _check_role_names_unique(reader, role_names, read_only_roles)
-    keys = role_keys()
+    # A read-only role is named by its key: its limits and rotations are set under its name.
+    keys = role_keys() + tuple(role.name for role in read_only_roles)
     return Settings(
         stack=stack,
         server=server,
@@ -313,7 +315,8 @@ def embedded_server_password(settings: Settings) -> str:
 
 def _check_role_names_unique(reader: _Reader, names: RoleNames, read_only: tuple[ReadOnlyRole, ...]) -> None:
     groups = [names.of(readers_key(database)) for database in DatabaseKey]  # made only when a database has readers
-    derived_names = [names.of(key) for key in role_keys()] + groups
+    logins = [member_name(names.of(role.key), slot) for role in RUNTIME_ROLES for slot in SLOTS]
+    derived_names = [names.of(key) for key in role_keys()] + groups + logins
     for derived in derived_names:
         if problem := identifier_problem(derived):
             raise reader.error(
@@ -323,13 +326,19 @@ def _check_role_names_unique(reader: _Reader, names: RoleNames, read_only: tuple
             )
     seen = set(derived_names) | set(role_keys())  # keys name the stack's outputs too
     for role in read_only:
-        if role.name in seen:
+        members = {member_name(role.name, slot) for slot in SLOTS}
+        if role.name in seen or members & seen:
             raise reader.error(
                 "readOnlyRoles",
-                f"names the role {role.name!r} twice or reuses a role of this stack",
+                f"names the role {role.name!r} twice or reuses a role of this stack (or one of its logins)",
                 "give every read-only role a name of its own",
             )
-        seen.add(role.name)
+        for member in sorted(members):
+            if problem := identifier_problem(member):
+                raise reader.error(
+                    "readOnlyRoles", f"makes the login {member!r}, and {problem}", "choose a shorter name"
+                )
+        seen |= {role.name, *members}
 
 
 @dataclass(frozen=True)

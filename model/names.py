@@ -15,6 +15,9 @@ class RoleKind(enum.StrEnum):
     OWNER = "owner"
     MIGRATOR = "migrator"
     RUNTIME = "runtime"
+    """A NOLOGIN role that holds the grants of one of the application's identities (model.rotation)."""
+    LOGIN = "login"
+    """One of the two LOGIN members of a runtime role, through which it connects (model.rotation)."""
     READERS = "readers"
     """The NOLOGIN group of a database's read-only roles."""
 

@@ -4,10 +4,12 @@ Per database:
 - an owner role (NOLOGIN) owns the database, and through PostgreSQL 15's `pg_database_owner` its
   public schema; every table is created by it (the migrator acts as the owner);
 - a migrator (LOGIN) is a member of the owner and so holds what the owner holds;
-- runtime login roles get CONNECT on their one database, USAGE on its public schema, their verbs on
-  the tables that exist, and, through default privileges FOR ROLE the owner, the same verbs on every
-  table a later migration creates; nothing on the version table or the sequences (identity columns
-  need no USAGE for an INSERT that takes the default);
+- runtime roles (NOLOGIN) get CONNECT on their one database, USAGE on its public schema, their verbs
+  on the tables that exist, and, through default privileges FOR ROLE the owner, the same verbs on
+  every table a later migration creates; nothing on the version table or the sequences (identity
+  columns need no USAGE for an INSERT that takes the default);
+- each runtime role logs in through two LOGIN members, `<role>_a` and `<role>_b`, that hold and own
+  nothing of their own (model/rotation.py: a password rotation never fails a login);
 - the read-only roles of the stack config (`readOnlyRoles`) hold nothing themselves: each is a member of its
   database's NOLOGIN readers group, which holds a reader's grants once (one ACL entry per table,
   however many readers; adding a reader changes no ACL);
@@ -24,6 +26,7 @@ import enum
 from dataclasses import dataclass
 
 from model.names import PUBLIC, DatabaseKey, RoleKind, RoleNames, migrator_key, owner_key, readers_key
+from model.rotation import SLOTS, Slot, member_name
 
 DATABASE_PRIVILEGES = ("CONNECT", "CREATE", "TEMPORARY")
 SCHEMA_PRIVILEGES = ("USAGE", "CREATE")
@@ -54,6 +57,7 @@ class Via(enum.StrEnum):
     OWNERSHIP = "ownership"
     MEMBERSHIP = "membership of the owner"
     READERS = "membership of the readers group"
+    LOGIN = "membership of its runtime role"
     GRANT = "grant"
     DEFAULT_PRIVILEGES = "default privileges"
     REVOKED = "revoked"
@@ -149,6 +153,17 @@ def member_rules(reader: RuntimeRoleSpec) -> tuple[Rule, ...]:
     return tuple(Rule(reader.key, reader.database, kind, group[kind], Via.READERS) for kind in kinds)
 
 
+def login_key(role: RuntimeRoleSpec, slot: Slot) -> str:
+    return f"{role.key}_{slot}"
+
+
+def login_rules(table: list[Rule], role: RuntimeRoleSpec) -> list[Rule]:
+    """Each login member holds what its runtime role holds in its database, all through membership."""
+    kinds = (ObjectKind.DATABASE, ObjectKind.SCHEMA, ObjectKind.TABLES)
+    held = {kind: expected(tuple(table), role.key, role.database, kind) for kind in kinds}
+    return [Rule(login_key(role, slot), role.database, kind, held[kind], Via.LOGIN) for slot in SLOTS for kind in kinds]
+
+
 def rules(read_only: tuple[RuntimeRoleSpec, ...] = ()) -> tuple[Rule, ...]:
     """The whole table, for a stack with these read-only roles. A pair with no row holds nothing."""
     table: list[Rule] = []
@@ -159,6 +174,8 @@ def rules(read_only: tuple[RuntimeRoleSpec, ...] = ()) -> tuple[Rule, ...]:
         table += runtime_rules(role)
     for reader in read_only:
         table += member_rules(reader)
+    for role in (*RUNTIME_ROLES, *read_only):
+        table += login_rules(table, role)
     for database in DatabaseKey:
         table += [
             Rule(PUBLIC, database, ObjectKind.DATABASE, frozenset(), Via.REVOKED),
@@ -181,15 +198,22 @@ class Grantee:
     name: str
     kind: RoleKind | None  # None for PUBLIC
     database: DatabaseKey | None
+    runtime_role: str | None = None
+    """A login member's runtime role (its key); None for every other role."""
+
+    @property
+    def config_key(self) -> str:
+        """The key the stack config's per-role maps (connection limits, timeouts) name it by."""
+        return self.runtime_role or self.key
 
     @property
     def login(self) -> bool:
-        return self.kind in (RoleKind.MIGRATOR, RoleKind.RUNTIME)
+        return self.kind in (RoleKind.MIGRATOR, RoleKind.LOGIN)
 
     @property
     def group(self) -> bool:
-        """A NOLOGIN role that holds privileges for its members (an owner, a readers group)."""
-        return self.kind in (RoleKind.OWNER, RoleKind.READERS)
+        """A NOLOGIN role that holds privileges for its members (an owner, a runtime role, a readers group)."""
+        return self.kind in (RoleKind.OWNER, RoleKind.RUNTIME, RoleKind.READERS)
 
 
 def grantees(names: RoleNames, read_only: tuple[RuntimeRoleSpec, ...] = ()) -> tuple[Grantee, ...]:
@@ -197,6 +221,11 @@ def grantees(names: RoleNames, read_only: tuple[RuntimeRoleSpec, ...] = ()) -> t
     roles = [Grantee(owner_key(db), names.owner(db), RoleKind.OWNER, db) for db in DatabaseKey]
     roles += [Grantee(migrator_key(db), names.migrator(db), RoleKind.MIGRATOR, db) for db in DatabaseKey]
     roles += [Grantee(r.key, r.name(names), RoleKind.RUNTIME, r.database) for r in (*RUNTIME_ROLES, *read_only)]
+    roles += [
+        Grantee(login_key(r, slot), member_name(r.name(names), slot), RoleKind.LOGIN, r.database, runtime_role=r.key)
+        for r in (*RUNTIME_ROLES, *read_only)
+        for slot in SLOTS
+    ]
     roles += [Grantee(g.key, g.name(names), RoleKind.READERS, g.database) for g in readers_groups(read_only)]
     return (*roles, Grantee(PUBLIC, PUBLIC, None, None))
 
@@ -208,10 +237,14 @@ def role_keys() -> tuple[str, ...]:
 
 
 def expected_memberships(names: RoleNames, read_only: tuple[RuntimeRoleSpec, ...] = ()) -> dict[str, frozenset[str]]:
-    """Role -> the roles it is a member of: migrators of their owners, read-only roles of their group."""
+    """Role -> the roles it is a member of: migrators of their owners, read-only roles of their group,
+    login members of their runtime role."""
     memberships = {names.migrator(db): frozenset({names.owner(db)}) for db in DatabaseKey}
     for reader in read_only:
         memberships[reader.name(names)] = frozenset({readers_group(reader.database).name(names)})
+    for role in (*RUNTIME_ROLES, *read_only):
+        for slot in SLOTS:
+            memberships[member_name(role.name(names), slot)] = frozenset({role.name(names)})
     return memberships
 
 

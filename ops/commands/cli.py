@@ -88,6 +88,16 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...]]] = {
         "at once take turns: the second waits for the first, then has nothing left to do.",
         (arg("stack", metavar="STACK", help=STACK_HELP),),
     ),
+    "rotate": (
+        "Rotate logins with no failed login: raise each login's number in the stack file (passwordRotations), "
+        "then deploy as scripts/deploy does. Each runtime and read-only role has two logins, <role>_a and "
+        "<role>_b: the one not in use gets a new password and the stack's outputs hand it out; the other keeps "
+        "its password through this rotation, so clients that re-read the outputs never fail a login.",
+        (
+            arg("stack", metavar="STACK", help=STACK_HELP),
+            arg("logins", metavar="LOGIN", nargs="*", help="role keys (app, logs_writer, ...); default: all of them"),
+        ),
+    ),
     "destroy": (
         "Remove what a stack created: the databases with every row, the roles, the grants. A killed or failed "
         "deploy is settled first (its stale lock, the roles and databases the state lost), and whatever of the "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlparse
 
 from infra.outputs import StackOutput
 from ops.commands import cli
@@ -42,8 +43,11 @@ def print_summary(stack_name: str, changes: Mapping[str, int], outputs: Mapping[
         made = ", ".join(partitions["created"].get(table) or []) or "none"
         dropped = ", ".join(partitions["dropped"].get(table) or []) or "none"
         print(f"partitions {table} until {reach['covered_until']} (last maintenance made {made}; dropped {dropped})")
+    handovers = set(outputs.get(StackOutput.OPEN_HANDOVERS) or [])
     for key, role in outputs[StackOutput.RUNTIME_ROLES].items():
-        print(f"login role {role} ({key})")
+        login = urlparse(outputs[StackOutput.CONNECTION_URLS][key]).username
+        still = "; its own login open until its next rotation" if key in handovers else ""
+        print(f"runtime    {role} ({key}) logs in as {login}{still}")
     for check in role_check.CHECKS:
         print(f"checked    {check.description}")
 

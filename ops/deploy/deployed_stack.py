@@ -15,7 +15,7 @@ from typing import Any
 from infra.outputs import StackOutput
 from model import privileges
 from model.log_lifecycle import LogLifecycle
-from model.names import DatabaseKey, RoleNames
+from model.names import DatabaseKey, RoleKind, RoleNames
 from model.privileges import Grantee, RuntimeRoleSpec, read_only_role
 from ops.errors import UserError
 
@@ -37,6 +37,10 @@ class DeployedStack:
     """Per login role key (app, logs_writer, main_migrator, ...): a libpq URL with the password."""
     log_lifecycle: dict[str, Any] = field(default_factory=dict)
     """retention_days (per log table) and premake_days, as the stack config says; empty before logs_0004."""
+    statement_timeouts_ms: dict[str, int] = field(default_factory=dict)
+    """Per role key: the statement_timeout its logins get (none when absent)."""
+    open_handovers: list[str] = field(default_factory=list)
+    """Runtime roles (keys) whose own login stays open until their next rotation (infra/login_handover.py)."""
 
     def lifecycle(self) -> LogLifecycle:
         if not self.log_lifecycle:
@@ -61,6 +65,10 @@ class DeployedStack:
         """Every role the model gives privileges in this stack, PUBLIC included."""
         return privileges.grantees(self.names, self.read_only_specs())
 
+    def can_log_in(self, grantee: Grantee) -> bool:
+        """A login member or migrator; a runtime role only while its handover is open."""
+        return grantee.login or (grantee.kind is RoleKind.RUNTIME and grantee.key in self.open_handovers)
+
     def migrator_url(self, key: DatabaseKey) -> str:
         return self.connection_urls[f"{key}_migrator"]
 
@@ -84,6 +92,8 @@ class DeployedStack:
             connection_limits=dict(outputs.get(StackOutput.CONNECTION_LIMITS, {})),
             connection_urls=dict(outputs[StackOutput.CONNECTION_URLS]),
             log_lifecycle=dict(outputs.get(StackOutput.LOG_LIFECYCLE, {})),
+            statement_timeouts_ms=dict(outputs.get(StackOutput.STATEMENT_TIMEOUTS, {})),
+            open_handovers=list(outputs.get(StackOutput.OPEN_HANDOVERS, [])),
         )
 
 

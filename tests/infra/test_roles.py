@@ -38,9 +38,10 @@ def test_the_role_exists_with_its_attributes(
     assert row is not None, f"role {grantee.name} does not exist: run scripts/deploy {stack.stack}"
     granted = [SQL_NAMES[attribute] for attribute in DANGEROUS if row[attribute]]
     assert not granted, f"{grantee.name} has {', '.join(granted)}: ALTER ROLE {grantee.name} NO{' NO'.join(granted)}"
-    assert row["rolcanlogin"] == grantee.login, (
-        f"{grantee.name} {'cannot' if grantee.login else 'can'} log in: ALTER ROLE {grantee.name} "
-        f"{'LOGIN' if grantee.login else 'NOLOGIN'}"
+    login = stack.can_log_in(grantee)
+    assert row["rolcanlogin"] == login, (
+        f"{grantee.name} {'cannot' if login else 'can'} log in: ALTER ROLE {grantee.name} "
+        f"{'LOGIN' if login else 'NOLOGIN'}"
     )
 
 
@@ -66,10 +67,33 @@ def test_the_connection_limit(
         return  # NOLOGIN: a limit would mean nothing
     row = role_row(catalogs[DatabaseKey.MAIN], grantee.name)
     assert row is not None
-    expected = stack.connection_limits.get(grantee.key, -1)
+    expected = stack.connection_limits.get(grantee.config_key, -1)
     assert row["rolconnlimit"] == expected, (
         f"{grantee.name} allows {row['rolconnlimit']} connections, the stack says {expected}: "
         f"run scripts/deploy {stack.stack}"
+    )
+
+
+def test_the_statement_timeout(
+    catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, grantee: Grantee
+) -> None:
+    """Set on each login itself: a member does not take the settings of the role it belongs to."""
+    if not grantee.login:
+        return
+    row = (
+        catalogs[DatabaseKey.MAIN]
+        .execute(
+            "SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+            "WHERE r.rolname = %s AND s.setdatabase = 0",
+            (grantee.name,),
+        )
+        .fetchone()
+    )
+    settings = dict(item.split("=", 1) for item in (row[0] if row and row[0] else []))
+    expected = stack.statement_timeouts_ms.get(grantee.config_key, 0)
+    actual = int(settings.get("statement_timeout", "0").removesuffix("ms") or 0)
+    assert actual == expected, (
+        f"{grantee.name} has statement_timeout {actual} ms, the stack says {expected}: run scripts/deploy {stack.stack}"
     )
 
 

@@ -139,6 +139,6 @@ def test_role_passwords_never_reach_the_server_log(server: Server) -> None:
         for password in provisioned.passwords.values():
             assert password not in logged
         with provisioned.connect_as(provisioned.names.of("logs_reader"), DatabaseKey.LOGS) as reader:
-            assert scalar(reader, "SELECT current_user") == provisioned.names.of("logs_reader")
+            assert scalar(reader, "SELECT current_user") == provisioned.login_of(provisioned.names.of("logs_reader"))
     finally:
         drop_provisioned(provisioned)

@@ -80,11 +80,20 @@ def test_roles_and_their_attributes(graph: list[pulumi.runtime.MockResourceArgs]
         "hh_logs_owner": (False, ()),
         "hh_main_migrator": (True, ("hh_main_owner",)),
         "hh_logs_migrator": (True, ("hh_logs_owner",)),
-        "hh_app": (True, ()),
-        "hh_logs_writer": (True, ()),
-        "hh_logs_reader": (True, ()),
-        # The read-only role holds nothing itself: it is a member of its database's readers group.
-        "hh_analyst": (True, ("hh_logs_readers",)),
+        # A runtime role never logs in: its two members do, holding nothing of their own.
+        "hh_app": (False, ()),
+        "hh_app_a": (True, ("hh_app",)),
+        "hh_app_b": (True, ("hh_app",)),
+        "hh_logs_writer": (False, ()),
+        "hh_logs_writer_a": (True, ("hh_logs_writer",)),
+        "hh_logs_writer_b": (True, ("hh_logs_writer",)),
+        "hh_logs_reader": (False, ()),
+        "hh_logs_reader_a": (True, ("hh_logs_reader",)),
+        "hh_logs_reader_b": (True, ("hh_logs_reader",)),
+        # The read-only role holds nothing itself either: it is a member of its database's readers group.
+        "hh_analyst": (False, ("hh_logs_readers",)),
+        "hh_analyst_a": (True, ("hh_analyst",)),
+        "hh_analyst_b": (True, ("hh_analyst",)),
         "hh_logs_readers": (False, ()),
     }
     for role in of_type(graph, "postgresql:index/role:Role"):
@@ -204,3 +213,26 @@ def test_config_of_other_namespaces_is_left_alone() -> None:
 def test_an_admin_password_in_plain_text_is_refused_under_plain_pulumi() -> None:
     with pytest.raises(pulumi.RunError, match="headhunter-db:adminPassword is stored in plain text"):
         declared(STACK_CONFIG, secret_keys=())
+
+
+@pytest.mark.parametrize(
+    ("rotation", "generations"),
+    [(1, {"a": "1", "b": "0"}), (2, {"a": "1", "b": "2"}), (3, {"a": "3", "b": "2"}), (4, {"a": "3", "b": "4"})],
+)
+def test_a_rotation_renews_one_login_of_the_role_and_keeps_the_other(
+    rotation: int, generations: dict[str, str]
+) -> None:
+    config = {**STACK_CONFIG, "headhunter-db:passwordRotations": json.dumps({"app": rotation})}
+    graph = declared(config)
+    passwords = {
+        r.name.removeprefix("hh_app-").removesuffix("-password"): r.inputs["rotation"]
+        for r in graph
+        if r.name in ("hh_app-a-password", "hh_app-b-password")
+    }
+    assert passwords == generations  # a password changes only when its generation does
+    writer = {
+        r.name: r.inputs["rotation"]
+        for r in graph
+        if r.name.startswith("hh_logs_writer-") and r.name.endswith("-password")
+    }
+    assert writer == {"hh_logs_writer-a-password": "1", "hh_logs_writer-b-password": "0"}  # other roles: untouched
