@@ -55,10 +55,14 @@ def deploy(plan: DeployPlan) -> int:
     return ExitCode.OK
 
 
+def cd_stage(target: driver.StackTarget) -> DeployPlan:
+    """The CD stage's plan: the full preflight, and verification on this machine."""
+    return DeployPlan(target, driver.preflight, lambda deployed: verify.verify(deployed, "local://"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse("deploy", sys.argv[1:] if argv is None else argv)
-    target = driver.StackTarget(args.stack)
-    return deploy(DeployPlan(target, driver.preflight, lambda deployed: verify.verify(deployed, "local://")))
+    return deploy(cd_stage(driver.StackTarget(args.stack)))
 
 
 if __name__ == "__main__":

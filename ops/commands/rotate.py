@@ -18,8 +18,8 @@ from pulumi import automation as auto
 from infra.settings import NAMESPACE, Settings
 from model.privileges import RUNTIME_ROLES
 from model.rotation import handed_out, member_name
-from ops.commands import cli, verify
-from ops.commands.deploy import DeployPlan, deploy
+from ops.commands import cli
+from ops.commands.deploy import cd_stage, deploy
 from ops.deploy import driver
 from ops.errors import ExitCode, UserError, run_main
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = driver.open_stack(target)
     settings = driver.preflight(stack)  # the config is valid and the server answers: else nothing changes
     raise_rotations(stack, settings, chosen(settings, list(args.logins)))
-    return deploy(DeployPlan(target, driver.preflight, lambda deployed: verify.verify(deployed, "local://")))
+    return deploy(cd_stage(target))
 
 
 if __name__ == "__main__":
