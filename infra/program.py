@@ -17,6 +17,7 @@ from infra.database import OwnedDatabase, OwnedDatabaseArgs
 from infra.log_maintenance import LogMaintenance, LogMaintenanceArgs
 from infra.migration_step import MigrationStep, MigrationStepArgs
 from infra.outputs import StackOutput
+from infra.role_retirement import RoleRetirement, RoleRetirementArgs
 from infra.runtime_role import RuntimeRole, RuntimeRoleArgs, grant_existing_tables
 from infra.settings import (
     ConfigError,
@@ -63,6 +64,7 @@ def define_stack() -> None:
     # rewrite the same pg_class row).
     for role in roles.with_grants:
         grant_existing_tables(role, migrations[role.model.database].tables)
+    retirements(settings, databases, roles)
     partitions = log_maintenance(settings, databases[DatabaseKey.LOGS], migrations[DatabaseKey.LOGS], roles)
     export_outputs(settings, databases, roles.logins, migrations)
     pulumi.export(
@@ -100,6 +102,33 @@ def log_maintenance(
     )
     depends_on: list[pulumi.Resource] = [migration, *roles.with_grants, *roles.read_only]
     return LogMaintenance("logs-partitions", args, opts=pulumi.ResourceOptions(depends_on=depends_on))
+
+
+def retirements(settings: Settings, databases: dict[DatabaseKey, OwnedDatabase], roles: RuntimeRoles) -> None:
+    """One retirement per role (infra/role_retirement.py), deleted before any resource of its role.
+
+    It depends on all of them, and on both databases it clears. A readers group's retirement also
+    waits for its read-only roles: a reader whose retirement is refused keeps the group's grants.
+    """
+    server = settings.server
+    every_database = [{"name": db.database_name, "owner": db.owner_name} for db in databases.values()]
+    for role in (*roles.with_grants, *roles.read_only):
+        readers = [reader for reader in roles.read_only if role.login_name is None and reader.database is role.database]
+        RoleRetirement(
+            f"{role.role_key}-retirement",
+            RoleRetirementArgs(
+                roles=role.every_name,
+                databases=every_database,
+                host=server.host,
+                port=server.port,
+                sslmode=server.sslmode,
+                tls=server.tls.libpq_parameters(),
+                admin=server.admin_user,
+                admin_password=admin_password_from_pulumi(settings),
+                grace_seconds=settings.retirement_grace_seconds,
+            ),
+            opts=pulumi.ResourceOptions(depends_on=[role, *readers, *databases.values()]),
+        )
 
 
 def server_provider(settings: Settings) -> postgresql.Provider:

@@ -47,6 +47,8 @@ class RuntimeRole(pulumi.ComponentResource):
     """
 
     role_name: pulumi.Output[str]
+    every_name: list[pulumi.Output[str]]
+    """The role and its two logins: what a retirement clears before they are dropped."""
     login_name: pulumi.Output[str] | None
     handover_open: pulumi.Output[bool] | None
     """Whether the role's own login is still open (infra/login_handover.py); None for a readers group."""
@@ -62,11 +64,13 @@ class RuntimeRole(pulumi.ComponentResource):
         self.login_name, self.password, self.handover_open = None, None, None
         if args.login is None:
             role = postgresql.Role(f"{name}-role", name=args.role_name, login=False, opts=child)
+            self.every_name = [role.name]
         else:
             role = self._runtime_role(name, args, args.login)
             members = {slot: self._login_member(name, args, args.login, role, slot) for slot in SLOTS}
             handed = members[handed_out(args.login.password_rotation)]
             self.login_name, self.password = handed[0].name, handed[1].result
+            self.every_name = [role.name, *(member.name for member, _ in members.values())]
         if args.member_of is None:
             self._grant(name, role, args.elsewhere)
         self.role_name = role.name

@@ -45,6 +45,7 @@ PLAIN_KEYS = (
     "minServerVersion",
     "mainDatabase", "logsDatabase", "rolePrefix", "production", "allowDatabaseDeletion", "connectionLimits",
     "statementTimeoutsMs", "passwordRotations", "readOnlyRoles", "legacyRoles", "logRetention", "logPremake",
+    "retirementGraceSeconds",
 )  # fmt: skip
 LEGACY_ROLE_ACTIONS = ("keep", "nologin", "drop")
 """What scripts/adopt --apply does to a role outside the model (stack config `legacyRoles`); keep by default."""
@@ -196,6 +197,8 @@ class Settings:
     legacy_roles: Mapping[str, str] = field(default_factory=dict)
     """Roles of an adopted deployment (not the model's) and what scripts/adopt does to them: keep,
     nologin (it can no longer log in) or drop (what it owns goes to the database's owner role first)."""
+    retirement_grace_seconds: int = 30
+    """How long a deploy that retires a role waits for its sessions to end before it ends them."""
     environment: ProgramEnvironment = ProgramEnvironment()
 
     @property
@@ -300,6 +303,7 @@ def parse_settings(stack: str, raw: Mapping[str, str], environ: Mapping[str, str
         read_only_roles=read_only_roles,
         log_lifecycle=reader.log_lifecycle("logRetention", "logPremake"),
         legacy_roles=reader.legacy_roles("legacyRoles", role_names, server.admin_user),
+        retirement_grace_seconds=reader.integer("retirementGraceSeconds", minimum=0, maximum=3600),
         environment=environment,
     )
 

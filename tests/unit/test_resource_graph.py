@@ -236,3 +236,22 @@ def test_a_rotation_renews_one_login_of_the_role_and_keeps_the_other(
         if r.name.startswith("hh_logs_writer-") and r.name.endswith("-password")
     }
     assert writer == {"hh_logs_writer-a-password": "1", "hh_logs_writer-b-password": "0"}  # other roles: untouched
+
+
+def test_every_role_has_a_retirement_that_clears_it_and_its_logins_in_both_databases(
+    graph: list[pulumi.runtime.MockResourceArgs],
+) -> None:
+    retirements = {r.name: r.inputs for r in graph if r.name.endswith("-retirement")}
+    assert {name: inputs["roles"] for name, inputs in retirements.items()} == {
+        "hh_app-retirement": ["hh_app", "hh_app_a", "hh_app_b"],
+        "hh_logs_writer-retirement": ["hh_logs_writer", "hh_logs_writer_a", "hh_logs_writer_b"],
+        "hh_logs_reader-retirement": ["hh_logs_reader", "hh_logs_reader_a", "hh_logs_reader_b"],
+        "hh_logs_readers-retirement": ["hh_logs_readers"],
+        "hh_analyst-retirement": ["hh_analyst", "hh_analyst_a", "hh_analyst_b"],
+    }
+    for inputs in retirements.values():
+        assert inputs["databases"] == [
+            {"name": "hh_db", "owner": "hh_main_owner"},
+            {"name": "hh_logs", "owner": "hh_logs_owner"},
+        ]
+        assert (inputs["admin"], inputs["grace_seconds"]) == ("admin", 30)  # Pulumi.yaml's default
