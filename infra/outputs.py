@@ -25,5 +25,6 @@ class StackOutput(enum.StrEnum):
     OPEN_HANDOVERS = "open_login_handovers"
     MIGRATION_REVISIONS = "migration_revisions"
     CONNECTION_URLS = "connection_urls"
+    STANDBY_CONNECTION_URLS = "standby_connection_urls"
     LOG_PARTITIONS = "log_partitions"
     LOG_LIFECYCLE = "log_lifecycle"

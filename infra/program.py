@@ -247,6 +247,13 @@ def export_outputs(
         assert login.login_name is not None and login.password is not None  # a login, never a group
         urls[login.model.key] = connection_url(settings, login.login_name, login.password, login.database.database_name)
     pulumi.export(StackOutput.CONNECTION_URLS, pulumi.Output.secret(urls))
+    # The login of each pair not handed out: what a client that has not re-read the outputs since the last
+    # rotation still uses. Only scripts/verify reads it, to check that both logins of a pair work.
+    standby: dict[str, pulumi.Output[str]] = {}
+    for login in logins:
+        assert login.standby is not None
+        standby[login.model.key] = connection_url(settings, *login.standby, login.database.database_name)
+    pulumi.export(StackOutput.STANDBY_CONNECTION_URLS, pulumi.Output.secret(standby))
 
 
 def connection_url(

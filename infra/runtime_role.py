@@ -53,6 +53,8 @@ class RuntimeRole(pulumi.ComponentResource):
     handover_open: pulumi.Output[bool] | None
     """Whether the role's own login is still open (infra/login_handover.py); None for a readers group."""
     password: pulumi.Output[str] | None
+    standby: tuple[pulumi.Output[str], pulumi.Output[str]] | None
+    """The other login's name and password: not handed out, it still works until the next rotation."""
     model: privileges.RuntimeRoleSpec
     database: OwnedDatabase
     role_key: str
@@ -61,15 +63,17 @@ class RuntimeRole(pulumi.ComponentResource):
         super().__init__("headhunter:db:RuntimeRole", name, None, opts)
         self.model, self.database, self.role_key = args.model, args.database, name
         child = pulumi.ResourceOptions(parent=self)
-        self.login_name, self.password, self.handover_open = None, None, None
+        self.login_name, self.password, self.handover_open, self.standby = None, None, None, None
         if args.login is None:
             role = postgresql.Role(f"{name}-role", name=args.role_name, login=False, opts=child)
             self.every_name = [role.name]
         else:
             role = self._runtime_role(name, args, args.login)
             members = {slot: self._login_member(name, args, args.login, role, slot) for slot in SLOTS}
-            handed = members[handed_out(args.login.password_rotation)]
+            handed_slot = handed_out(args.login.password_rotation)
+            handed, standby = members[handed_slot], next(members[s] for s in SLOTS if s is not handed_slot)
             self.login_name, self.password = handed[0].name, handed[1].result
+            self.standby = standby[0].name, standby[1].result
             self.every_name = [role.name, *(member.name for member, _ in members.values())]
         if args.member_of is None:
             self._grant(name, role, args.elsewhere)

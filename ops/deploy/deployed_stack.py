@@ -41,6 +41,8 @@ class DeployedStack:
     """Per role key: the statement_timeout its logins get (none when absent)."""
     open_handovers: list[str] = field(default_factory=list)
     """Runtime roles (keys) whose own login stays open until their next rotation (infra/login_handover.py)."""
+    standby_connection_urls: dict[str, str] = field(default_factory=dict, repr=False)
+    """Per runtime or read-only role key: the URL of its login that is not handed out (model/rotation.py)."""
 
     def lifecycle(self) -> LogLifecycle:
         if not self.log_lifecycle:
@@ -94,6 +96,7 @@ class DeployedStack:
             log_lifecycle=dict(outputs.get(StackOutput.LOG_LIFECYCLE, {})),
             statement_timeouts_ms=dict(outputs.get(StackOutput.STATEMENT_TIMEOUTS, {})),
             open_handovers=list(outputs.get(StackOutput.OPEN_HANDOVERS, [])),
+            standby_connection_urls=dict(outputs.get(StackOutput.STANDBY_CONNECTION_URLS, {})),
         )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from model.names import DatabaseKey
+from model.names import DatabaseKey, RoleKind
 from ops.deploy.deployed_stack import REPORT_ENV_VAR, DeployedStack, from_environment
 
 _RESULTS: list[dict[str, str]] = []
@@ -75,6 +75,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         every = deployed(metafunc.config).grantees()
         roles = every if "public_too" in metafunc.fixturenames else tuple(g for g in every if g.kind is not None)
         metafunc.parametrize("grantee", roles, ids=[g.name for g in roles])
+    if "member" in metafunc.fixturenames:  # the two logins of each runtime and read-only role
+        members = tuple(g for g in deployed(metafunc.config).grantees() if g.kind is RoleKind.LOGIN)
+        metafunc.parametrize("member", members, ids=[g.name for g in members])
     if "database" in metafunc.fixturenames:
         metafunc.parametrize("database", list(DatabaseKey), ids=[key.value for key in DatabaseKey])
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.parse
+
 import psycopg
 
 from model.names import DatabaseKey
@@ -97,6 +99,27 @@ def test_the_statement_timeout(
     )
 
 
+def test_both_logins_of_a_pair_log_in_with_scram(stack: DeployedStack, member: Grantee) -> None:
+    """The login handed out and the one kept for clients that have not re-read the outputs since the last rotation.
+
+    require_auth makes the client refuse any exchange but SCRAM, which the server uses only when the stored
+    password is a SCRAM verifier (or pg_hba asks for it): an md5 hash fails here.
+    """
+    assert member.runtime_role is not None
+    urls = [stack.connection_urls.get(member.runtime_role), stack.standby_connection_urls.get(member.runtime_role)]
+    url = next((u for u in urls if u and urllib.parse.urlparse(u).username == member.name), None)
+    assert url is not None, f"the stack's outputs have no URL of {member.name}: run scripts/deploy {stack.stack}"
+    try:
+        with psycopg.connect(url, require_auth="scram-sha-256", connect_timeout=10) as connection:
+            user = connection.execute("SELECT current_user").fetchone()
+    except psycopg.OperationalError as error:
+        raise AssertionError(
+            f"{member.name} cannot log in with SCRAM ({str(error).strip().splitlines()[-1]}): "
+            f"run scripts/deploy {stack.stack}, which sets its password as a SCRAM verifier"
+        ) from None
+    assert user == (member.name,)
+
+
 def test_no_role_with_the_stack_prefix_beyond_the_model(
     catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack
 ) -> None:
@@ -114,4 +137,31 @@ def test_no_role_with_the_stack_prefix_beyond_the_model(
     assert not unexpected, (
         f"roles with the stack's prefix that the model does not have: {sorted(unexpected)}; add them to the stack "
         f"config (readOnlyRoles) or, once sure nothing uses them, remove them in each database: {drops}"
+    )
+
+
+def test_no_role_outside_the_stack_holds_or_owns_anything_in_the_database(
+    catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, database: DatabaseKey
+) -> None:
+    """A role retired by a deploy leaves nothing behind here (infra/role_retirement.py); nor may any other.
+
+    pg_shdepend records every role that owns an object of the database or is named in an ACL there,
+    the database's own ACL and default privileges included.
+    """
+    known = {g.name for g in stack.grantees() if g.kind is not None}
+    rows = (
+        catalogs[database]
+        .execute(
+            "SELECT DISTINCT pg_get_userbyid(s.refobjid) FROM pg_shdepend s, pg_database d"
+            " WHERE d.datname = current_database() AND (s.dbid = d.oid"
+            " OR (s.classid = 'pg_database'::regclass AND s.objid = d.oid)) AND s.deptype IN ('o', 'a', 'r')"
+        )
+        .fetchall()
+    )
+    strangers = sorted(role for (role,) in rows if role not in known)
+    owner = stack.names.owner(database)
+    fixes = " ".join(f"REASSIGN OWNED BY {role} TO {owner}; DROP OWNED BY {role};" for role in strangers)
+    assert not strangers, (
+        f"roles outside the stack own or hold something in {stack.database(database)}: {strangers}; "
+        f"as the admin, in that database: {fixes}"
     )
