@@ -1,0 +1,134 @@
+"""A rotation killed part way, and a rotation against a server that cannot be reached.
+
+`scripts/rotate` is killed (SIGKILL of its process group, as a cancelled CI job gets) right after
+the server holds the new password of the login not in use, and right after the stack's outputs
+hand it out. At each moment the logins the outputs hand out and the one clients held before still
+log in (never both logins of a pair unusable), and the next `scripts/deploy` converges: the new
+login handed out, the old one still working, a preview with no change after it. A rotation while
+the server is down changes nothing: not the stack file, not the state, not a password.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from fixtures.clients import connection_urls, log_in, reread_urls
+from fixtures.cluster import Server
+from fixtures.fault_log import SeenFunction
+from fixtures.project_stack import ProjectStack, cleanup, project_stack
+from ops.errors import ExitCode
+from ops.localpg import embedded
+from ops.paths import REPO_ROOT
+
+pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.slow]
+STANDBY = "rotated_app_b"  # the app's login not in use at rotation 1, renewed by the rotation to 2
+
+
+@pytest.fixture
+def rotated(tmp_path: Path, server: Server) -> Iterator[ProjectStack]:
+    project = project_stack(tmp_path, "rotated", "rotated")
+    cleanup(project, server)
+    up = project.script("ops.commands.up", project.stack)
+    assert up.returncode == ExitCode.OK, up.stdout[-3000:] + up.stderr[-3000:]
+    yield project
+    embedded.start()
+    cleanup(project, server)
+
+
+def stored_password(server: Server, role: str) -> str:
+    with server.connect() as admin:
+        row = admin.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def new_password_is_set(server: Server, project: ProjectStack) -> Callable[[], bool]:
+    before = stored_password(server, STANDBY)
+    return lambda: stored_password(server, STANDBY) != before
+
+
+def outputs_hand_it_out(server: Server, project: ProjectStack) -> Callable[[], bool]:
+    def handed() -> bool:
+        urls = reread_urls(project)  # None while the checkpoint is being rewritten
+        return urls is not None and urlparse(urls["app"]).username == STANDBY
+
+    return handed
+
+
+MOMENTS = {"the new password is set": new_password_is_set, "the outputs hand it out": outputs_hand_it_out}
+
+
+def kill_rotation_when(project: ProjectStack, reached: Callable[[], bool]) -> None:
+    rotation = subprocess.Popen(
+        [sys.executable, "-m", "ops.commands.rotate", project.stack],
+        cwd=REPO_ROOT,
+        env=project.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not reached():
+        assert rotation.poll() is None, "the rotation ended before the moment: " + rotation.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the rotation never reached the moment"
+        time.sleep(0.02)
+    os.killpg(rotation.pid, signal.SIGKILL)
+    rotation.communicate(timeout=30)
+
+
+@pytest.mark.fault(
+    what="`scripts/rotate` is killed right after the server holds the new password of the login not in use, "
+    "or right after the outputs hand it out",
+    recovery="none needed by clients: both logins of each pair keep working; the next `scripts/deploy` finishes "
+    "the rotation",
+)
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_a_killed_rotation_keeps_a_login_of_every_pair_and_converges_with_the_next_deploy(
+    server: Server, rotated: ProjectStack, moment: str, fault_seen: SeenFunction
+) -> None:
+    held = connection_urls(rotated)
+    kill_rotation_when(rotated, MOMENTS[moment](server, rotated))
+
+    handed = reread_urls(rotated) or connection_urls(rotated)
+    for key, url in (*held.items(), *handed.items()):
+        assert log_in(url) is None, (key, urlparse(url).username, moment)
+    fault_seen("the clients' logins, old and handed out", "all log in")
+
+    finished = rotated.script("ops.commands.deploy", rotated.stack)
+    assert finished.returncode == ExitCode.OK, finished.stdout[-3000:] + finished.stderr[-3000:]
+    fault_seen("the next scripts/deploy", finished.returncode)
+    after = connection_urls(rotated)
+    assert urlparse(after["app"]).username == STANDBY
+    assert [key for key, url in (*held.items(), *after.items()) if log_in(url) is not None] == []
+    preview = rotated.pulumi("preview", "--expect-no-changes")
+    assert preview.returncode == 0, preview.stdout[-3000:]
+
+
+@pytest.mark.fault(
+    what="`scripts/rotate` while the server is down",
+    recovery="start the server and rotate again: the stack file, the state and every password are as before",
+)
+def test_a_rotation_while_the_server_is_down_changes_nothing(
+    server: Server, rotated: ProjectStack, fault_seen: SeenFunction
+) -> None:
+    stack_file = rotated.folder / f"Pulumi.{rotated.stack}.yaml"
+    before = stack_file.read_text(), connection_urls(rotated), stored_password(server, STANDBY)
+    embedded.stop()
+    refused = rotated.script("ops.commands.rotate", rotated.stack)
+    embedded.start()
+
+    assert refused.returncode == ExitCode.SERVER_UNREACHABLE, refused.stdout[-3000:] + refused.stderr[-3000:]
+    fault_seen("scripts/rotate", refused.returncode, refused.stderr, "error: ")
+    assert (stack_file.read_text(), connection_urls(rotated), stored_password(server, STANDBY)) == before
+    preview = rotated.pulumi("preview", "--expect-no-changes")
+    assert preview.returncode == 0, preview.stdout[-3000:]
