@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,7 +25,6 @@ from fixtures.fault_log import SeenFunction
 from fixtures.project_stack import ProjectStack, cleanup, project_stack
 from ops.errors import ExitCode
 from ops.localpg import embedded
-from ops.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.slow]
 STANDBY = "rotated_app_b"  # the app's login not in use at rotation 1, renewed by the rotation to 2
@@ -68,15 +65,7 @@ MOMENTS = {"the new password is set": new_password_is_set, "the outputs hand it 
 
 
 def kill_rotation_when(project: ProjectStack, reached: Callable[[], bool]) -> None:
-    rotation = subprocess.Popen(
-        [sys.executable, "-m", "ops.commands.rotate", project.stack],
-        cwd=REPO_ROOT,
-        env=project.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    rotation = project.start("ops.commands.rotate", project.stack)
     deadline = time.monotonic() + 300
     while not reached():
         assert rotation.poll() is None, "the rotation ended before the moment: " + rotation.communicate()[1][-3000:]
