@@ -21,6 +21,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
 from infra.migration_step import migrator_target
+from infra.server_login import ServerLogin
 from model.log_lifecycle import LogLifecycle
 
 # Inputs whose change means maintenance must run again: where it connects, and what it is told to keep.
@@ -114,17 +115,11 @@ class _MaintenanceProvider(ResourceProvider):
 
 @dataclass(frozen=True)
 class LogMaintenanceArgs:
-    host: pulumi.Input[str]
-    port: pulumi.Input[int]
-    sslmode: str
-    database: pulumi.Input[str]
-    """The logs database; the placement guard checks it before anything runs."""
-    migrator: pulumi.Input[str]
-    migrator_password: pulumi.Input[str]
+    login: ServerLogin
+    """The logs tree's migrator on the logs database."""
     lifecycle: LogLifecycle
     revision: pulumi.Input[str]
     """The logs tree's revision after its migration step: maintenance runs after it, and again when it changes."""
-    tls: dict[str, str]
     grants: dict[str, list[str]]
     """Role -> privileges every log table and partition holds (model.privileges.new_table_grants)."""
 
@@ -141,13 +136,7 @@ class LogMaintenance(pulumi.dynamic.Resource):
 
     def __init__(self, name: str, args: LogMaintenanceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         props = {
-            "host": args.host,
-            "port": args.port,
-            "sslmode": args.sslmode,
-            "tls": args.tls,
-            "database": args.database,
-            "user": args.migrator,
-            "password": pulumi.Output.secret(args.migrator_password),
+            **args.login.props(),
             "retention_days": dict(args.lifecycle.retention_days),
             "premake_days": args.lifecycle.premake_days,
             "revision": args.revision,

@@ -13,26 +13,17 @@ role's database, and never writes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
+from infra.server_login import ServerLogin, connect
+
 
 def _could_log_in(props: dict[str, Any]) -> bool:
-    import psycopg
-
-    with psycopg.connect(
-        host=props["host"],
-        port=int(props["port"]),
-        dbname=props["database"],
-        user=props["user"],
-        password=props["password"],
-        sslmode=props["sslmode"],
-        connect_timeout=10,
-        **(props.get("tls") or {}),
-    ) as connection:
+    with connect(props) as connection:
         row = connection.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (props["role"],)).fetchone()
     return bool(row and row[0])
 
@@ -66,14 +57,8 @@ class LoginHandoverArgs:
     """The runtime role's name."""
     rotation: int
     """The role's rotation number in the stack config now."""
-    host: pulumi.Input[str]
-    port: pulumi.Input[int]
-    sslmode: str
-    database: pulumi.Input[str]
+    login: ServerLogin
     """The role's database, read as its migrator (pg_roles is the same in every database)."""
-    migrator: pulumi.Input[str]
-    migrator_password: pulumi.Input[str]
-    tls: dict[str, str] = field(default_factory=dict)
 
 
 class LoginHandover(pulumi.dynamic.Resource):
@@ -85,13 +70,7 @@ class LoginHandover(pulumi.dynamic.Resource):
         props = {
             "role": args.role,
             "rotation": args.rotation,
-            "host": args.host,
-            "port": args.port,
-            "sslmode": args.sslmode,
-            "tls": args.tls,
-            "database": args.database,
-            "user": args.migrator,
-            "password": pulumi.Output.secret(args.migrator_password),
+            **args.login.props(),
             "could_log_in": None,
             "moved_at": None,
             "open": None,

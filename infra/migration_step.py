@@ -9,13 +9,14 @@ with the database's message, and deleting it (destroy) never downgrades: the dat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
+from infra.server_login import ServerLogin
 from migrations.shared.heads import declared_head, default_location
 from migrations.shared.tree import Tree
 
@@ -100,15 +101,8 @@ class _MigrationProvider(ResourceProvider):
 class MigrationStepArgs:
     tree: Tree
     """The Alembic tree to run: main or logs."""
-    host: pulumi.Input[str]
-    port: pulumi.Input[int]
-    sslmode: str
-    database: pulumi.Input[str]
-    """The database the tree belongs to; the placement guard checks it before anything runs."""
-    migrator: pulumi.Input[str]
-    migrator_password: pulumi.Input[str]
-    tls: dict[str, str] = field(default_factory=dict)
-    """sslrootcert, sslcert and sslkey (those the stack sets), as libpq names them."""
+    login: ServerLogin
+    """The tree's migrator on the database the tree belongs to."""
     script_location: Path | None = None
     """Run a copy of the tree instead (tests, benchmarks); None for the tree in migrations/."""
 
@@ -129,13 +123,7 @@ class MigrationStep(pulumi.dynamic.Resource):
             "tree": args.tree.key,
             "head": declared_head(args.script_location or default_location(args.tree.key)),
             "script_location": str(args.script_location) if args.script_location else None,
-            "host": args.host,
-            "port": args.port,
-            "sslmode": args.sslmode,
-            "tls": args.tls,
-            "database": args.database,
-            "user": args.migrator,
-            "password": pulumi.Output.secret(args.migrator_password),
+            **args.login.props(),
             "revision": None,
             "applied": None,
             "tables": None,

@@ -19,6 +19,7 @@ from infra.migration_step import MigrationStep, MigrationStepArgs
 from infra.outputs import StackOutput
 from infra.role_retirement import RoleRetirement, RoleRetirementArgs
 from infra.runtime_role import RuntimeRole, RuntimeRoleArgs, grant_existing_tables
+from infra.server_login import ServerLogin
 from infra.settings import (
     ConfigError,
     Settings,
@@ -44,13 +45,7 @@ def define_stack() -> None:
         key: MigrationStep(
             MigrationStepArgs(
                 tree=TREES[key.value],
-                host=settings.server.host,
-                port=settings.server.port,
-                sslmode=settings.server.sslmode,
-                tls=settings.server.tls.libpq_parameters(),
-                database=database.database_name,
-                migrator=database.migrator_name,
-                migrator_password=database.migrator_password,
+                login=migrator_login(settings, database),
                 script_location=settings.environment.tree_location(key.value),
             ),
             # After the database's default privileges: the tables the tree creates must find them in
@@ -87,15 +82,8 @@ def log_maintenance(
     grants on the partitions back) before the roles are dropped.
     """
     read_only = tuple(read_only_role(reader.name, reader.database) for reader in settings.read_only_roles)
-    server = settings.server
     args = LogMaintenanceArgs(
-        host=server.host,
-        port=server.port,
-        sslmode=server.sslmode,
-        tls=server.tls.libpq_parameters(),
-        database=logs.database_name,
-        migrator=logs.migrator_name,
-        migrator_password=logs.migrator_password,
+        login=migrator_login(settings, logs),
         lifecycle=settings.log_lifecycle,
         revision=migration.revision,
         grants=new_table_grants(settings.role_names, DatabaseKey.LOGS, read_only),
@@ -111,6 +99,15 @@ def retirements(settings: Settings, databases: dict[DatabaseKey, OwnedDatabase],
     waits for its read-only roles: a reader whose retirement is refused keeps the group's grants.
     """
     server = settings.server
+    admin = ServerLogin(
+        host=server.host,
+        port=server.port,
+        sslmode=server.sslmode,
+        tls=server.tls.libpq_parameters(),
+        database="postgres",
+        user=server.admin_user,
+        password=admin_password_from_pulumi(settings),
+    )
     every_database = [{"name": db.database_name, "owner": db.owner_name} for db in databases.values()]
     for role in (*roles.with_grants, *roles.read_only):
         readers = [reader for reader in roles.read_only if role.login_name is None and reader.database is role.database]
@@ -119,16 +116,25 @@ def retirements(settings: Settings, databases: dict[DatabaseKey, OwnedDatabase],
             RoleRetirementArgs(
                 roles=role.every_name,
                 databases=every_database,
-                host=server.host,
-                port=server.port,
-                sslmode=server.sslmode,
-                tls=server.tls.libpq_parameters(),
-                admin=server.admin_user,
-                admin_password=admin_password_from_pulumi(settings),
+                admin=admin,
                 grace_seconds=settings.retirement_grace_seconds,
             ),
             opts=pulumi.ResourceOptions(depends_on=[role, *readers, *databases.values()]),
         )
+
+
+def migrator_login(settings: Settings, database: OwnedDatabase) -> ServerLogin:
+    """The database's migrator, as the steps that act on its database connect (migrations, maintenance)."""
+    server = settings.server
+    return ServerLogin(
+        host=server.host,
+        port=server.port,
+        sslmode=server.sslmode,
+        tls=server.tls.libpq_parameters(),
+        database=database.database_name,
+        user=database.migrator_name,
+        password=database.migrator_password,
+    )
 
 
 def server_provider(settings: Settings) -> postgresql.Provider:
@@ -199,7 +205,7 @@ def runtime_roles(
             login=None if role in groups else settings.login(role.key),
             elsewhere=tuple(database for key, database in databases.items() if key != role.database),
             member_of=member_of,
-            server=settings.server,
+            migrator=migrator_login(settings, databases[role.database]),
         )
         return RuntimeRole(role.name(settings.role_names), args, opts=with_provider)
 

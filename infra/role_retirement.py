@@ -21,30 +21,16 @@ as the stack's admin: REASSIGN OWNED needs the privileges of both roles, which o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
+from infra.server_login import ServerLogin, connect
+
 if TYPE_CHECKING:
     from psycopg import Connection
-
-
-def _connect(props: dict[str, Any], database: str) -> Connection[Any]:
-    import psycopg
-
-    return psycopg.connect(
-        host=props["host"],
-        port=int(props["port"]),
-        dbname=database,
-        user=props["admin"],
-        password=props["admin_password"],
-        sslmode=props["sslmode"],
-        connect_timeout=10,
-        autocommit=True,
-        **(props.get("tls") or {}),
-    )
 
 
 def _where_held(connection: Connection[Any], roles: list[str]) -> tuple[list[str], list[str]]:
@@ -100,7 +86,7 @@ def retire(props: dict[str, Any]) -> None:
     from psycopg import sql
 
     roles: list[str] = props["roles"]
-    with _connect(props, "postgres") as admin:
+    with connect(props, autocommit=True) as admin:
         present = [name for (name,) in admin.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (roles,))]
         if not present:
             return  # dropped already (by hand, or by a retirement that was killed after it)
@@ -118,7 +104,7 @@ def retire(props: dict[str, Any]) -> None:
     listed = sql.SQL(", ").join(sql.Identifier(name) for name in present)
     for database, owner in _owners(props).items():
         if database in holding:
-            with _connect(props, database) as connection:
+            with connect(props, database, autocommit=True) as connection:
                 connection.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(listed, sql.Identifier(owner)))
                 connection.execute(sql.SQL("DROP OWNED BY {}").format(listed))
 
@@ -147,14 +133,10 @@ class RoleRetirementArgs:
     """The role and its logins: everything the retirement ends, clears and leaves to DROP ROLE."""
     databases: Sequence[Mapping[str, pulumi.Input[str]]]
     """Each database of the stack, {name, owner}: its owner role receives what a role owned there."""
-    host: pulumi.Input[str]
-    port: pulumi.Input[int]
-    sslmode: str
-    admin: str
-    admin_password: pulumi.Input[str]
+    admin: ServerLogin
+    """The stack's admin, on the database the provider uses (postgres)."""
     grace_seconds: int
     """How long the retirement waits for the roles' sessions to end before it ends them."""
-    tls: dict[str, str] = field(default_factory=dict)
 
 
 class RoleRetirement(pulumi.dynamic.Resource):
@@ -164,13 +146,8 @@ class RoleRetirement(pulumi.dynamic.Resource):
         props = {
             "roles": list(args.roles),
             "databases": [dict(database) for database in args.databases],
-            "host": args.host,
-            "port": args.port,
-            "sslmode": args.sslmode,
-            "tls": args.tls,
-            "admin": args.admin,
-            "admin_password": pulumi.Output.secret(args.admin_password),
+            **args.admin.props(),
             "grace_seconds": args.grace_seconds,
         }
-        secret_password = pulumi.ResourceOptions(additional_secret_outputs=["admin_password"])
+        secret_password = pulumi.ResourceOptions(additional_secret_outputs=["password"])
         super().__init__(_RetirementProvider(), name, props, pulumi.ResourceOptions.merge(opts, secret_password))

@@ -11,7 +11,8 @@ from infra.acl_chain import AclRow, GrantTarget
 from infra.database import OwnedDatabase
 from infra.generated_password import GeneratedPassword
 from infra.login_handover import LoginHandover, LoginHandoverArgs
-from infra.settings import LoginSettings, ServerSettings
+from infra.server_login import ServerLogin
+from infra.settings import LoginSettings
 from model import privileges
 from model.names import SCHEMA
 from model.privileges import ObjectKind
@@ -32,8 +33,8 @@ class RuntimeRoleArgs:
     """The other databases: the role holds nothing there, and a grant made there by hand is revoked."""
     member_of: RuntimeRole | None = None
     """A read-only role's readers group: the role holds nothing of its own, all through the group."""
-    server: ServerSettings | None = None
-    """Where the role's login handover reads pg_roles; None for a readers group."""
+    migrator: ServerLogin | None = None
+    """Its database's migrator, as whom the role's login handover reads pg_roles; None for a readers group."""
 
 
 class RuntimeRole(pulumi.ComponentResource):
@@ -86,20 +87,10 @@ class RuntimeRole(pulumi.ComponentResource):
         Its password is left as it is (ignore_changes): during the handover it is the one its clients
         hold, and a NOLOGIN role's password lets nobody in. Its limits stay those of its logins.
         """
-        assert args.server is not None, "a runtime role needs the server its handover reads"
+        assert args.migrator is not None, "a runtime role's handover reads pg_roles as its database's migrator"
         handover = LoginHandover(
             f"{name}-handover",
-            LoginHandoverArgs(
-                role=args.role_name,
-                rotation=login.password_rotation,
-                host=args.server.host,
-                port=args.server.port,
-                sslmode=args.server.sslmode,
-                tls=args.server.tls.libpq_parameters(),
-                database=args.database.database_name,
-                migrator=args.database.migrator_name,
-                migrator_password=args.database.migrator_password,
-            ),
+            LoginHandoverArgs(role=args.role_name, rotation=login.password_rotation, login=args.migrator),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.handover_open = handover.open

@@ -254,4 +254,4 @@ def test_every_role_has_a_retirement_that_clears_it_and_its_logins_in_both_datab
             {"name": "hh_db", "owner": "hh_main_owner"},
             {"name": "hh_logs", "owner": "hh_logs_owner"},
         ]
-        assert (inputs["admin"], inputs["grace_seconds"]) == ("admin", 30)  # Pulumi.yaml's default
+        assert (inputs["user"], inputs["database"], inputs["grace_seconds"]) == ("admin", "postgres", 30)
