@@ -26,5 +26,6 @@ class StackOutput(enum.StrEnum):
     MIGRATION_REVISIONS = "migration_revisions"
     CONNECTION_URLS = "connection_urls"
     STANDBY_CONNECTION_URLS = "standby_connection_urls"
+    LEGACY_ROLES = "legacy_roles"
     LOG_PARTITIONS = "log_partitions"
     LOG_LIFECYCLE = "log_lifecycle"

@@ -232,6 +232,7 @@ def export_outputs(
     )
     pulumi.export(StackOutput.RUNTIME_ROLES, {login.model.key: login.role_name for login in logins})
     pulumi.export(StackOutput.ROLE_PREFIX, settings.role_names.prefix)
+    pulumi.export(StackOutput.LEGACY_ROLES, dict(settings.legacy_roles))
     pulumi.export(
         StackOutput.READ_ONLY_ROLES, [{"name": r.name, "database": r.database.value} for r in settings.read_only_roles]
     )

@@ -43,6 +43,8 @@ class DeployedStack:
     """Runtime roles (keys) whose own login stays open until their next rotation (infra/login_handover.py)."""
     standby_connection_urls: dict[str, str] = field(default_factory=dict, repr=False)
     """Per runtime or read-only role key: the URL of its login that is not handed out (model/rotation.py)."""
+    legacy_roles: dict[str, str] = field(default_factory=dict)
+    """Roles of an adopted deployment that the stack keeps (keep, nologin): not its own, but left as they are."""
 
     def lifecycle(self) -> LogLifecycle:
         if not self.log_lifecycle:
@@ -97,6 +99,7 @@ class DeployedStack:
             statement_timeouts_ms=dict(outputs.get(StackOutput.STATEMENT_TIMEOUTS, {})),
             open_handovers=list(outputs.get(StackOutput.OPEN_HANDOVERS, [])),
             standby_connection_urls=dict(outputs.get(StackOutput.STANDBY_CONNECTION_URLS, {})),
+            legacy_roles=dict(outputs.get(StackOutput.LEGACY_ROLES, {})),
         )
 
 

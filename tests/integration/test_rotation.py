@@ -94,7 +94,7 @@ def test_a_stack_deployed_with_one_login_per_role_moves_to_two_with_no_failed_lo
     kept = connection_urls(rotating)
     assert {str(urlparse(kept[key]).username) for key in RUNTIME_LOGINS} == {f"rotating_{k}" for k in RUNTIME_LOGINS}
 
-    use_program(rotating, REPO_ROOT / "infra")  # today's program, from here on
+    use_program(rotating, REPO_ROOT)  # today's program, from here on
     with ReconnectingClients(rotating, RUNTIME_LOGINS) as clients:
         moved = rotating.script("ops.commands.deploy", rotating.stack)  # deploys and verifies
         assert moved.returncode == ExitCode.OK, moved.stdout[-3000:] + moved.stderr[-3000:]
