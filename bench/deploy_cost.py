@@ -28,7 +28,7 @@ from fixtures.plain_sql import provisioning_statements
 from fixtures.project_stack import ProjectStack, cleanup, project_folder, project_stack
 from migrations.shared.heads import declared_head, default_location
 from model.names import DatabaseKey, RoleNames
-from ops.localpg.embedded import find_bin_dir
+from ops.localpg.embedded import client_bin_dir
 
 PREFIX = "benchstack"
 SHIPPED_LOGS_TABLES = 2  # system_logs and llm_logs; each variant checks the count it deployed
@@ -185,7 +185,7 @@ def plain_sql_provisioning(server: Server, repeats: int) -> Spread:
         started = time.perf_counter()
         subprocess.run(
             [
-                str(find_bin_dir() / "psql"),
+                str(client_bin_dir() / "psql"),
                 "-X",
                 "-q",
                 "-v",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.stats import percentile
-from ops.localpg.embedded import find_bin_dir
+from ops.localpg.embedded import client_bin_dir
 
 # An insert of the kind the log worker makes: no RETURNING, the writer may not SELECT.
 INSERT_SCRIPT = """\\set n random(1, 1000000)
@@ -85,7 +85,7 @@ class WriterLoad:
         rate = ["-R", str(rate_per_s)] if rate_per_s else []
         log = ["-l", "--log-prefix", str(self.folder / "latency")]
         target = ["-h", host, "-p", str(port), "-U", user, database]
-        self._command = [str(find_bin_dir() / "pgbench"), "-n", *load, *rate, *log, *target]
+        self._command = [str(client_bin_dir() / "pgbench"), "-n", *load, *rate, *log, *target]
         self._process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> WriterLoad:

@@ -130,4 +130,15 @@ def admin_acts_as_owner(
     unless the admin is already a member: this grant therefore comes after the database's create,
     and every ACL change of the database after it (the provider then finds a member, and leaves it one).
     """
-    return postgresql.GrantRole(f"{name}-admin-acts-as-owner", role=admin, grant_role=owner.name, opts=opts)
+    # From PostgreSQL 16 on, pg_auth_members holds two rows for (owner, admin): this grant, and the one
+    # PostgreSQL makes for the role's creator (ADMIN OPTION, granted by the bootstrap superuser). The
+    # provider reads whichever comes first, so it may see ADMIN OPTION that this grant never asked for and
+    # propose to replace it on every preview: the option is left out of the diff (tests/integration/
+    # test_managed_server.py shows the creator's row on 16 and later, and its absence on 15).
+    creator_row = pulumi.ResourceOptions(ignore_changes=["withAdminOption"])
+    return postgresql.GrantRole(
+        f"{name}-admin-acts-as-owner",
+        role=admin,
+        grant_role=owner.name,
+        opts=pulumi.ResourceOptions.merge(opts, creator_row),
+    )

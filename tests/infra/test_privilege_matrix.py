@@ -14,7 +14,7 @@ import pytest
 from fixtures import catalog
 from migrations.shared.tree import TREES
 from model.names import PUBLIC, SCHEMA, DatabaseKey
-from model.privileges import Grantee, ObjectKind, expected, rules
+from model.privileges import TABLE_PRIVILEGES, Grantee, ObjectKind, expected, rules
 from ops.deploy.deployed_stack import DeployedStack
 
 Cells = dict[str, frozenset[str]]
@@ -48,12 +48,33 @@ def privileges_of(
     return cells
 
 
+MAINTAIN_SINCE = 17
+"""PostgreSQL 17 added MAINTAIN (VACUUM, ANALYZE, REINDEX, REFRESH, CLUSTER, LOCK) to what a table grants:
+from then on ALL includes it, so the owner (and whoever acts as the owner) holds it, and no other role may."""
+
+
+def checked_privileges(connection: psycopg.Connection, kind: ObjectKind) -> tuple[str, ...]:
+    """The privileges the server knows for objects of the kind: MAINTAIN among a table's from 17 on."""
+    possible = kind.possible_privileges
+    if possible == TABLE_PRIVILEGES and connection.info.server_version >= MAINTAIN_SINCE * 10000:
+        return (*possible, "MAINTAIN")
+    return possible
+
+
+def with_maintain(wanted: Cells, possible: tuple[str, ...], checked: tuple[str, ...]) -> Cells:
+    """A role the model gives every table privilege holds ALL, which includes MAINTAIN where the server has it."""
+    extra = frozenset(checked) - frozenset(possible)
+    return {name: cells | extra if cells >= frozenset(possible) else cells for name, cells in wanted.items()}
+
+
 def assert_cells(
     connection: psycopg.Connection, kind: ObjectKind, grantee: str, wanted: Cells, where: str, stack: str
 ) -> None:
     """Every cell of `wanted` (object -> privileges) as PostgreSQL reports it, all differences at once."""
     function, _ = FUNCTIONS[kind]
-    actual = privileges_of(connection, function, grantee, list(wanted), kind.possible_privileges)
+    checked = checked_privileges(connection, kind)
+    wanted = with_maintain(wanted, kind.possible_privileges, checked)
+    actual = privileges_of(connection, function, grantee, list(wanted), checked)
     diff = differences(kind, grantee, actual, wanted, where, stack)
     assert not diff, "; ".join(diff)
 

@@ -61,6 +61,7 @@ def system_logs(server: Server, database: str, schema: str = "public") -> Counte
         return Counter(row[0] for row in connection.execute(query).fetchall())
 
 
+@pytest.mark.matrix
 def test_the_reviews_deployment_is_adopted_into_what_a_fresh_deploy_makes_and_a_second_apply_changes_nothing(
     server: Server, adopted: tuple[ProjectStack, LegacyDatabases]
 ) -> None:

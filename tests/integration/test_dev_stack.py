@@ -48,6 +48,7 @@ def protected(tmp_path: Path, server: Server) -> Iterator[ProjectStack]:
     cleanup(project, server)
 
 
+@pytest.mark.matrix
 def test_up_verify_preview_refresh_outputs_and_destroy(server: Server, devlike: ProjectStack) -> None:
     with observed.statements_logged(server) as logged:
         up = devlike.script("ops.commands.up", devlike.stack)

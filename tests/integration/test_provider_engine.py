@@ -18,7 +18,7 @@ from fixtures.programs import open_engine_stack
 from infra.acl_chain import AclChain, GrantTarget
 from model.names import DatabaseKey
 
-pytestmark = [pytest.mark.engine, pytest.mark.provider]
+pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.matrix]
 
 
 def admin_provider(server: Server) -> postgresql.Provider:

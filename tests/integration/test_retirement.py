@@ -52,6 +52,7 @@ def roles_named(server: Server, prefix: str) -> list[str]:
         return [name for (name,) in rows]
 
 
+@pytest.mark.matrix
 def test_removing_read_only_roles_retires_them_from_both_databases_with_one_deploy(
     server: Server, retiring: ProjectStack
 ) -> None:

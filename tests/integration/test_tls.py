@@ -24,7 +24,7 @@ from fixtures.fault_log import SeenFunction
 from fixtures.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
 from ops.errors import ExitCode
 
-pytestmark = [pytest.mark.engine, pytest.mark.provider]
+pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.matrix]
 ADMIN = "tls_admin_of_the_tests"
 
 

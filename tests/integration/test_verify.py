@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -139,6 +140,28 @@ def test_the_printed_fixes_are_sql_that_repairs_the_drift(
     assert fixes, found.stdout[-3000:]
     with deployed.server.connect(deployed.databases[DatabaseKey.LOGS]) as logs:
         for fix in fixes:
+            logs.execute(fix)
+    repaired = run_verify(deployed)
+    assert repaired.returncode == ExitCode.OK, repaired.stdout[-3000:]
+
+
+@pytest.mark.matrix
+def test_maintain_granted_by_hand_is_a_difference_from_postgresql_17_on(deployed: ProvisionedDatabases) -> None:
+    """17 added the MAINTAIN table privilege (ALL includes it): verify checks it there; before 17 the
+    server refuses to grant it at all."""
+    writer = deployed.names.of("logs_writer")
+    grant = sql.SQL("GRANT MAINTAIN ON system_logs TO {}").format(sql.Identifier(writer))
+    with deployed.server.connect(deployed.databases[DatabaseKey.LOGS]) as logs:
+        if logs.info.server_version < 170000:
+            with pytest.raises(psycopg.errors.SyntaxError, match='unrecognized privilege type "maintain"'):
+                logs.execute(grant)
+            return
+        logs.execute(grant)
+    found = run_verify(deployed)
+    assert found.returncode == ExitCode.VERIFY_FAILED, found.stdout[-3000:]
+    assert f"{writer} has MAINTAIN on system_logs" in found.stdout, found.stdout[-3000:]
+    with deployed.server.connect(deployed.databases[DatabaseKey.LOGS]) as logs:
+        for fix in re.findall(r"\((REVOKE [^)]*;)\)", found.stdout):
             logs.execute(fix)
     repaired = run_verify(deployed)
     assert repaired.returncode == ExitCode.OK, repaired.stdout[-3000:]

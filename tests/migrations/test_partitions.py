@@ -29,7 +29,7 @@ from migrations.shared import partition_conversion, partitions
 from model.log_lifecycle import Interval
 from model.names import DatabaseKey
 from ops.localpg import embedded
-from ops.localpg.embedded import find_bin_dir
+from ops.localpg.embedded import client_bin_dir, find_bin_dir
 
 LOGS = DatabaseKey.LOGS
 LOG_TABLES = ("system_logs", "llm_logs")
@@ -687,7 +687,7 @@ def test_the_sql_for_review_runs_in_psql_and_partitions_both_tables(
         "PGPASSWORD": str(url.password),
         "PGDATABASE": str(url.database),
     }
-    psql = [str(find_bin_dir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+    psql = [str(client_bin_dir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
     ran = subprocess.run(psql, input=script, text=True, capture_output=True, env=environment, timeout=120)
     assert ran.returncode == 0, ran.stderr
     assert runner.current_revision(logs_target) == "logs_0004"

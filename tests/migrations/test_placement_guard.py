@@ -13,6 +13,8 @@ from migrations.shared.placement_guard import WrongDatabaseError
 from migrations.shared.tree import LOGS, MAIN, Tree
 from model.names import DatabaseKey
 
+pytestmark = [pytest.mark.matrix]
+
 
 def superuser_target(provisioned: ProvisionedDatabases, tree: Tree, database: DatabaseKey) -> runner.Target:
     """Credentials that could create tables anywhere: only the guard stands in the way."""

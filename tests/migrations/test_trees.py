@@ -21,6 +21,8 @@ from migrations.shared.tree import LOGS, TREES
 from model.names import DatabaseKey
 from ops.paths import REPO_ROOT
 
+pytestmark = [pytest.mark.matrix]
+
 LOGS_TABLES = {"system_logs", "llm_logs", "alembic_version_logs"}
 MAIN_TABLES = {"user_invitations", "alembic_version_main"}
 REVIEW_INDEXES = {"idx_system_logs_level_created", "idx_system_logs_component_created", "idx_system_logs_errors"}

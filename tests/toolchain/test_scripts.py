@@ -60,6 +60,9 @@ def test_help_says_what_the_script_does_and_changes_nothing(bare_checkout: Path,
         ("bench", ["--slow"], "unrecognized arguments: --slow"),
         ("adopt", [], "the following arguments are required: STACK"),
         ("adopt", ["dev", "--plan", "--apply"], "give one of --plan or --apply, not both"),
+        ("test", ["--versions", "14,16"], "PostgreSQL 14 is not supported (15, 16, 17, 18)"),
+        ("test", ["--versions", "sixteen"], "'sixteen' is not a list of PostgreSQL majors"),
+        ("localpg", ["start", "--major", "19"], "invalid choice: 19"),
     ],
 )
 def test_bad_arguments_exit_2_before_anything_changes(
@@ -80,6 +83,8 @@ def test_bad_arguments_exit_2_before_anything_changes(
         ("pulumi", ["--color", "never", "version"]),
         ("test", ["--fast", "-x", "-q"]),
         ("test", ["-x", "-q", "tests/unit"]),
+        ("test", ["--fast", "--versions", "16,18", "-x"]),
+        ("test", ["--versions=others", "-q"]),
     ],
 )
 def test_a_wrapped_tools_own_options_are_passed_on(script: str, args: list[str]) -> None:

@@ -1,0 +1,16 @@
+"""The PostgreSQL majors this project supports: each is tested for real (scripts/test --versions).
+
+A major enters this list when the whole version-matrix stage passes on it; 14 left it when its
+community support ended (November 2026). A server of another major is refused before anything is
+changed, unless the stack opts in with `allowUntestedServerVersion`.
+"""
+
+from __future__ import annotations
+
+SUPPORTED_MAJORS = (15, 16, 17, 18)
+DEFAULT_MAJOR = 15
+"""The embedded server's major when a stack sets no embeddedServerVersion."""
+
+
+def supported_text() -> str:
+    return ", ".join(map(str, SUPPORTED_MAJORS))
