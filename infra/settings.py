@@ -268,6 +268,7 @@ def parse_settings(stack: str, raw: Mapping[str, str], environ: Mapping[str, str
         host = reader.required("host")
         port = reader.integer("port", minimum=1, maximum=65535)
     sslmode = reader.choice("sslmode", SSL_MODES)
+    untested = reader.boolean("allowUntestedServerVersion")
     server = ServerSettings(
         embedded=embedded,
         host=host,
@@ -275,9 +276,10 @@ def parse_settings(stack: str, raw: Mapping[str, str], environ: Mapping[str, str
         sslmode=sslmode,
         admin_user=reader.required("adminUser"),
         admin_is_superuser=reader.boolean("adminIsSuperuser"),
-        min_version=str(reader.integer("minServerVersion", minimum=MIN_SUPPORTED_SERVER_VERSION)),
+        # An untested server may be older than every supported major: its stack says so in both keys.
+        min_version=str(reader.integer("minServerVersion", minimum=10 if untested else MIN_SUPPORTED_SERVER_VERSION)),
         tls=reader.tls_files(sslmode),
-        allow_untested_version=reader.boolean("allowUntestedServerVersion"),
+        allow_untested_version=untested,
     )
     database_names = {
         DatabaseKey.MAIN: reader.identifier("mainDatabase"),

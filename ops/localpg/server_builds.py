@@ -40,6 +40,8 @@ class ServerBuild:
 
 
 PINNED: dict[int, ServerBuild] = {
+    # Not a supported major (model/server_versions.py): the server of the test that such a server is refused.
+    14: ServerBuild("14.23.0-beta.17", "4bfb69335cb48a5243fef0938602b4b7a3f2cfa6f5474cc432ce1e8a10ee519c"),
     15: ServerBuild("15.18.0-beta.17", "6f52b7139cbbd6e5a354c4213a6993b6d400f17a90f21bc9ed4ca38b230cc182"),
     16: ServerBuild("16.14.0-beta.17", "dfe7ecd8365ab907786e5f3d69179399f9675ac800153219efb2590257c2d551"),
     17: ServerBuild("17.10.0-beta.17", "5bad48012c3a7415c06310f632ce9a0f9da20dadb70e774e4985c2f416a4445b"),
