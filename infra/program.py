@@ -24,6 +24,7 @@ from infra.settings import (
     ConfigError,
     Settings,
     admin_password_from_pulumi,
+    embedded_major_mismatch,
     parse_settings,
     raw_config_from_pulumi,
 )
@@ -38,6 +39,8 @@ def define_stack() -> None:
     except ConfigError as error:
         # RunError: the engine prints the message alone, with no traceback for a mistake in a stack file.
         raise pulumi.RunError(str(error)) from None
+    if mismatch := embedded_major_mismatch(settings):
+        raise pulumi.RunError(mismatch)
     provider = server_provider(settings)
     databases = {key: owned_database(settings, key, provider) for key in DatabaseKey}
     roles = runtime_roles(settings, databases, provider)

@@ -110,6 +110,10 @@ class ServerSettings:
     tls: TlsFiles = TlsFiles()
     allow_untested_version: bool = False
     """The stack opts in to a server of a major outside model.server_versions.SUPPORTED_MAJORS."""
+    embedded_major: int | None = None
+    """The embedded server's major the stack asks for (embeddedServerVersion); None for a server of its own."""
+    running_major: int | None = None
+    """The major the checkout's embedded server runs, as scripts/localpg recorded it."""
 
 
 @dataclass(frozen=True)
@@ -255,7 +259,7 @@ def parse_settings(stack: str, raw: Mapping[str, str], environ: Mapping[str, str
                 "embeddedServer", "is true, but this checkout's embedded PostgreSQL was never started", "run scripts/up"
             ) from None
         host, port = local.host, local.port
-        _check_embedded_major(reader, local.major)
+        embedded_major, running_major = _embedded_major(reader), local.major
     else:
         if raw.get("embeddedServerVersion") not in (None, "", declared_defaults()["embeddedServerVersion"]):
             # As for port: the engine hands the program Pulumi.yaml's default, so only another value is the stack's.
@@ -264,6 +268,7 @@ def parse_settings(stack: str, raw: Mapping[str, str], environ: Mapping[str, str
                 "is set while embeddedServer is false",
                 "remove it: it picks the embedded server",
             )
+        embedded_major, running_major = None, None
         reader.required("adminPassword", secret=True)
         host = reader.required("host")
         port = reader.integer("port", minimum=1, maximum=65535)
@@ -280,6 +285,8 @@ def parse_settings(stack: str, raw: Mapping[str, str], environ: Mapping[str, str
         min_version=str(reader.integer("minServerVersion", minimum=10 if untested else MIN_SUPPORTED_SERVER_VERSION)),
         tls=reader.tls_files(sslmode),
         allow_untested_version=untested,
+        embedded_major=embedded_major,
+        running_major=running_major,
     )
     database_names = {
         DatabaseKey.MAIN: reader.identifier("mainDatabase"),
@@ -322,19 +329,29 @@ def parse_settings(stack: str, raw: Mapping[str, str], environ: Mapping[str, str
     )
 
 
-def _check_embedded_major(reader: _Reader, running: int | None) -> None:
+def _embedded_major(reader: _Reader) -> int:
     text = reader.optional("embeddedServerVersion")
     if not text.isdigit() or int(text) not in SUPPORTED_MAJORS:
         raise reader.error(
             "embeddedServerVersion", f"is {text!r}", f"give one of the supported majors ({supported_text()})"
         )
-    if running is not None and running != int(text):
-        raise reader.error(
-            "embeddedServerVersion",
-            f"is {text}, and this checkout's embedded server runs PostgreSQL {running}",
-            f"set it to {running}, or run scripts/localpg reset (the cluster and its databases are deleted) and "
-            "scripts/up, which starts the major the stack asks for",
-        )
+    return int(text)
+
+
+def embedded_major_mismatch(settings: Settings) -> str | None:
+    """The embedded server runs another major than the stack asks for: the program deploys nothing then.
+
+    Only a deploy is refused: a destroy, a verify or a refresh acts on the stack where it is.
+    """
+    server = settings.server
+    if server.running_major is None or server.running_major == server.embedded_major:
+        return None
+    return (
+        f"Pulumi.{settings.stack}.yaml: {NAMESPACE}:embeddedServerVersion is {server.embedded_major}, and this "
+        f"checkout's embedded server runs PostgreSQL {server.running_major}: set it to {server.running_major}, or "
+        "move the stack: scripts/destroy the stack, scripts/localpg reset (the cluster and its databases are "
+        "deleted), then scripts/up, which starts the major the stack asks for."
+    )
 
 
 def default_log_lifecycle() -> LogLifecycle:
