@@ -57,6 +57,10 @@ SERVER_WENT_AWAY = (
     "connection reset by peer",
     "driver: bad connection",
     "broken pipe",
+    # lib/pq's io.EOF: the server closed the socket before it answered (seen when PostgreSQL 18 stops at once
+    # while the provider runs a statement). Matched with the provider's suffix: the file backend's
+    # "failed to load checkpoint: EOF" is another matter.
+    ": eof: provider=postgresql",
 )
 # How the engine names a lock's holder in its "currently locked" error.
 LOCK_HOLDER = re.compile(r"(?P<url>\S+): created by (?P<user>\S+)@(?P<host>\S+) \(pid (?P<pid>\d+)\)")
