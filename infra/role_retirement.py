@@ -104,9 +104,34 @@ def retire(props: dict[str, Any]) -> None:
     listed = sql.SQL(", ").join(sql.Identifier(name) for name in present)
     for database, owner in _owners(props).items():
         if database in holding:
-            with connect(props, database, autocommit=True) as connection:
-                connection.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(listed, sql.Identifier(owner)))
-                connection.execute(sql.SQL("DROP OWNED BY {}").format(listed))
+            statements = [
+                sql.SQL("REASSIGN OWNED BY {} TO {}").format(listed, sql.Identifier(owner)),
+                sql.SQL("DROP OWNED BY {}").format(listed),
+            ]
+            _run_retrying(props, database, statements)
+
+
+def _run_retrying(props: dict[str, Any], database: str, statements: list[Any]) -> None:
+    """In one transaction, again when another ACL change of the same objects ran at the same moment.
+
+    A destroy deletes other roles' grants in parallel with this step, and two ACL changes of one table
+    collide with "tuple concurrently updated" (the parallel-grant pitfall); the transaction then left
+    nothing, so running it again is safe.
+    """
+    import time
+
+    import psycopg
+
+    for attempt in range(1, 6):
+        try:
+            with connect(props, database) as connection, connection.transaction():
+                for statement in statements:
+                    connection.execute(statement)
+            return
+        except psycopg.errors.InternalError as error:
+            if "tuple concurrently updated" not in str(error) or attempt == 5:
+                raise
+            time.sleep(0.2 * attempt)
 
 
 class _RetirementProvider(ResourceProvider):
