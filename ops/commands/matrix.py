@@ -15,16 +15,19 @@ import subprocess
 import sys
 import time
 
+from infra.embedded_server import STATE_DIR_ENV_VAR
 from ops import paths
 from ops.commands import cli
 from ops.errors import run_main
+from ops.localpg import embedded
 
 MATRIX_MARK = "matrix"
 
 
 def run_major(major: int, pytest_args: list[str]) -> tuple[int, float]:
-    env = dict(os.environ, HEADHUNTER_STATE_DIR=str(paths.REPO_ROOT / ".state" / f"matrix-{major}"))
-    env["HEADHUNTER_SERVER_MAJOR"] = str(major)
+    env = dict(os.environ)
+    env[STATE_DIR_ENV_VAR] = str(paths.REPO_ROOT / ".state" / f"matrix-{major}")
+    env[embedded.MAJOR_ENV_VAR] = str(major)
     python = [sys.executable, "-m"]
     started = time.monotonic()
     print(f"test: the version-matrix stage on PostgreSQL {major}", file=sys.stderr, flush=True)
