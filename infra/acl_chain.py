@@ -2,9 +2,12 @@
 
 GRANT and REVOKE on the same database, schema, tables or default-ACL row rewrite the same catalog
 tuple; two at once fail with "tuple concurrently updated" (pulumi-postgresql#126, #831). The engine
-runs independent resources in parallel, so each change to a row depends on the change before it to
-that row. Changes to different rows do not collide: one chain per row keeps the deploy's longest
-path at the number of roles, not the number of grants.
+runs independent resources in parallel, so each change to a row depends on every change before it
+to that row. Every one, not only the last: a deploy that removes two roles deletes only their
+grants, and the engine orders deletes by the direct dependencies among the deleted resources alone
+(ScheduleDeletes in pulumi's step_generator.go); a grant left between them would no longer order
+them. Changes to different rows do not collide: one chain per row keeps the deploy's longest path
+at the number of roles, not the number of grants.
 """
 
 from __future__ import annotations
@@ -22,22 +25,29 @@ R = TypeVar("R", bound=pulumi.Resource)
 
 class AclChain:
     def __init__(self, start: pulumi.Resource) -> None:
-        self._last = start
+        self._start = start
+        self._changes: list[pulumi.Resource] = []
 
     @property
     def last(self) -> pulumi.Resource:
-        """The latest change of the chain."""
-        return self._last
+        """The latest change of the chain (its start while it has none)."""
+        return self._changes[-1] if self._changes else self._start
+
+    @property
+    def changes(self) -> list[pulumi.Resource]:
+        """Every change of the chain, in order."""
+        return list(self._changes)
 
     def add(self, parent: pulumi.Resource, declare: Callable[[pulumi.ResourceOptions], R]) -> R:
-        """Declare the next grant with options that order it after the previous one.
+        """Declare the next grant with options that order it after every earlier one.
 
         A grant replaced create-before-delete is revoked by the delete that follows the create
         (pulumi-postgresql#233), hence delete_before_replace.
         """
-        opts = pulumi.ResourceOptions(parent=parent, depends_on=[self._last], delete_before_replace=True)
+        earlier = [self._start, *self._changes]
+        opts = pulumi.ResourceOptions(parent=parent, depends_on=earlier, delete_before_replace=True)
         resource = declare(opts)
-        self._last = resource
+        self._changes.append(resource)
         return resource
 
     def grant(
@@ -85,6 +95,10 @@ class DatabaseAcl:
     def last(self, row: AclRow) -> pulumi.Resource:
         """The latest change of `row` so far (the chains' start while it has none)."""
         return self._chains[row].last
+
+    def changes(self) -> list[pulumi.Resource]:
+        """Every ACL change of the database, on every row."""
+        return [change for chain in self._chains.values() for change in chain.changes]
 
     def grant(self, parent: pulumi.Resource, name: str, on: GrantTarget, privileges: Iterable[str]) -> postgresql.Grant:
         """The next Grant on the row `on` rewrites."""

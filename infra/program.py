@@ -100,6 +100,9 @@ def retirements(settings: Settings, databases: dict[DatabaseKey, OwnedDatabase],
 
     It depends on all of them, and on both databases it clears. A readers group's retirement also
     waits for its read-only roles: a reader whose retirement is refused keeps the group's grants.
+    It also depends on every ACL change of both databases, directly: its DROP OWNED rewrites the
+    catalog rows those grants rewrite (a table's, the database's), so no grant may be revoked while
+    it runs ("tuple concurrently updated"); only direct edges order the deletes of one deploy.
     """
     server = settings.server
     admin = ServerLogin(
@@ -112,6 +115,7 @@ def retirements(settings: Settings, databases: dict[DatabaseKey, OwnedDatabase],
         password=admin_password_from_pulumi(settings),
     )
     every_database = [{"name": db.database_name, "owner": db.owner_name} for db in databases.values()]
+    acl_changes = [change for database in databases.values() for change in database.acl.changes()]
     for role in (*roles.with_grants, *roles.read_only):
         readers = [reader for reader in roles.read_only if role.login_name is None and reader.database is role.database]
         RoleRetirement(
@@ -122,7 +126,7 @@ def retirements(settings: Settings, databases: dict[DatabaseKey, OwnedDatabase],
                 admin=admin,
                 grace_seconds=settings.retirement_grace_seconds,
             ),
-            opts=pulumi.ResourceOptions(depends_on=[role, *readers, *databases.values()]),
+            opts=pulumi.ResourceOptions(depends_on=[role, *readers, *databases.values(), *acl_changes]),
         )
 
 

@@ -32,6 +32,8 @@ from infra.server_login import ServerLogin, connect
 if TYPE_CHECKING:
     from psycopg import Connection
 
+RETIREMENT_LOCK = 0x68685F726574  # pg_advisory_lock key of the retirements ("hh_ret"); the migrations use others
+
 
 def _where_held(connection: Connection[Any], roles: list[str]) -> tuple[list[str], list[str]]:
     """The databases where the roles hold or own something, and the databases the roles own."""
@@ -100,23 +102,30 @@ def retire(props: dict[str, Any]) -> None:
                 admin.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(role))
             admin.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(role))
         _end_sessions(admin, present, int(props["grace_seconds"]))
+        # One retirement clears at a time: DROP OWNED also revokes privileges on shared objects (every
+        # database's pg_database row), so two at once collide even in different databases. An advisory
+        # lock of the postgres database, which every retirement connects to, is held server-wide.
+        admin.execute("SELECT pg_advisory_lock(%s)", (RETIREMENT_LOCK,))
         holding, _ = _where_held(admin, present)
-    listed = sql.SQL(", ").join(sql.Identifier(name) for name in present)
-    for database, owner in _owners(props).items():
-        if database in holding:
-            statements = [
-                sql.SQL("REASSIGN OWNED BY {} TO {}").format(listed, sql.Identifier(owner)),
-                sql.SQL("DROP OWNED BY {}").format(listed),
-            ]
-            _run_retrying(props, database, statements)
+        listed = sql.SQL(", ").join(sql.Identifier(name) for name in present)
+        for database, owner in _owners(props).items():
+            if database in holding:
+                statements = [
+                    sql.SQL("REASSIGN OWNED BY {} TO {}").format(listed, sql.Identifier(owner)),
+                    sql.SQL("DROP OWNED BY {}").format(listed),
+                ]
+                _run_retrying(props, database, statements)
+        # The lock goes with the session; released here so the next retirement need not wait for the close.
+        admin.execute("SELECT pg_advisory_unlock(%s)", (RETIREMENT_LOCK,))
 
 
 def _run_retrying(props: dict[str, Any], database: str, statements: list[Any]) -> None:
     """In one transaction, again when another ACL change of the same objects ran at the same moment.
 
-    A destroy deletes other roles' grants in parallel with this step, and two ACL changes of one table
-    collide with "tuple concurrently updated" (the parallel-grant pitfall); the transaction then left
-    nothing, so running it again is safe.
+    The deploy orders this step before every grant of the stack and one retirement after the other,
+    but a GRANT from outside the stack (a person, another tool) on the same table still collides with
+    "tuple concurrently updated" (the parallel-grant pitfall); the transaction then left nothing, so
+    running it again is safe.
     """
     import time
 

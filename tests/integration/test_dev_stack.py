@@ -110,27 +110,19 @@ def generated_passwords_in_plain_text(project: ProjectStack, exported_state: str
 
 
 def unordered_acl_changes(resources: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """Pairs of ACL changes to one catalog row that the engine may run at the same time.
+    """Pairs of changes to one catalog row that the engine may run at the same time.
 
     Two changes to one row (the writer's and the reader's grants on one table both rewrite its
     pg_class row; every role's database grant rewrites the database's pg_database row) fail with
-    "tuple concurrently updated" unless one waits for the other. Every such pair must be ordered by
-    the state's dependencies; changes to different rows may run in parallel.
+    "tuple concurrently updated" unless one waits for the other. A role's retirement (DROP OWNED)
+    rewrites every row of both databases. Every such pair must be ordered by a *direct* dependency:
+    the engine orders the deletes of a deploy by the direct dependencies among the resources it
+    deletes, so a deploy that removes two roles would run their grants at once if only a grant it
+    keeps stood between them. Changes to different rows may run in parallel.
     """
     depends = {r["urn"]: set(r.get("dependencies", [])) for r in resources}
-
-    def reaches(start: str, goal: str) -> bool:
-        seen, todo = set(), [start]
-        while todo:
-            urn = todo.pop()
-            if urn == goal:
-                return True
-            if urn not in seen:
-                seen.add(urn)
-                todo.extend(depends.get(urn, ()))
-        return False
-
     by_row: dict[tuple[str, str], list[str]] = {}
+    retirements = []
     for resource in resources:
         inputs = resource.get("inputs", {})
         if resource["type"] == "postgresql:index/grant:Grant":
@@ -138,14 +130,14 @@ def unordered_acl_changes(resources: list[dict[str, Any]]) -> list[tuple[str, st
         elif resource["type"] == "postgresql:index/defaultPrivileges:DefaultPrivileges":
             row = (inputs["database"], f"default privileges of {inputs['owner']} in {inputs['schema']}")
         else:
+            if resource["urn"].endswith("-retirement"):
+                retirements.append(resource["urn"])
             continue
         by_row.setdefault(row, []).append(resource["urn"])
-    return [
-        (a, b)
-        for urns in by_row.values()
-        for a, b in itertools.combinations(urns, 2)
-        if not reaches(a, b) and not reaches(b, a)
-    ]
+    assert by_row and retirements, "no ACL change or retirement in the state"
+    same_row = [pair for urns in by_row.values() for pair in itertools.combinations(urns, 2)]
+    retiring = [(retirement, urn) for retirement in retirements for urns in by_row.values() for urn in urns]
+    return [(a, b) for a, b in same_row + retiring if a not in depends[b] and b not in depends[a]]
 
 
 READERS = [{"name": "readers_analyst", "database": "logs"}, {"name": "readers_auditor", "database": "main"}]
