@@ -26,7 +26,8 @@ MEANINGS: dict[ExitCode, str] = {
     ExitCode.BAD_INPUT: "bad input (arguments, stack config, names; nothing changed)",
     ExitCode.VERIFY_FAILED: "the deployed state differs from the model",
     ExitCode.TOOLCHAIN: "toolchain (CLI, plugin or virtualenv missing or failed to build)",
-    ExitCode.SERVER_UNREACHABLE: "PostgreSQL unreachable or refusing the login",
+    ExitCode.SERVER_UNREACHABLE: "PostgreSQL (the stack's server or the state backend) unreachable or refusing "
+    "the login",
     ExitCode.STACK_LOCKED: "the stack is locked by another deploy",
     ExitCode.MIGRATION_FAILED: "a migration failed (the database stays at the previous revision)",
     ExitCode.DEPLOY_FAILED: "the engine failed for another reason",

@@ -11,6 +11,7 @@ import pytest
 from fixtures.cluster import ProvisionedDatabases, Server, provisioned_databases
 from fixtures.fault_log import FaultLog, fault_seen
 from fixtures.programs import engine_project
+from fixtures.shared_backend import SharedBackend, fresh_shared_backend
 from ops.deploy.deployed_stack import ENV_VAR
 from ops.localpg import embedded
 
@@ -36,6 +37,18 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 @pytest.fixture(scope="session")
 def server() -> Server:
     return Server(embedded.start())
+
+
+@pytest.fixture(scope="session")
+def shared_backend(server: Server) -> SharedBackend:
+    """A postgres:// state backend on the tests' server, as `scripts/state-backend init` makes one."""
+    return fresh_shared_backend(server)
+
+
+@pytest.fixture(params=["file", "postgres"])
+def state_backend(request: pytest.FixtureRequest) -> SharedBackend | None:
+    """A test's state backend: its own file backend, or the shared postgres:// one (None for the file backend)."""
+    return request.getfixturevalue("shared_backend") if request.param == "postgres" else None
 
 
 @pytest.fixture

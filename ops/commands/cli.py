@@ -124,6 +124,22 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...]]] = {
             arg("--yes", action=FLAG, help="go ahead (without it, nothing is changed)"),
         ),
     ),
+    "state-backend": (
+        "A shared state backend in PostgreSQL (Pulumi's postgres:// backend) for the stacks of a team: init makes "
+        "the role and database that PULUMI_BACKEND_URL names (postgres://ROLE@HOST:PORT/DATABASE?sslmode=...; the "
+        "role's password in PGPASSWORD or in the URL), with nothing but what the backend needs: LOGIN, CONNECT on "
+        "that database (PUBLIC's revoked) and a schema of its own. check tells whether PULUMI_BACKEND_URL can hold "
+        "state (every script checks it before the engine runs). See README, Shared state.",
+        (
+            arg("command", choices=["init", "check"]),
+            arg(
+                "--admin-user",
+                metavar="ROLE",
+                help="init: the server's admin (a superuser, or a role with CREATEDB and CREATEROLE), its password "
+                "read from standard input; default: the embedded server's superuser, when the URL points at it",
+            ),
+        ),
+    ),
     "docs": (
         "Re-render the generated parts of the docs: the privilege matrix in docs/architecture.md from the model, "
         "the exit codes in README.md and docs/pipelines.md from ops/errors.py (docs/faults.md's fault table is "

@@ -35,7 +35,8 @@ from infra.settings import (
 )
 from model.server_versions import SUPPORTED_MAJORS, supported_text
 from ops import paths
-from ops.deploy import tls_check
+from ops.deploy import state_backend, tls_check
+from ops.deploy.state_backend import StateBackend
 from ops.errors import ExitCode, UserError
 from ops.toolchain import pinned
 
@@ -125,6 +126,9 @@ def repair_checkpoint(backend_dir: Path, project: str, stack: str) -> None:
     previous one as `<stack>.json.bak`. A kill in the middle of a write can leave an empty or cut
     file, and then every command, `pulumi cancel` included, fails with "failed to load checkpoint".
     The damaged file is kept beside the restored one, for a person to look at.
+
+    File backend only: the postgres:// backend writes a checkpoint as one row in one statement,
+    which a kill cannot leave half-written.
     """
     checkpoint = backend_dir / ".pulumi" / "stacks" / project / f"{stack}.json"
     attrs = checkpoint.with_name(checkpoint.name + ".attrs")
@@ -161,11 +165,12 @@ def _is_json(path: Path) -> bool:
 def open_stack(target: StackTarget) -> auto.Stack:
     check_stack_file(target)
     env = stack_env(target.name)
-    backend = env["PULUMI_BACKEND_URL"]
-    if backend.startswith("file://"):
-        backend_dir = Path(backend.removeprefix("file://"))
+    backend = StateBackend(env["PULUMI_BACKEND_URL"])
+    if backend.is_file:
+        backend_dir = Path(backend.url.removeprefix("file://"))
         backend_dir.mkdir(parents=True, exist_ok=True)
         repair_checkpoint(backend_dir, target.project_name, target.name)
+    state_backend.check(backend)  # postgres:// only: before Pulumi can print its URL, password and all
     cli = pinned.cli_path()
     command = auto.PulumiCommand(root=str(cli.parent.parent), skip_version_check=True)
     options = auto.LocalWorkspaceOptions(
@@ -181,14 +186,14 @@ def open_stack(target: StackTarget) -> auto.Stack:
             )
         except auto.StackNotFoundError:
             raise UserError(
-                f"stack {target.name!r} does not exist in the state backend ({backend}): create it once with "
+                f"stack {target.name!r} does not exist in the state backend ({backend.shown}): create it once with "
                 f"`scripts/pulumi stack init {target.name}` (or deploy it first with `scripts/up {target.name}`).",
             ) from None
 
 
 def translate(error: auto.CommandError, stack_name: str) -> UserError:
     """An engine failure as one line naming the problem and the fix, with the exit code a pipeline reads."""
-    text = str(error)
+    text = state_backend.hide_passwords(str(error))  # the engine names a postgres:// backend password and all
     if isinstance(error, auto.ConcurrentUpdateError):
         holders = "; ".join(match.group(0) for match in LOCK_HOLDER.finditer(text)) or "unknown holder"
         return UserError(

@@ -1,10 +1,12 @@
 """What a killed deploy leaves behind, settled by the next `scripts/deploy` or `scripts/up`.
 
 A deploy killed mid-way (a cancelled CI job, a lost runner) leaves the stack's lock and the creates
-it had started. The lock is removed only when its deploy ran on this machine, on a file backend,
-and its process is gone; the pending creates are settled: roles and databases it may have made are
-imported into the state by name, everything else is retried by the next `up`. Nothing
-on the server is dropped, and no person has to type a command in between.
+it had started. The lock is removed only when its deploy ran on this machine and its process is
+gone; the pending creates are settled: roles and databases it may have made are imported into the
+state by name, everything else is retried by the next `up`. Nothing on the server is dropped, and
+no person has to type a command in between. The same on the file and the postgres:// backend,
+through Pulumi's own commands (`pulumi cancel`, `stack export`, `refresh --clear-pending-creates`,
+`import`); only the file backend's damaged checkpoint needs a repair of its own (driver.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +26,8 @@ from urllib.parse import urlparse
 
 from pulumi import automation as auto
 
-from ops.deploy import driver
+from ops.deploy import driver, state_backend
+from ops.deploy.state_backend import StateBackend
 from ops.toolchain import pinned
 
 T = TypeVar("T")
@@ -32,29 +36,38 @@ T = TypeVar("T")
 def recovering(stack: auto.Stack, action: Callable[[], T]) -> T:
     """Run a locking engine action; a lock whose deploy no longer runs is removed and the action retried.
 
-    Only that lock file is removed, never the others (`pulumi cancel` would delete every lock of the
-    stack, a live one that another recovering deploy just took included). Only locks of a file
-    backend, on this machine, whose process has exited, qualify; any other lock stops this deploy
-    with exit 6 and the holder's name, for a person to judge.
+    Only locks of deploys on this machine whose process has exited qualify; any other lock stops
+    this deploy with exit 6 and the holder's name, for a person to judge. On the file backend only
+    that lock file is removed. The postgres:// backend has no command that removes one lock:
+    `pulumi cancel` removes every lock of the stack, which is safe there because this deploy holds
+    the stack's turn (state_backend.take_turn), so no other scripted deploy can hold a live one.
     """
     with driver.engine_errors(stack.name):
         try:
             return action()
         except auto.CommandError as error:
             holders = list(driver.LOCK_HOLDER.finditer(str(error)))
-            stale = [m for m in holders if m["url"].startswith("file://") and is_gone(m["host"], int(m["pid"]))]
+            stale = [m for m in holders if is_gone(m["host"], int(m["pid"]))]
             if not holders or len(stale) != len(holders):
                 raise
             for holder in stale:
                 driver.say(f"removing the lock of a deploy that no longer runs (pid {holder['pid']})")
-                Path(urlparse(holder["url"]).path).unlink(missing_ok=True)
+                if holder["url"].startswith("file://"):
+                    Path(urlparse(holder["url"]).path).unlink(missing_ok=True)
+            if not all(holder["url"].startswith("file://") for holder in stale):
+                cancelled = run_cli(stack, "cancel", "--yes")
+                if cancelled.returncode != 0:
+                    failed = auto.CommandResult(cancelled.stdout, cancelled.stderr, cancelled.returncode)
+                    raise auto.CommandError(failed) from None
             end_orphaned_plugins(stack.workspace.env_vars.get("PULUMI_BACKEND_URL", ""))
             clear_pending_operations(stack)
             return action()
 
 
 def settle_interrupted_deploy(stack: auto.Stack) -> None:
-    """Before a deploy or destroy: a dead deploy's lock removed, its pending creates settled."""
+    """Before a deploy or destroy: the stack's turn taken, a dead deploy's lock removed, its pending creates settled."""
+    backend = StateBackend(stack.workspace.env_vars.get("PULUMI_BACKEND_URL", ""))
+    state_backend.take_turn(backend, stack.name, Path(sys.argv[0]).stem)
     recovering(stack, lambda: clear_pending_operations(stack))
 
 

@@ -18,15 +18,24 @@ import pytest
 
 from fixtures.cluster import Server
 from fixtures.fault_log import SeenFunction
-from fixtures.project_stack import KILL_POINTS, ProjectStack, cleanup, leftover_objects, project_stack, start_up
+from fixtures.project_stack import (
+    KILL_POINTS,
+    ProjectStack,
+    cleanup,
+    leftover_objects,
+    on_backend,
+    project_stack,
+    start_up,
+)
+from fixtures.shared_backend import SharedBackend
 from ops.errors import ExitCode
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.slow]
 
 
 @pytest.fixture
-def killed(tmp_path: Path, server: Server) -> Iterator[ProjectStack]:
-    project = project_stack(tmp_path, "killed", "killed")
+def killed(tmp_path: Path, server: Server, state_backend: SharedBackend | None) -> Iterator[ProjectStack]:
+    project = on_backend(project_stack(tmp_path, "killed", "killed"), state_backend)
     cleanup(project, server)
     yield project
     cleanup(project, server)
@@ -54,11 +63,18 @@ def stray_plugins(project: ProjectStack) -> list[str]:
 @pytest.mark.fault(
     what="a deploy is killed (SIGKILL of its process group) while provisioning from an empty stack: after the "
     "first role, after a database, among the grants, during the logs migration",
-    recovery="the next `scripts/up` or `scripts/deploy` removes the dead deploy's lock, ends the plugins it left "
-    "running, imports the roles and databases it had created into the state by name, retries the rest, and exits 0 "
-    "with a stack that verifies; no command in between",
+    recovery="the next `scripts/up` or `scripts/deploy` removes the dead deploy's lock (on the shared backend with "
+    "`pulumi cancel`, safe under the stack's turn), ends the plugins it left running, imports the roles and databases "
+    "it had created into the state by name, retries the rest, and exits 0 with a stack that verifies; no command in "
+    "between",
 )
-@pytest.mark.parametrize("moment", list(KILL_POINTS))
+@pytest.mark.parametrize(
+    ("moment", "state_backend"),
+    [(moment, "file") for moment in KILL_POINTS]
+    # On the shared backend: killed while creating roles and databases, and in a migration step.
+    + [("a runtime role got CONNECT", "postgres"), ("the logs tree is migrating", "postgres")],
+    indirect=["state_backend"],
+)
 def test_the_next_deploy_converges_after_a_kill(
     server: Server, killed: ProjectStack, moment: str, fault_seen: SeenFunction
 ) -> None:

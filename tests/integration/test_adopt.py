@@ -24,7 +24,8 @@ from fixtures import observed
 from fixtures.cluster import Server
 from fixtures.fault_log import SeenFunction
 from fixtures.legacy import LegacyDatabases, build_legacy, run_as_broad_role
-from fixtures.project_stack import ProjectStack, cleanup, project_stack
+from fixtures.project_stack import ProjectStack, cleanup, on_backend, project_stack
+from fixtures.shared_backend import SharedBackend
 from model.names import DatabaseKey
 from ops.adoption.move import RETIRED_SCHEMA
 from ops.errors import ExitCode
@@ -36,11 +37,11 @@ CONTENT = "ROW(created_at, level, component, message, error_type, stack_trace, r
 
 @contextmanager
 def legacy_under_a_stack(
-    tmp_path: Path, server: Server, legacy_role: str
+    tmp_path: Path, server: Server, legacy_role: str, backend: SharedBackend | None = None
 ) -> Iterator[tuple[ProjectStack, LegacyDatabases]]:
     """The review's deployment under a stack's names; the stack's legacyRoles gives its broad role `legacy_role`."""
     prefix = f"t{secrets.token_hex(3)}"
-    project = project_stack(tmp_path, "adopt", prefix, legacyRoles={prefix: legacy_role})
+    project = on_backend(project_stack(tmp_path, "adopt", prefix, legacyRoles={prefix: legacy_role}), backend)
     legacy = build_legacy(server, prefix)
     try:
         yield project, legacy
@@ -50,8 +51,10 @@ def legacy_under_a_stack(
 
 
 @pytest.fixture
-def adopted(tmp_path: Path, server: Server) -> Iterator[tuple[ProjectStack, LegacyDatabases]]:
-    with legacy_under_a_stack(tmp_path, server, "drop") as stack_and_legacy:
+def adopted(
+    tmp_path: Path, server: Server, state_backend: SharedBackend | None
+) -> Iterator[tuple[ProjectStack, LegacyDatabases]]:
+    with legacy_under_a_stack(tmp_path, server, "drop", state_backend) as stack_and_legacy:
         yield stack_and_legacy
 
 

@@ -65,12 +65,13 @@ def row(nodeid: str, outcome: str = "passed", *seen: dict[str, str]) -> dict[str
 
 def test_the_fault_table_folds_cases_and_shows_what_each_command_printed() -> None:
     up = {"command": "scripts/up", "exit": "5", "says": "error: gone"}
-    table = fault_log.render_fault_table(
-        report(row("tests/a.py::test_x[1]", "passed", up), row("tests/a.py::test_x[2]", "passed", up))
-    )
+    on_shared = {**row("tests/a.py::test_x[2]", "passed", up), "shared_backend": True}
+    table = fault_log.render_fault_table(report(row("tests/a.py::test_x[1]", "passed", up), on_shared))
     assert table.splitlines()[2] == (
-        "| a fault \\| with a bar | scripts/up, exit 5, “error: gone” | run again | `tests/a.py::test_x` (2 cases) |"
+        "| a fault \\| with a bar | scripts/up, exit 5, “error: gone” | run again | tested (1 of 2 cases) "
+        "| `tests/a.py::test_x` (2 cases) |"
     )
+    assert "| - | `tests/b.py::test_y` |" in fault_log.render_fault_table(report(row("tests/b.py::test_y")))
 
 
 def test_the_fault_table_is_rendered_only_from_a_whole_passing_run() -> None:

@@ -1,0 +1,169 @@
+"""Where a stack's state lives: the checkout's file backend (the default) or Pulumi's postgres:// backend.
+
+The postgres:// backend (pkg/backend/diy/postgres in the pulumi repository) keeps every stack's
+checkpoint, history and lock as rows of one table, so a team's CD runners and laptops share it.
+Two things it does not do, which this module adds before the engine opens it:
+
+- Pulumi prints the backend URL, password included, when it cannot open it ("unable to open state
+  database ..."): the backend is checked here first (reachable, the login accepted, its table
+  writable), and every message names the URL with its password hidden.
+- Its stack lock is written and then read back, so two deploys that lock at the same instant can
+  both fail. A deploy first takes the stack's turn: a session advisory lock in the backend's
+  database, which the server releases by itself when the deploy's process dies.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import zlib
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+
+from ops.errors import ExitCode, UserError
+
+DEFAULT_TABLE = "pulumi_state"  # the backend's own default (its `table` URL parameter)
+TURN_NAMESPACE = 0x6868  # first key of the turns' advisory locks ("hh"); the second is the stack's
+CONNECT_TIMEOUT_S = 10
+# The sessions that hold turns name their deploy in pg_stat_activity (63 characters at most).
+TURN_APPLICATION = "headhunter {command} {stack} pid {pid} by {user}@{host}"
+
+
+@dataclass(frozen=True)
+class StateBackend:
+    url: str
+
+    @property
+    def is_postgres(self) -> bool:
+        return urlsplit(self.url).scheme in ("postgres", "postgresql")
+
+    @property
+    def is_file(self) -> bool:
+        return self.url.startswith("file://")
+
+    @property
+    def shown(self) -> str:
+        """The URL as messages print it: the password replaced by ****."""
+        return hide_passwords(self.url)
+
+    @property
+    def table(self) -> str:
+        return dict(parse_qsl(urlsplit(self.url).query)).get("table") or DEFAULT_TABLE
+
+    def conninfo(self) -> str:
+        """The URL as libpq reads it: without the backend's own `table` parameter."""
+        parts = urlsplit(self.url)
+        query = [(key, value) for key, value in parse_qsl(parts.query) if key != "table"]
+        return urlunsplit(parts._replace(scheme="postgresql", query=urlencode(query)))
+
+
+def hide_passwords(text: str) -> str:
+    """Every postgres:// URL's password in `text` replaced by ****."""
+    import re
+
+    return re.sub(r"(postgres(?:ql)?://[^:/@\s\"']+:)[^@\s\"']*@", r"\1****@", text)
+
+
+def connect(backend: StateBackend) -> psycopg.Connection:
+    """A session of the backend's role, or the reason it cannot be had, named with the fix."""
+    try:
+        return psycopg.connect(backend.conninfo(), connect_timeout=CONNECT_TIMEOUT_S, autocommit=True)
+    except psycopg.OperationalError as error:
+        reason = hide_passwords(" ".join(line.strip() for line in str(error).strip().splitlines()))
+        raise UserError(
+            f"cannot open the state backend {backend.shown} ({reason}): check the host, port, role and password "
+            "of PULUMI_BACKEND_URL (the password in the URL or in PGPASSWORD), and that the server runs; "
+            "nothing was changed.",
+            ExitCode.SERVER_UNREACHABLE,
+        ) from None
+
+
+def check(backend: StateBackend) -> None:
+    """Before the engine opens a postgres:// backend: reachable, the login accepted, its table writable."""
+    if not backend.is_postgres:
+        return
+    with connect(backend) as session:
+        if problem := write_problem(session, backend.table):
+            raise UserError(
+                f"the state backend {backend.shown} cannot hold state: {problem}. Set it up with "
+                "`scripts/state-backend init` (README: Shared state); nothing was changed.",
+                ExitCode.BAD_INPUT,
+            )
+
+
+def write_problem(session: psycopg.Connection, table: str) -> str | None:
+    """Why the backend's role cannot keep its table (the engine creates it, then reads and writes rows)."""
+    row = session.execute(
+        "SELECT current_user, current_setting('transaction_read_only') = 'on', current_schema(),"
+        " to_regclass(%s) IS NOT NULL",
+        (table,),
+    ).fetchone()
+    assert row is not None
+    role, read_only, schema, exists = row
+    if read_only:
+        return "the server accepts only reads (a standby?): point the URL at the primary"
+    if schema is None:
+        return f"{role} has no schema to create the table {table} in (its search_path names none it can use)"
+    # The engine runs CREATE TABLE IF NOT EXISTS at every start, which needs CREATE even when the table exists.
+    if session.execute("SELECT has_schema_privilege(%s, 'CREATE')", (schema,)).fetchone() != (True,):
+        return f"{role} may not create tables in the schema {schema}"
+    if exists:
+        # has_table_privilege with a list is true when any one is held: each is asked on its own.
+        missing = [
+            right
+            for right in ("SELECT", "INSERT", "UPDATE", "DELETE")
+            if session.execute("SELECT has_table_privilege(%s, %s)", (table, right)).fetchone() != (True,)
+        ]
+        if missing:
+            return f"{role} lacks {', '.join(missing)} on the table {schema}.{table}"
+    return None
+
+
+# The turn of the deploy running in this process, held until the process exits (the server then ends it).
+_turns: dict[str, psycopg.Connection] = {}
+
+
+def turn_key(stack: str) -> int:
+    """The second key of a stack's turn: a CRC of its name, as a signed 32-bit integer.
+
+    Stacks of one name in two projects of one backend share a turn: they take turns, no harm done.
+    """
+    value = zlib.crc32(stack.encode())
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def take_turn(backend: StateBackend, stack: str, command: str) -> None:
+    """Hold the stack's turn for the rest of this process, or stop with exit 6 naming the deploy that has it."""
+    if not backend.is_postgres or stack in _turns:
+        return
+    name = TURN_APPLICATION.format(
+        command=command, stack=stack, user=getpass.getuser(), host=socket.gethostname(), pid=os.getpid()
+    )
+    session = connect(backend)
+    session.execute("SELECT set_config('application_name', %s, false)", (name[:63],))
+    key = (TURN_NAMESPACE, turn_key(stack))
+    if session.execute("SELECT pg_try_advisory_lock(%s::int, %s::int)", key).fetchone() != (True,):
+        holder = turn_holder(session, key)
+        session.close()
+        raise UserError(
+            f"stack {stack!r} is locked by another deploy ({holder}, on the state backend {backend.shown}): wait "
+            "for it to finish and deploy again.",
+            ExitCode.STACK_LOCKED,
+        )
+    _turns[stack] = session
+
+
+def turn_holder(session: psycopg.Connection, key: tuple[int, int]) -> str:
+    row = session.execute(
+        "SELECT a.application_name, a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database"
+        " WHERE datname = current_database()) AND l.classid::int = %s AND l.objid::int = %s",
+        key,
+    ).fetchone()
+    if row is None:
+        return "a deploy that has just finished"
+    application, started = row
+    return f"{application or 'a session of the backend role'}, since {started:%Y-%m-%d %H:%M:%S %Z}"
