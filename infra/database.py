@@ -107,6 +107,10 @@ class OwnedDatabase(pulumi.ComponentResource):
                 "database_name": self.database_name,
                 "owner_name": self.owner_name,
                 "migrator_name": self.migrator_name,
+                # What the database and its owner role were given: a policy sees a resource's protect but
+                # not its retain_on_delete, so the pack reads both here too (policy/rules.py).
+                "protect": bool(keep.protect),
+                "retain_on_delete": bool(keep.retain_on_delete),
             }
         )
 

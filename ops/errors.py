@@ -25,12 +25,13 @@ MEANINGS: dict[ExitCode, str] = {
     ExitCode.UNEXPECTED: "a bug (traceback printed)",
     ExitCode.BAD_INPUT: "bad input (arguments, stack config, names; nothing changed)",
     ExitCode.VERIFY_FAILED: "the deployed state differs from the model",
-    ExitCode.TOOLCHAIN: "toolchain (CLI, plugin or virtualenv missing or failed to build)",
+    ExitCode.TOOLCHAIN: "toolchain (CLI, plugin or virtualenv missing or failed to build; the policy pack did not "
+    "start)",
     ExitCode.SERVER_UNREACHABLE: "PostgreSQL (the stack's server or the state backend) unreachable or refusing "
     "the login",
     ExitCode.STACK_LOCKED: "the stack is locked by another deploy",
     ExitCode.MIGRATION_FAILED: "a migration failed (the database stays at the previous revision)",
-    ExitCode.DEPLOY_FAILED: "the engine failed for another reason",
+    ExitCode.DEPLOY_FAILED: "the engine failed for another reason (a rule of the policy pack broken included)",
 }
 HELP_SHOWN = 64
 """Only between a script and its argument check (ops/commands/check_arguments.sh): --help was

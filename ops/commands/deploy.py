@@ -1,5 +1,7 @@
-"""`scripts/deploy STACK`: the CD stage. Preflight, preview (the diff shown), up (with the
-migrations), verify; stops at the first failure with one line and the exit code of ops/errors.py.
+"""`scripts/deploy STACK`: the CD stage. Preflight, preview (the diff shown, the policy pack of
+policy/ checking the model's rules), up (with the migrations), verify; stops at the first failure
+with one line and the exit code of ops/errors.py. A program that breaks a rule stops at the
+preview, so nothing is deployed.
 
 Safe to run twice at once on one stack: the engine's stack lock lets one through and the other
 fails with exit 6, naming the lock's holder. A deploy that was killed (a cancelled CI job) leaves
@@ -11,9 +13,11 @@ lock from another machine (an ephemeral CI runner) is reported, not removed: cle
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from pulumi import automation as auto
 
@@ -22,6 +26,9 @@ from ops.deploy import driver
 from ops.deploy.deployed_stack import DeployedStack
 from ops.deploy.recovery import recovering, settle_interrupted_deploy
 from ops.errors import ExitCode, UserError, run_main
+from ops.paths import REPO_ROOT
+
+POLICY_PACK = REPO_ROOT / "policy"
 
 
 @dataclass(frozen=True)
@@ -29,16 +36,42 @@ class DeployPlan:
     target: driver.StackTarget
     preflight: Callable[[auto.Stack], object]
     verify: Callable[[DeployedStack], int]
+    policy_packs: tuple[Path, ...] = ()
+    """Checked at the preview: the project's program meets policy/ (an engine test's own program need not)."""
+
+
+def check_policy_pack() -> None:
+    """The pack's modules import in this virtualenv (the one the language host runs it in).
+
+    A pack that cannot start fails the engine's preview too, but later, and a missing virtualenv
+    leaves that preview waiting with no message at all.
+    """
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import policy.policies"], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    if loaded.returncode != 0:
+        reason = (loaded.stderr.strip().splitlines() or ["no message"])[-1]
+        raise UserError(
+            f"the policy pack ({POLICY_PACK.name}/) does not load: {reason}. Run scripts/bootstrap (pulumi-policy "
+            "is pinned in requirements.txt), or fix the error; nothing was deployed.",
+            ExitCode.TOOLCHAIN,
+        )
 
 
 def deploy(plan: DeployPlan) -> int:
     name = plan.target.name
     stack = driver.open_stack(plan.target)
     plan.preflight(stack)
+    if plan.policy_packs:
+        check_policy_pack()
     settle_interrupted_deploy(stack)
     with driver.engine_errors(name):
-        print(f"deploy: preview of stack {name}", flush=True)
-        preview = stack.preview(diff=True, **driver.deploy_options())
+        checked = (
+            f", checked by {', '.join(f'{pack.name}/' for pack in plan.policy_packs)}" if plan.policy_packs else ""
+        )
+        print(f"deploy: preview of stack {name}{checked}", flush=True)
+        packs = [str(pack) for pack in plan.policy_packs]
+        preview = stack.preview(diff=True, policy_packs=packs, **driver.deploy_options())
     changes = {str(op): n for op, n in preview.change_summary.items() if str(op) != "same"}
     print(f"deploy: {', '.join(f'{n} to {op}' for op, n in changes.items()) or 'no changes'}", flush=True)
     print(f"deploy: up of stack {name}", flush=True)
@@ -56,8 +89,10 @@ def deploy(plan: DeployPlan) -> int:
 
 
 def cd_stage(target: driver.StackTarget) -> DeployPlan:
-    """The CD stage's plan: the full preflight, and verification on this machine."""
-    return DeployPlan(target, driver.preflight, lambda deployed: verify.verify(deployed, "local://"))
+    """The CD stage's plan: the full preflight, the policy pack at the preview, and verification on this machine."""
+    return DeployPlan(
+        target, driver.preflight, lambda deployed: verify.verify(deployed, "local://"), policy_packs=(POLICY_PACK,)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

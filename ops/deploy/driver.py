@@ -63,6 +63,8 @@ SERVER_WENT_AWAY = (
     # "failed to load checkpoint: EOF" is another matter.
     ": eof: provider=postgresql",
 )
+# How the engine reports a mandatory rule of a policy pack broken: "[mandatory]  <policy name>  v<version>".
+POLICY_VIOLATION = re.compile(r"\[mandatory\]\s+([a-z0-9-]+)")
 # How the engine names a lock's holder in its "currently locked" error.
 LOCK_HOLDER = re.compile(r"(?P<url>\S+): created by (?P<user>\S+)@(?P<host>\S+) \(pid (?P<pid>\d+)\)")
 
@@ -220,6 +222,20 @@ def translate(error: auto.CommandError, stack_name: str) -> UserError:
             "Start the server (or wait for the failover) and deploy again: the next deploy picks up where this "
             "one stopped.",
             ExitCode.SERVER_UNREACHABLE,
+        )
+    if POLICY_VIOLATION.search(text):
+        rules = sorted(set(POLICY_VIOLATION.findall(text)))
+        return UserError(
+            f"the program of stack {stack_name!r} breaks {', '.join(rules)} of the policy pack (policy/), so the "
+            "preview stopped and nothing was deployed; each violation is printed above with its fix.",
+            ExitCode.DEPLOY_FAILED,
+        )
+    if "policy pack not started" in text or "failed to load policy pack" in text:
+        return UserError(
+            f"the policy pack (policy/) did not start for stack {stack_name!r}:\n{_engine_error_lines(text)}\nFix "
+            "the error its traceback above names; run scripts/bootstrap if pulumi-policy is missing from .venv. "
+            "Nothing was deployed.",
+            ExitCode.TOOLCHAIN,
         )
     if "MigrationFailedError" in text or "migration tree failed" in text or "tree failed on database" in text:
         return UserError(
