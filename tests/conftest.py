@@ -45,7 +45,7 @@ def shared_backend(server: Server) -> SharedBackend:
     return fresh_shared_backend(server)
 
 
-@pytest.fixture(params=["file", "postgres"])
+@pytest.fixture(params=["file", pytest.param("postgres", marks=pytest.mark.shared_backend)])
 def state_backend(request: pytest.FixtureRequest) -> SharedBackend | None:
     """A test's state backend: its own file backend, or the shared postgres:// one (None for the file backend)."""
     return request.getfixturevalue("shared_backend") if request.param == "postgres" else None

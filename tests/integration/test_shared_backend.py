@@ -23,7 +23,7 @@ from fixtures.project_stack import ProjectStack, cleanup, leftover_objects, on_b
 from fixtures.shared_backend import STATE_DATABASE, STATE_ROLE, SharedBackend, init_command
 from ops.errors import ExitCode
 
-pytestmark = [pytest.mark.engine, pytest.mark.provider]
+pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.shared_backend]
 
 
 @pytest.fixture

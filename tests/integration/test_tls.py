@@ -10,6 +10,7 @@ exit 5 and the reason in words.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from psycopg import sql
 from fixtures import tls
 from fixtures.cluster import Server
 from fixtures.fault_log import SeenFunction
-from fixtures.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
+from fixtures.project_stack import ProjectStack, cleanup, leftover_objects, on_backend, project_stack
+from fixtures.shared_backend import STATE_DATABASE, STATE_ROLE, SharedBackend, init_command
 from ops.errors import ExitCode
 
 pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.matrix]
@@ -121,3 +123,30 @@ def test_a_certificate_that_does_not_verify_stops_the_deploy_before_any_change(
     assert expected in up.stderr and "Nothing was changed." in up.stderr, up.stderr[-3000:]
     assert leftover_objects(project, tls_server.server) == []
     fault_seen("scripts/up", up.returncode, up.stderr, expected)
+
+
+@pytest.mark.shared_backend
+def test_the_shared_state_backend_verifies_the_servers_certificate(
+    tls_server: TlsServer, shared_backend: SharedBackend, tmp_path: Path
+) -> None:
+    """The backend URL's TLS parameters reach the scripts' check (libpq) and the engine's own client (lib/pq)."""
+
+    def over_tls(ca: Path) -> SharedBackend:
+        where = f"localhost:{tls_server.server.connection.port}/{STATE_DATABASE}"
+        return dataclasses.replace(
+            shared_backend, url=f"postgres://{STATE_ROLE}@{where}?sslmode=verify-full&sslrootcert={ca}"
+        )
+
+    trusted, untrusted = over_tls(tls_server.files.ca), over_tls(tls_server.files.other_ca)
+    checked = init_command(trusted, "", "check")
+    assert checked.returncode == ExitCode.OK, checked.stdout + checked.stderr
+    refused = init_command(untrusted, "", "check")
+    assert refused.returncode == ExitCode.SERVER_UNREACHABLE and "certificate verify failed" in refused.stderr
+
+    project = on_backend(project_stack(tmp_path, "tlsstate", "tlsstate"), trusted)
+    made = project.pulumi("stack", "init")
+    assert made.returncode == 0, made.stderr
+    removed = project.pulumi("stack", "rm", "--yes", "--preserve-config")
+    assert removed.returncode == 0, removed.stderr
+    engine_refused = on_backend(project, untrusted).pulumi("stack", "init")
+    assert engine_refused.returncode != 0 and "certificate signed by unknown authority" in engine_refused.stderr

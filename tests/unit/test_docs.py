@@ -84,3 +84,10 @@ def test_the_fault_table_is_rendered_only_from_a_whole_passing_run() -> None:
 def test_what_changes_from_run_to_run_is_a_placeholder_in_the_fault_table() -> None:
     seen = "created system_logs_p20261220 on 127.0.0.1:28600 (pid 4242) for t1a2b3c_logs in (0.4s)"
     assert fault_log.stable(seen) == "created system_logs_pYYYYMMDD on 127.0.0.1:PORT (pid N) for tNNNNNN_logs in (N s)"
+    holder = (
+        "locked by another deploy (headhunter deploy together pid 1121 by ci@runner-7, since 2026-12-05 08:08:30 UTC"
+    )
+    assert (
+        fault_log.stable(holder)
+        == "locked by another deploy (headhunter deploy together pid N by USER@HOST, since <time>"
+    )
