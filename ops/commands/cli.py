@@ -56,7 +56,8 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...]]] = {
         (arg("stack", metavar="STACK", nargs="?", default="dev", help=STACK_HELP),),
     ),
     "deploy": (
-        "The CD stage for one stack: preflight, preview with the diff, up (with both migration trees), verify. "
+        "The CD stage for one stack: preflight, preview with the diff and the policy pack of policy/ (a broken rule "
+        "stops it, exit 8), up (with both migration trees), verify. "
         "The stack must exist in the state backend (create it once with `scripts/pulumi stack init STACK`).",
         (arg("stack", metavar="STACK", help=STACK_HELP),),
     ),
