@@ -68,9 +68,9 @@ class AdminLogin:
                 connect_timeout=10,
             )
         except psycopg.OperationalError as error:
-            reason = " ".join(line.strip() for line in str(error).strip().splitlines())
             raise UserError(
-                f"cannot log in to the backend's server as {self.user} ({reason}); nothing was changed.",
+                f"cannot log in to the backend's server as {self.user} ({state_backend.error_reason(error)}); "
+                "nothing was changed.",
                 ExitCode.SERVER_UNREACHABLE,
             ) from None
 

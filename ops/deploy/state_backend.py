@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import socket
 import zlib
 from dataclasses import dataclass
@@ -62,9 +63,12 @@ class StateBackend:
 
 def hide_passwords(text: str) -> str:
     """Every postgres:// URL's password in `text` replaced by ****."""
-    import re
-
     return re.sub(r"(postgres(?:ql)?://[^:/@\s\"']+:)[^@\s\"']*@", r"\1****@", text)
+
+
+def error_reason(error: Exception) -> str:
+    """libpq's message on one line (it spreads one over several), with any URL password hidden."""
+    return hide_passwords(" ".join(line.strip() for line in str(error).strip().splitlines()))
 
 
 def connect(backend: StateBackend) -> psycopg.Connection:
@@ -72,7 +76,7 @@ def connect(backend: StateBackend) -> psycopg.Connection:
     try:
         return psycopg.connect(backend.conninfo(), connect_timeout=CONNECT_TIMEOUT_S, autocommit=True)
     except psycopg.OperationalError as error:
-        reason = hide_passwords(" ".join(line.strip() for line in str(error).strip().splitlines()))
+        reason = error_reason(error)
         raise UserError(
             f"cannot open the state backend {backend.shown} ({reason}): check the host, port, role and password "
             "of PULUMI_BACKEND_URL (the password in the URL or in PGPASSWORD), and that the server runs; "

@@ -38,6 +38,8 @@ def state_keys(server: Server, stack: str) -> list[str]:
     """The backend table's row of the stack's checkpoint (`<database>/.pulumi/stacks/<project>/<stack>.json`)."""
     table = sql.Identifier(STATE_ROLE, "pulumi_state")
     with server.connect(STATE_DATABASE) as connection:
+        if connection.execute("SELECT to_regclass(%s)", (f"{STATE_ROLE}.pulumi_state",)).fetchone() == (None,):
+            return []  # the engine makes the table the first time it opens the backend
         query = sql.SQL("SELECT key FROM {} WHERE key = %s").format(table)
         rows = connection.execute(query, (checkpoint_key(stack),)).fetchall()
     return [key for (key,) in rows]
