@@ -19,7 +19,8 @@ from fixtures.cluster import Server
 from fixtures.fault_log import SeenFunction
 from fixtures.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
 
-pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.slow]
+# 20 cycles of up and destroy wait on purpose: each takes about a minute on a loaded machine.
+pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.slow, pytest.mark.timeout(2400)]
 CYCLES = 20
 READERS = [{"name": f"stress_reader_{n}", "database": database} for n, database in enumerate(["logs", "main", "logs"])]
 
