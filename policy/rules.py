@@ -19,8 +19,16 @@ from policy.observed import Observed
 from policy.stack_facts import StackFacts
 
 RUNTIME_KINDS = (RoleKind.RUNTIME, RoleKind.LOGIN, RoleKind.READERS)
-# A config key or property that holds a password: adminPassword, db_passwd, PGPASSPHRASE (not passwordRotations).
-PASSWORD_NAME = re.compile(r"(password|passwd|passphrase)$", re.IGNORECASE)
+# A config key or property named for a credential, by how its name ends: adminPassword, db_passwd, PGPASSPHRASE,
+# clientSecret, apiToken, aws:secretKey, api_key, privateKey, credentials. Not passwordRotations (numbers), and
+# not sslKey or sslCert: those name the file a client key is in, and the file is kept out of the stack file.
+PASSWORD_NAME = re.compile(
+    r"(password|passwd|pwd|passphrase|secret|token|credentials?|(api|private|secret|access|signing|encryption|"
+    r"master|auth)[_-]?key)$",
+    re.IGNORECASE,
+)
+# A value that carries a password whatever its key's name: a URL with one (postgresql://user:password@host/db).
+URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:\s]*:[^/@\s]+@", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -176,7 +184,7 @@ def no_plain_text_password(resources: Sequence[Observed], facts: StackFacts) -> 
             "from standard input)."
         )
         for path, value in in_plain_text.items()
-        if value and PASSWORD_NAME.search(re.split(r"[:.\[]", path)[-1])
+        if value and (PASSWORD_NAME.search(re.split(r"[:.\[]", path)[-1]) or URL_WITH_PASSWORD.search(value))
     ]
     sources = {value: path for path, value in in_plain_text.items() if value}
     for resource in resources:

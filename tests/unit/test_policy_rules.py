@@ -115,11 +115,43 @@ def test_what_the_model_grants_passes(changed: Observed) -> None:
         grant("hh_logs_writer_a", "hh_logs", "table", ["INSERT"]),
         grant("hh_analyst", "hh_logs", "database", ["CONNECT"]),
         grant("hh_logs_writer", "hh_logs", "schema", ["CREATE", "USAGE"], schema="public"),
+        resource(DATABASE, {"name": "hh_logs", "owner": "hh_logs_writer"}),
+        resource(DATABASE, {"name": "hh_logs", "owner": "hh_logs_writer_b"}),
+        resource(
+            DEFAULT_PRIVILEGES,
+            {
+                "role": "hh_logs_writer",
+                "database": "hh_logs",
+                "owner": "hh_logs_owner",
+                "objectType": "table",
+                "privileges": ["INSERT", "SELECT"],
+            },
+        ),
+        grant("hh_logs_readers", "hh_logs", "table", ["INSERT", "SELECT"]),
+        resource(ROLE, {"name": "hh_analyst", "roles": ["hh_logs_writer"]}),
     ],
-    ids=["the reader's membership", "a role outside the model", "a login's own grant", "a reader's own", "DDL"],
+    ids=[
+        "the reader's membership",
+        "a role outside the model",
+        "a login's own grant",
+        "a reader's own",
+        "DDL",
+        "a runtime role owns its database",
+        "a login owns its database",
+        "default privileges",
+        "the readers group writes",
+        "a read-only role in the writer",
+    ],
 )
 def test_anything_else_a_runtime_role_is_given_is_refused(changed: Observed) -> None:
     assert len(rules.runtime_privileges_as_modelled(changed, facts())) == 1
+
+
+def test_a_runtime_role_owning_its_database_is_named_with_the_ownership() -> None:
+    changed = resource(DATABASE, {"name": "hh_logs", "owner": "hh_logs_writer"})
+    [message] = rules.runtime_privileges_as_modelled(changed, facts())
+    assert "gives hh_logs_writer (the runtime role for the log worker" in message
+    assert "the ownership of the database hh_logs" in message and "so ownership is too much" in message
 
 
 def public_revokes() -> list[Observed]:
@@ -144,11 +176,59 @@ def test_a_grant_to_public_is_refused() -> None:
     assert violation.urn == changed.urn and "gives PUBLIC CONNECT on the database hh_logs" in violation.message
 
 
-def test_a_missing_revoke_leaves_public_what_postgresql_gave_it() -> None:
-    [violation] = rules.nothing_granted_to_public(public_revokes()[1:], facts())
-    assert (
-        violation.urn is None and "takes back what PostgreSQL gives PUBLIC on the database hh_db" in violation.message
-    )
+@pytest.mark.parametrize(
+    ("missing", "named"),
+    [
+        (0, "on the database hh_db"),
+        (1, "on public of hh_db"),
+        (2, "on the database hh_logs"),
+        (3, "on public of hh_logs"),
+    ],
+)
+def test_a_missing_revoke_leaves_public_what_postgresql_gave_it(missing: int, named: str) -> None:
+    kept = [revoke for index, revoke in enumerate(public_revokes()) if index != missing]
+    [violation] = rules.nothing_granted_to_public(kept, facts())
+    assert violation.urn is None and f"takes back what PostgreSQL gives PUBLIC {named}:" in violation.message
+
+
+@pytest.mark.parametrize(
+    ("replaced", "revoke", "named"),
+    [
+        (2, grant("public", "hh_logs", "database", ["TEMPORARY"]), "on the database hh_logs"),
+        (3, grant("public", "hh_logs", "schema", [], schema="audit"), "on public of hh_logs"),
+        (2, grant("hh_app", "hh_logs", "database", []), "on the database hh_logs"),
+        (2, grant("public", "hh_db", "database", []), "on the database hh_logs"),
+        (2, grant("public", "hh_logs", "schema", []), "on the database hh_logs"),
+    ],
+    ids=["a privilege left", "another schema", "another role", "another database", "another object type"],
+)
+def test_a_revoke_that_misses_what_public_was_given_is_no_revoke(replaced: int, revoke: Observed, named: str) -> None:
+    kept = [revoke if index == replaced else original for index, original in enumerate(public_revokes())]
+    found = rules.nothing_granted_to_public(kept, facts())
+    assert [v.message for v in found if f"takes back what PostgreSQL gives PUBLIC {named}:" in v.message], found
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        grant("PUBLIC", "hh_logs", "database", ["CONNECT"]),
+        grant("public", "hh_db", "table", ["SELECT"]),
+        resource(
+            DEFAULT_PRIVILEGES,
+            {
+                "role": "public",
+                "database": "hh_db",
+                "owner": "hh_main_owner",
+                "objectType": "table",
+                "privileges": ["SELECT"],
+            },
+        ),
+    ],
+    ids=["database", "tables", "default privileges"],
+)
+def test_every_kind_of_grant_to_public_is_refused(changed: Observed) -> None:
+    [violation] = rules.nothing_granted_to_public([*public_revokes(), changed], facts())
+    assert violation.urn == changed.urn and "gives PUBLIC" in violation.message
 
 
 def kept_database(protect: bool, retain: bool) -> list[Observed]:
@@ -180,6 +260,69 @@ def test_a_password_in_plain_text_config_is_refused_and_so_is_its_use() -> None:
     assert "Pulumi.unit.yaml: reporting:password holds a password in plain text" in found[0].message
     assert "pulumi config set --secret 'reporting:password' --stack unit" in found[0].message
     assert "its password is the value of reporting:password" in found[1].message
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "reporting:password",
+        "reporting:dbPassword",
+        "reporting:db_passwd",
+        "reporting:pwd",
+        "reporting:passphrase",
+        "reporting:PGPASSPHRASE",
+        "reporting:secret",
+        "reporting:clientSecret",
+        "reporting:token",
+        "reporting:apiToken",
+        "reporting:credentials",
+        "reporting:apiKey",
+        "reporting:api_key",
+        "reporting:API-KEY",
+        "aws:secretKey",
+        "aws:accessKey",
+        "reporting:privateKey",
+        "reporting:signingKey",
+        "reporting:encryptionKey",
+        "reporting:masterKey",
+        "reporting:authKey",
+    ],
+)
+def test_every_credential_like_key_in_plain_text_is_refused(key: str) -> None:
+    [violation] = rules.no_plain_text_password([], facts({key: "hunter2-plain"}))
+    assert f"Pulumi.unit.yaml: {key} holds a password in plain text" in violation.message
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        (f"{NAMESPACE}:passwordRotations", '{"app": 2}'),
+        (f"{NAMESPACE}:sslKey", "certs/cloudsql-client-key.pem"),
+        (f"{NAMESPACE}:sslCert", "certs/client.crt"),
+        (f"{NAMESPACE}:adminUser", "postgres"),
+        ("reporting:tokenTtlSeconds", "3600"),
+        ("reporting:keyspace", "logs"),
+        ("reporting:url", "postgresql://reader@db.internal:5432/hh_logs?sslmode=require"),
+    ],
+    ids=["rotation numbers", "a client key's file", "a certificate's file", "a user", "a ttl", "a keyspace", "no pw"],
+)
+def test_plain_settings_that_hold_no_credential_pass(key: str, value: str) -> None:
+    assert rules.no_plain_text_password([], facts({key: value})) == []
+
+
+@pytest.mark.parametrize(
+    ("config", "path"),
+    [
+        ({"reporting:url": "postgresql://reader:hunter2@db.internal/hh_logs"}, "reporting:url"),
+        ({"reporting:targets": json.dumps([{"dsn": "postgres://u:hunter2@h:5432/d"}])}, "reporting:targets[0].dsn"),
+        ({"reporting:logins": json.dumps([{"user": "u", "token": "t0ken"}])}, "reporting:logins[0].token"),
+        ({"reporting:login": json.dumps({"user": "u", "pin": {"password": 123456}})}, "reporting:login.pin.password"),
+    ],
+    ids=["a URL with a password", "a URL in a list", "a token in a list", "a number, nested"],
+)
+def test_a_credential_anywhere_in_plain_text_config_is_refused(config: dict[str, str], path: str) -> None:
+    [violation] = rules.no_plain_text_password([], facts(config))
+    assert f"Pulumi.unit.yaml: {path} holds a password in plain text" in violation.message
 
 
 def test_the_same_password_encrypted_passes() -> None:
