@@ -38,11 +38,12 @@ class AclChain:
         """Every change of the chain, in order."""
         return list(self._changes)
 
-    def add(self, parent: pulumi.Resource, declare: Callable[[pulumi.ResourceOptions], R]) -> R:
+    def add(self, parent: pulumi.Resource | None, declare: Callable[[pulumi.ResourceOptions], R]) -> R:
         """Declare the next grant with options that order it after every earlier one.
 
         A grant replaced create-before-delete is revoked by the delete that follows the create
-        (pulumi-postgresql#233), hence delete_before_replace.
+        (pulumi-postgresql#233), hence delete_before_replace. No parent: the stack's (a step declared
+        before it joined a chain keeps its URN).
         """
         earlier = [self._start, *self._changes]
         opts = pulumi.ResourceOptions(parent=parent, depends_on=earlier, delete_before_replace=True)
@@ -81,7 +82,8 @@ class AclRow(enum.Enum):
     SCHEMA = "schema"
     """pg_namespace.nspacl of its public schema."""
     TABLES = "table"
-    """pg_class.relacl of its tables: every role's grant on them rewrites each one."""
+    """pg_class.relacl of its tables: every role's grant on them rewrites each one, and so does the log
+    maintenance step (its run aligns the grants on the log tables and partitions, its delete revokes them)."""
     DEFAULT_PRIVILEGES = "default privileges"
     """The owner's pg_default_acl row for tables in public: it holds every role's defaults."""
 
@@ -104,8 +106,8 @@ class DatabaseAcl:
         """The next Grant on the row `on` rewrites."""
         return self._chains[AclRow(on.object_type)].grant(parent, name, on, privileges)
 
-    def add(self, row: AclRow, parent: pulumi.Resource, declare: Callable[[pulumi.ResourceOptions], R]) -> R:
-        """The next change of `row` that is no Grant (default privileges)."""
+    def add(self, row: AclRow, parent: pulumi.Resource | None, declare: Callable[[pulumi.ResourceOptions], R]) -> R:
+        """The next change of `row` that is no Grant (default privileges, the log maintenance step)."""
         return self._chains[row].add(parent, declare)
 
 

@@ -62,8 +62,9 @@ def define_stack() -> None:
     # rewrite the same pg_class row).
     for role in roles.with_grants:
         grant_existing_tables(role, migrations[role.model.database].tables)
-    retirements(settings, databases, roles)
     partitions = log_maintenance(settings, databases[DatabaseKey.LOGS], migrations[DatabaseKey.LOGS], roles)
+    # Last: each retirement depends on every ACL change declared before it, the maintenance step's included.
+    retirements(settings, databases, roles)
     export_outputs(settings, databases, roles.logins, migrations)
     pulumi.export(
         StackOutput.LOG_PARTITIONS,
@@ -82,7 +83,11 @@ def log_maintenance(
     """The logs tree's partitions kept to the stack's lifecycle, after the tree's own run.
 
     It depends on the runtime roles too, so that a destroy runs its delete (which takes the roles'
-    grants on the partitions back) before the roles are dropped.
+    grants on the partitions back) before the roles are dropped. Its run and its delete rewrite the
+    log tables' pg_class rows, as the table grants and the retirements' DROP OWNED do: it is a change
+    of the logs database's table row (infra/acl_chain.py), so it waits directly for every grant on
+    those tables and every retirement waits directly for it ("tuple concurrently updated" in a destroy
+    otherwise: the engine orders the deletes of a deploy by direct dependencies only).
     """
     read_only = tuple(read_only_role(reader.name, reader.database) for reader in settings.read_only_roles)
     args = LogMaintenanceArgs(
@@ -91,8 +96,12 @@ def log_maintenance(
         revision=migration.revision,
         grants=new_table_grants(settings.role_names, DatabaseKey.LOGS, read_only),
     )
-    depends_on: list[pulumi.Resource] = [migration, *roles.with_grants, *roles.read_only]
-    return LogMaintenance("logs-partitions", args, opts=pulumi.ResourceOptions(depends_on=depends_on))
+    after = pulumi.ResourceOptions(depends_on=[migration, *roles.with_grants, *roles.read_only])
+    return logs.acl.add(
+        AclRow.TABLES,
+        None,  # the stack's child, as before it joined the chain: its URN, and so its state, unchanged
+        lambda chained: LogMaintenance("logs-partitions", args, opts=pulumi.ResourceOptions.merge(chained, after)),
+    )
 
 
 def retirements(settings: Settings, databases: dict[DatabaseKey, OwnedDatabase], roles: RuntimeRoles) -> None:

@@ -8,12 +8,10 @@ removes what it deployed, so the suite passes twice in a row.
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -22,6 +20,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from fixtures import observed
+from fixtures.acl_order import unordered_acl_changes
 from fixtures.cluster import Server
 from fixtures.fault_log import SeenFunction
 from fixtures.project_stack import ProjectStack, cleanup, leftover_objects, project_stack
@@ -107,37 +106,6 @@ def generated_passwords_in_plain_text(project: ProjectStack, exported_state: str
     backend = Path(project.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
     stored = exported_state + "".join(path.read_text(errors="replace") for path in backend.rglob("*") if path.is_file())
     return sorted(login for login, password in passwords.items() if str(password) in stored)
-
-
-def unordered_acl_changes(resources: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """Pairs of changes to one catalog row that the engine may run at the same time.
-
-    Two changes to one row (the writer's and the reader's grants on one table both rewrite its
-    pg_class row; every role's database grant rewrites the database's pg_database row) fail with
-    "tuple concurrently updated" unless one waits for the other. A role's retirement (DROP OWNED)
-    rewrites every row of both databases. Every such pair must be ordered by a *direct* dependency:
-    the engine orders the deletes of a deploy by the direct dependencies among the resources it
-    deletes, so a deploy that removes two roles would run their grants at once if only a grant it
-    keeps stood between them. Changes to different rows may run in parallel.
-    """
-    depends = {r["urn"]: set(r.get("dependencies", [])) for r in resources}
-    by_row: dict[tuple[str, str], list[str]] = {}
-    retirements = []
-    for resource in resources:
-        inputs = resource.get("inputs", {})
-        if resource["type"] == "postgresql:index/grant:Grant":
-            row = (inputs["database"], inputs["objectType"])
-        elif resource["type"] == "postgresql:index/defaultPrivileges:DefaultPrivileges":
-            row = (inputs["database"], f"default privileges of {inputs['owner']} in {inputs['schema']}")
-        else:
-            if resource["urn"].endswith("-retirement"):
-                retirements.append(resource["urn"])
-            continue
-        by_row.setdefault(row, []).append(resource["urn"])
-    assert by_row and retirements, "no ACL change or retirement in the state"
-    same_row = [pair for urns in by_row.values() for pair in itertools.combinations(urns, 2)]
-    retiring = [(retirement, urn) for retirement in retirements for urns in by_row.values() for urn in urns]
-    return [(a, b) for a, b in same_row + retiring if a not in depends[b] and b not in depends[a]]
 
 
 READERS = [{"name": "readers_analyst", "database": "logs"}, {"name": "readers_auditor", "database": "main"}]

@@ -11,6 +11,9 @@ from typing import Any
 
 import pulumi
 import pytest
+from pulumi.runtime.mocks import MockMonitor
+
+from fixtures.acl_order import unordered_acl_changes
 
 RECORDED: list[pulumi.runtime.MockResourceArgs] = []
 TABLES_AT_HEAD = {"main": ["user_invitations"], "logs": ["llm_logs", "system_logs"]}
@@ -42,12 +45,43 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}, None
 
 
+class DependencyMonitor(MockMonitor):
+    """The mock engine, keeping what the real one keeps in the state: each resource's direct dependencies."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.dependencies: dict[str, list[str]] = {}
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the engine's RPC name)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]  # untyped in pulumi
+        self.dependencies[response.urn] = list(request.dependencies)
+        return response
+
+    def state(self) -> list[dict[str, Any]]:
+        """The resources in the shape of `pulumi stack export`'s: urn, type, inputs, dependencies."""
+        return [
+            {
+                "urn": urn,
+                "type": urn.split("::")[2].split("$")[-1],  # a child's type follows its parents' types
+                "inputs": registered.state,
+                "dependencies": self.dependencies.get(urn, []),
+            }
+            for urn, registered in self.resources.items()
+        ]
+
+
+MONITOR: list[DependencyMonitor] = []
+"""The monitor of the last declared() stack."""
+
+
 def declared(
     config: dict[str, str], secret_keys: tuple[str, ...] = ("headhunter-db:adminPassword",)
 ) -> list[pulumi.runtime.MockResourceArgs]:
     """Every resource the program declares for a stack with `config`."""
     RECORDED.clear()
-    pulumi.runtime.set_mocks(RecordingMocks(), project="headhunter-db", stack="unit", preview=False)
+    mocks = RecordingMocks()
+    MONITOR[:] = [DependencyMonitor(mocks)]
+    pulumi.runtime.set_mocks(mocks, project="headhunter-db", stack="unit", preview=False, monitor=MONITOR[0])
     pulumi.runtime.set_all_config(config, list(secret_keys))
     from infra.program import define_stack
 
@@ -255,3 +289,15 @@ def test_every_role_has_a_retirement_that_clears_it_and_its_logins_in_both_datab
             {"name": "hh_logs", "owner": "hh_logs_owner"},
         ]
         assert (inputs["user"], inputs["database"], inputs["grace_seconds"]) == ("admin", "postgres", 30)
+
+
+def test_every_change_of_one_catalog_row_waits_directly_for_the_others() -> None:
+    """What the state check of tests/integration/test_dev_stack.py demands of a deployed stack, seen here
+    without the engine: the log maintenance step (whose delete revokes grants on the log tables) and each
+    retirement (whose DROP OWNED rewrites the same rows) ordered by a direct edge, as every grant is."""
+    declared(STACK_CONFIG)
+    state = MONITOR[0].state()
+    assert unordered_acl_changes(state) == []
+    maintenance = next(r["urn"] for r in state if r["urn"].endswith("::logs-partitions"))
+    retirements = [r for r in state if r["urn"].endswith("-retirement")]
+    assert len(retirements) == 5 and all(maintenance in r["dependencies"] for r in retirements)
