@@ -27,7 +27,7 @@ from model.log_lifecycle import LOG_TABLES, MAX_PREMAKE_DAYS, MAX_RETENTION_DAYS
 from model.names import DatabaseKey, RoleNames, readers_key
 from model.privileges import RUNTIME_ROLES, role_keys
 from model.rotation import SLOTS, member_name
-from model.server_versions import SUPPORTED_MAJORS, supported_text
+from model.server_versions import SUPPORTED_MAJORS, is_supported, supported_text
 
 if TYPE_CHECKING:
     from pulumi import Output
@@ -331,7 +331,7 @@ def parse_settings(stack: str, raw: Mapping[str, str], environ: Mapping[str, str
 
 def _embedded_major(reader: _Reader) -> int:
     text = reader.optional("embeddedServerVersion")
-    if not text.isdigit() or int(text) not in SUPPORTED_MAJORS:
+    if not text.isdigit() or not is_supported(int(text)):
         raise reader.error(
             "embeddedServerVersion", f"is {text!r}", f"give one of the supported majors ({supported_text()})"
         )

@@ -13,5 +13,10 @@ DEFAULT_MAJOR = 18
 whole suite (CI runs it there, and the version-matrix stage on the others)."""
 
 
+def is_supported(major: int) -> bool:
+    """Whether the project tests this major: the one question every check of a server's or a stack's major asks."""
+    return major in SUPPORTED_MAJORS
+
+
 def supported_text() -> str:
     return ", ".join(map(str, SUPPORTED_MAJORS))

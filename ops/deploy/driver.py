@@ -33,7 +33,7 @@ from infra.settings import (
     embedded_server_password,
     parse_settings,
 )
-from model.server_versions import SUPPORTED_MAJORS, supported_text
+from model.server_versions import is_supported, supported_text
 from ops import paths
 from ops.deploy import state_backend, tls_check
 from ops.deploy.state_backend import StateBackend
@@ -309,21 +309,28 @@ def check_server(settings: Settings, admin_password: str) -> None:
             raise UserError(f"{message} Nothing was changed.", ExitCode.SERVER_UNREACHABLE) from None
         reason = str(error).strip().splitlines()[-1]
         raise UserError(f"cannot reach PostgreSQL at {where} ({reason}): {fix}.", ExitCode.SERVER_UNREACHABLE) from None
+    if problem := server_version_problem(settings, version):
+        raise UserError(problem, ExitCode.BAD_INPUT)
+
+
+def server_version_problem(settings: Settings, version: int) -> str | None:
+    """Why a server of `version` (server_version_num, e.g. 180004) is refused for the stack; None if it is not."""
+    server = settings.server
     major = version // 10000
-    if major not in SUPPORTED_MAJORS and not server.allow_untested_version:
-        raise UserError(
+    if not is_supported(major) and not server.allow_untested_version:
+        return (
             f"the server at {server.host}:{server.port} runs PostgreSQL {major}, which this project does not test "
             f"(it supports {supported_text()}): deploy to a supported major, or set "
             f"{NAMESPACE}:allowUntestedServerVersion true in Pulumi.{settings.stack}.yaml to deploy to it untested. "
-            "Nothing was changed.",
-            ExitCode.BAD_INPUT,
+            "Nothing was changed."
         )
     if major < int(server.min_version.split(".")[0]):
-        raise UserError(
-            f"the server at {server.host}:{server.port} runs PostgreSQL {version // 10000}, older than "
-            f"{NAMESPACE}:minServerVersion {server.min_version}: upgrade the server or lower that key.",
-            ExitCode.BAD_INPUT,
+        return (
+            f"the server at {server.host}:{server.port} runs PostgreSQL {major}, older than "
+            f"{NAMESPACE}:minServerVersion {server.min_version}: upgrade the server or lower that key. "
+            "Nothing was changed."
         )
+    return None
 
 
 def connect_admin(settings: Settings, admin_password: str) -> psycopg.Connection[tuple[Any, ...]]:

@@ -152,6 +152,24 @@ def test_the_embedded_servers_major_is_a_supported_one_and_a_deploy_needs_the_on
     assert embedded_major_mismatch(parse(**embedded, embeddedServerVersion="16")) is None  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("version", "accepted"), [("14", False), ("15", True), ("18", True), ("19", False), ("x", False)]
+)
+def test_the_embedded_servers_major_is_refused_on_both_sides_of_the_supported_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: str, accepted: bool
+) -> None:
+    monkeypatch.setenv(STATE_DIR_ENV_VAR, str(tmp_path))
+    embedded_server.folder(tmp_path).mkdir()
+    embedded_server.write(embedded_server.EmbeddedServer("127.0.0.1", 28600, "postgres", tmp_path, major=18))
+    embedded_server.password_file(tmp_path).write_text("unused")
+    embedded = {"embeddedServer": "true", "host": None, "adminPassword": None, "embeddedServerVersion": version}
+    if accepted:
+        assert parse(**embedded).server.embedded_major == int(version)  # type: ignore[attr-defined]
+    else:
+        with pytest.raises(ConfigError, match=re.escape(f"embeddedServerVersion is '{version}': give one of the")):
+            parse(**embedded)
+
+
 def test_a_stack_on_its_own_server_names_no_embedded_major() -> None:
     with pytest.raises(ConfigError, match="embeddedServerVersion is set while embeddedServer is false"):
         parse(embeddedServerVersion="17")
