@@ -48,6 +48,7 @@ PLAIN_KEYS = (
     "statementTimeoutsMs", "passwordRotations", "readOnlyRoles", "legacyRoles", "logRetention", "logPremake",
     "retirementGraceSeconds",
 )  # fmt: skip
+RESERVED_ROLE_PREFIX = "pg_"
 LEGACY_ROLE_ACTIONS = ("keep", "nologin", "drop")
 """What scripts/adopt --apply does to a role outside the model (stack config `legacyRoles`); keep by default."""
 SECRET_KEYS = ("adminPassword",)
@@ -363,6 +364,11 @@ def embedded_server_password(settings: Settings) -> str:
     return embedded_server.read(settings.environment.state_dir).password
 
 
+def reserved_role_name(name: str) -> bool:
+    """PostgreSQL keeps names that start with pg_ for its own roles (pg_monitor, ...): CREATE ROLE refuses them."""
+    return name.startswith(RESERVED_ROLE_PREFIX)
+
+
 def _check_role_names_unique(reader: _Reader, names: RoleNames, read_only: tuple[ReadOnlyRole, ...]) -> None:
     groups = [names.of(readers_key(database)) for database in DatabaseKey]  # made only when a database has readers
     logins = [member_name(names.of(role.key), slot) for role in RUNTIME_ROLES for slot in SLOTS]
@@ -373,6 +379,13 @@ def _check_role_names_unique(reader: _Reader, names: RoleNames, read_only: tuple
                 "rolePrefix",
                 f"makes the role name {derived!r}, and {problem}",
                 "choose a shorter prefix of lower case letters, digits and underscores",
+            )
+        if reserved_role_name(derived):
+            raise reader.error(
+                "rolePrefix",
+                f"makes the role name {derived!r}, and PostgreSQL reserves names starting with "
+                f"{RESERVED_ROLE_PREFIX} for its own roles",
+                "choose a prefix that does not start with pg",
             )
     seen = set(derived_names) | set(role_keys())  # keys name the stack's outputs too
     for role in read_only:
@@ -388,6 +401,13 @@ def _check_role_names_unique(reader: _Reader, names: RoleNames, read_only: tuple
                 raise reader.error(
                     "readOnlyRoles", f"makes the login {member!r}, and {problem}", "choose a shorter name"
                 )
+        if reserved := sorted(name for name in (role.name, *members) if reserved_role_name(name)):
+            raise reader.error(
+                "readOnlyRoles",
+                f"names the role {role.name!r}, which makes {', '.join(map(repr, reserved))}: PostgreSQL reserves "
+                f"names starting with {RESERVED_ROLE_PREFIX} for its own roles (pg_monitor, pg_read_all_data)",
+                "give the read-only role a name of its own that does not start with pg",
+            )
         seen |= {role.name, *members}
 
 

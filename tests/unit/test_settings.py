@@ -80,6 +80,16 @@ def test_a_valid_stack_parses_into_typed_settings() -> None:
             {"readOnlyRoles": json.dumps([{"name": "headhunter_logs_readers", "database": "main"}])},
             "names the role 'headhunter_logs_readers' twice",  # the logs database's readers group
         ),
+        (
+            {"readOnlyRoles": json.dumps([{"name": "pg_monitor", "database": "logs"}])},
+            "readOnlyRoles names the role 'pg_monitor', which makes 'pg_monitor', 'pg_monitor_a', 'pg_monitor_b': "
+            "PostgreSQL reserves names starting with pg_",
+        ),
+        (
+            {"readOnlyRoles": json.dumps([{"name": "pg", "database": "main"}])},
+            "names the role 'pg', which makes 'pg_a', 'pg_b': PostgreSQL reserves names starting with pg_",
+        ),
+        ({"rolePrefix": "pg"}, "rolePrefix makes the role name 'pg_main_owner', and PostgreSQL reserves names"),
         ({"minServerVersion": "14"}, "headhunter-db:minServerVersion is 14: give a number at least 15"),
         ({"connectionLimits": "{not json"}, "is not valid structured config"),
         ({"legacyRoles": json.dumps({"headhunter": "delete"})}, "gives headhunter 'delete': use one of keep, nologin"),
@@ -293,6 +303,9 @@ def test_a_role_the_maps_do_not_name_has_no_limit_no_timeout_and_its_first_passw
         ({"readOnlyRoles": json.dumps([{"name": "bi"}])}, False),
         ({"sslmode": ""}, True),  # an empty value means "not set": Pulumi.yaml's default applies
         ({"legacyRoles": json.dumps({"headhunter": "nologin", "old_worker": "drop", "x": "keep"})}, True),
+        ({"readOnlyRoles": json.dumps([{"name": "pgbouncer_stats", "database": "main"}])}, True),  # pg, not pg_
+        ({"readOnlyRoles": json.dumps([{"name": "bi_pg_reader", "database": "main"}])}, True),
+        ({"rolePrefix": "pgx"}, True),
     ],
 )
 def test_each_bound_is_where_the_docs_put_it(changes: dict[str, str], accepted: bool) -> None:
