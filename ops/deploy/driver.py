@@ -35,7 +35,7 @@ from infra.settings import (
 )
 from model.server_versions import is_supported, supported_text
 from ops import paths
-from ops.deploy import state_backend, tls_check
+from ops.deploy import deploy_processes, state_backend, tls_check
 from ops.deploy.state_backend import StateBackend
 from ops.errors import ExitCode, UserError
 from ops.toolchain import pinned
@@ -82,6 +82,9 @@ class StackTarget:
 
 def stack_env(stack_name: str) -> dict[str, str]:
     env = pinned.pulumi_env()
+    # Marks what this deploy's engine starts, so that the next deploy after a kill ends its plugins
+    # and nothing else (recovery.end_orphaned_plugins); this process's own environment stays unmarked.
+    env[deploy_processes.DEPLOY_VARIABLE] = deploy_processes.deploy_marker(stack_name)
     has_passphrase = "PULUMI_CONFIG_PASSPHRASE" in env or "PULUMI_CONFIG_PASSPHRASE_FILE" in env
     if not has_passphrase:
         if stack_name != DEV_STACK:
@@ -369,6 +372,7 @@ def say(line: str) -> None:
 
 def printer() -> Callable[[str], None]:
     def emit(line: str) -> None:
+        line = state_backend.hide_passwords(line)  # the engine's diagnostics may name a backend URL, password and all
         print(line, end="" if line.endswith("\n") else "\n", flush=True)
 
     return emit

@@ -11,22 +11,20 @@ through Pulumi's own commands (`pulumi cancel`, `stack export`, `refresh --clear
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from pulumi import automation as auto
 
-from ops.deploy import driver, state_backend
+from ops.deploy import deploy_processes, driver, state_backend
 from ops.deploy.state_backend import StateBackend
 from ops.toolchain import pinned
 
@@ -59,7 +57,7 @@ def recovering(stack: auto.Stack, action: Callable[[], T]) -> T:
                 if cancelled.returncode != 0:
                     failed = auto.CommandResult(cancelled.stdout, cancelled.stderr, cancelled.returncode)
                     raise auto.CommandError(failed) from None
-            end_orphaned_plugins(stack.workspace.env_vars.get("PULUMI_BACKEND_URL", ""))
+            end_orphaned_plugins(stack.name, stack.workspace.env_vars)
             clear_pending_operations(stack)
             return action()
 
@@ -152,36 +150,22 @@ def is_gone(host: str, pid: int) -> bool:
     if host != socket.gethostname():
         return False  # another machine's deploy: we cannot tell, so we leave its lock alone
     try:
-        state = process_status(pid)[0]
+        state = deploy_processes.process_status(pid)[0]
     except (FileNotFoundError, ProcessLookupError):
         return True
     return state in ("Z", "X")
 
 
-def process_status(pid: int) -> list[str]:
-    """The fields of /proc/PID/stat after the command name: state, parent pid, process group, ..."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def end_orphaned_plugins(backend_url: str) -> None:
-    """End the plugins (language host, program, providers) a killed deploy of this backend left running.
+def end_orphaned_plugins(stack_name: str, env: Mapping[str, str]) -> None:
+    """End the plugins (language host, program, providers) that this stack's killed deploys left running.
 
     The engine starts its plugins in process groups of their own, so a SIGKILL of the deploy's group
-    leaves them behind, reparented to init. Only those qualify: their environment names this
-    backend, and their engine is gone (their parent is init).
+    leaves them behind. Only what a dead deploy's engine provably started is ended (deploy_processes.py):
+    never a server, a shell or a job that merely shares the backend's environment. `env` is the engine's.
     """
-    if not backend_url:
-        return
-    marker = f"PULUMI_BACKEND_URL={backend_url}".encode()
-    for proc in Path("/proc").iterdir():
-        try:
-            if not proc.name.isdigit() or marker not in (proc / "environ").read_bytes().split(b"\0"):
-                continue
-            parent = int(process_status(int(proc.name))[1])
-            program = (proc / "cmdline").read_text().split("\0")[0] or "a process that is exiting"
-        except (OSError, ValueError, IndexError):
-            continue
-        if parent == 1:
-            driver.say(f"ending {program} (pid {proc.name}), left running by the killed deploy")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(os.getpgid(int(proc.name)), signal.SIGKILL)  # its own group: it and its children
+    backend_url = env.get("PULUMI_BACKEND_URL", "")
+    folders = deploy_processes.toolchain_folders(env.get("PULUMI_HOME", ""), pinned.cli_path())
+    for plugin in deploy_processes.plugins_of_dead_deploys(stack_name, backend_url, folders):
+        if deploy_processes.end_process(plugin, stack_name, backend_url, folders):
+            program = plugin.command[0] or plugin.executable
+            driver.say(f"ended {program} (pid {plugin.pid}), left running by the killed deploy")
