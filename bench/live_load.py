@@ -43,11 +43,11 @@ def index_revision_indexes() -> tuple[ConcurrentIndex, ...]:
 
 
 def writer_load(provisioned: ProvisionedDatabases, seconds: float, rate_per_s: int | None = RATE_PER_S) -> WriterLoad:
-    role = provisioned.names.of("logs_writer")
+    login = provisioned.login_of(provisioned.names.of("logs_writer"))  # the role logs in through its members
     connection = provisioned.server.connection
     database = provisioned.databases[DatabaseKey.LOGS]
-    password = provisioned.passwords[role]
-    return WriterLoad(connection.host, connection.port, database, role, password, seconds, rate_per_s)
+    password = provisioned.passwords[login]
+    return WriterLoad(connection.host, connection.port, database, login, password, seconds, rate_per_s)
 
 
 def project_build(provisioned: ProvisionedDatabases) -> None:

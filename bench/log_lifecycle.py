@@ -195,11 +195,11 @@ def drop_tables(logs: psycopg.Connection) -> None:
 
 
 def writers(provisioned: ProvisionedDatabases, table: str, seconds: float) -> WriterLoad:
-    role = provisioned.names.of("logs_writer")
+    login = provisioned.login_of(provisioned.names.of("logs_writer"))  # the role logs in through its members
     connection = provisioned.server.connection
     database = provisioned.databases[DatabaseKey.LOGS]
     return WriterLoad(
-        connection.host, connection.port, database, role, provisioned.passwords[role], seconds, table=table
+        connection.host, connection.port, database, login, provisioned.passwords[login], seconds, table=table
     )
 
 
