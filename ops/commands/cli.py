@@ -201,13 +201,19 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...]]] = {
         (),
     ),
     "mutate": (
-        "Mutation testing of infra/ and migrations/shared/ (cosmic-ray): each module is rewritten one small "
-        "change at a time and the tests that exercise it are run; a change no test notices survives. Writes "
-        "reports/mutation.md. Needs a clean working tree for those folders (it rewrites files in place and "
-        "restores them). Not part of scripts/test.",
+        "Mutation testing of the product code (infra/, model/, migrations/, ops/, policy/): each mutant (a statement "
+        "deleted, a condition removed, a bound moved, a list entry dropped, a test negated) is written into a scratch "
+        "copy of the last commit and judged by the module's tests, cheapest first; a mutant no test notices survives "
+        "and is printed (file:line, operator, the line before and after). Writes reports/mutation.md. Never changes "
+        "this checkout's files. Not part of scripts/test.",
         (
-            arg("modules", nargs="*", metavar="MODULE", help="only these (e.g. infra/settings.py); default all"),
-            arg("--list", action=FLAG, help="list the modules and the test stages that judge them; run nothing"),
+            arg(
+                "modules",
+                nargs="*",
+                metavar="TARGET",
+                help="only these modules or folders (e.g. infra/settings.py, model/); default all",
+            ),
+            arg("--list", action=FLAG, help="list the modules, their mutant counts and test stages; run nothing"),
         ),
     ),
     "env": (

@@ -1,25 +1,44 @@
-"""Which tests judge a mutant of each module, and the test command cosmic-ray runs for one mutant.
+"""Which tests judge a mutant of each product module, and the command that runs them.
 
-Each module is tested in stages, fastest first: a mutant that the quick stage kills costs seconds,
-and only those it lets through pay for the stages that deploy through the real engine. Run as
-`python -m tools.mutate.stages MODULE`: exit 0 means every stage passed (the mutant survived).
+Each module is tested in stages, cheapest first: a mutant that the quick stage kills costs seconds,
+and only those it lets through pay for the stages that start the embedded server or deploy through
+the real engine. `python -m tools.mutate.stages MODULE` runs one module's stages on this checkout
+as it is (exit 0: every stage passed), which is how to check a stage before a mutation run.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
+from ops.errors import ExitCode
 from ops.paths import REPO_ROOT
 
+# The folders whose every module has stages (tests/unit/test_mutation.py holds that).
+PRODUCT_FOLDERS = ("infra", "model", "migrations", "ops", "policy")
+
+UNIT = "tests/unit"
 UNIT_GRAPH = "tests/unit/test_resource_graph.py"
 UNIT_SETTINGS = "tests/unit/test_settings.py"
+UNIT_POLICY = "tests/unit/test_policy_rules.py"
+UNIT_ADOPTION = "tests/unit/test_adoption_logic.py"
+UNIT_DEPLOYED = "tests/unit/test_deployed_stack.py"
+UNIT_ENGINE_ERRORS = "tests/unit/test_engine_errors.py"
+UNIT_IMPORTS = "tests/unit/test_program_imports.py"
 DEV_STACK = "tests/integration/test_dev_stack.py::test_up_verify_preview_refresh_outputs_and_destroy"
+SCRIPTS = "tests/toolchain/test_scripts.py"
+LOCALPG = "tests/toolchain/test_localpg.py"
+TOOLCHAIN = "tests/toolchain/test_pulumi_toolchain.py"
+ADOPTION = ("tests/adoption/test_plan.py", "tests/adoption/test_move.py")
 MIGRATION_TESTS = (
     "tests/migrations/test_placement_guard.py",
     "tests/migrations/test_safe_runs.py",
     "tests/migrations/test_trees.py",
 )
+PARTITION_TESTS = ("tests/migrations/test_partitions.py", "tests/migrations/test_maintenance.py")
+TREES = (*MIGRATION_TESTS, *PARTITION_TESTS, "tests/migrations/test_pytest_alembic.py")
 
 
 def focused(first: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -29,17 +48,30 @@ def focused(first: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 # Module -> its test stages (each a pytest selection), in the order they run.
 STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
+    # infra/: the resource graph under Pulumi's mocks first, then the real engine.
+    "infra/__main__.py": ((UNIT_IMPORTS,), (DEV_STACK,)),
     # Every key's validation has its unit test; the deploys of test_bad_input add a minute a mutant,
     # and each of the 9 mutants the unit tests missed in a first run, they missed too.
     "infra/settings.py": ((UNIT_SETTINGS, UNIT_GRAPH),),
     "infra/identifiers.py": ((UNIT_SETTINGS,),),
-    "infra/embedded_server.py": ((UNIT_SETTINGS,), ("tests/toolchain/test_localpg.py", DEV_STACK)),
+    "infra/embedded_server.py": ((UNIT_SETTINGS,), (LOCALPG, DEV_STACK)),
     "infra/acl_chain.py": ((UNIT_GRAPH,), ("tests/integration/test_provider_engine.py", DEV_STACK)),
     "infra/database.py": (
         (UNIT_GRAPH,),
         (DEV_STACK, "tests/integration/test_managed_server.py", "tests/integration/test_dev_stack.py"),
     ),
     "infra/runtime_role.py": ((UNIT_GRAPH,), (DEV_STACK,)),
+    "infra/login_handover.py": ((UNIT_GRAPH,), ("tests/integration/test_rotation.py",)),
+    "infra/role_retirement.py": (
+        (UNIT_GRAPH,),
+        ("tests/retirement/test_retire.py",),
+        ("tests/integration/test_retirement.py",),
+    ),
+    "infra/server_login.py": (
+        (UNIT_GRAPH,),
+        ("tests/integration/test_migration_step_engine.py", "tests/integration/test_tls.py"),
+    ),
+    "infra/outputs.py": ((UNIT_GRAPH, UNIT_DEPLOYED), (DEV_STACK,)),
     "infra/program.py": ((UNIT_GRAPH, UNIT_SETTINGS), (DEV_STACK, "tests/integration/test_tls.py")),
     "infra/scram.py": (("tests/unit/test_scram.py", "tests/unit/test_generated_password.py"),),
     "infra/generated_password.py": (
@@ -47,153 +79,193 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
         (DEV_STACK,),
     ),
     "infra/migration_step.py": (
-        ("tests/unit/test_program_imports.py", "tests/integration/test_migration_step_engine.py"),
+        (UNIT_IMPORTS, "tests/integration/test_migration_step_engine.py"),
         ("tests/integration/test_tls.py",),
     ),
-    "migrations/shared/concurrent_index.py": focused("tests/migrations/test_safe_runs.py"),
+    "infra/log_maintenance.py": ((UNIT_GRAPH,), ("tests/integration/test_migration_step_engine.py", DEV_STACK)),
+    # model/: pure data, read by the program, the policy rules and the docs; the unit tests judge it,
+    # then the SQL-provisioned databases that the migration tests build from it.
+    "model/names.py": ((UNIT,), MIGRATION_TESTS),
+    "model/privileges.py": ((UNIT,), ("tests/migrations/test_runtime_access.py",)),
+    "model/rotation.py": ((UNIT,),),
+    "model/log_lifecycle.py": ((UNIT,), PARTITION_TESTS),
+    "model/server_versions.py": ((UNIT,), (LOCALPG, "tests/integration/test_stack_files.py")),
+    # migrations/: each tree on real databases (no engine), then the step that runs them in a deploy.
+    "migrations/main/env.py": (MIGRATION_TESTS,),
+    "migrations/logs/env.py": (MIGRATION_TESTS,),
+    "migrations/runner.py": (MIGRATION_TESTS, ("tests/integration/test_migration_step_engine.py",)),
+    "migrations/schema.py": (("tests/migrations/test_trees.py",), ("tests/integration/test_migration_step_engine.py",)),
+    "migrations/maintenance.py": (
+        ("tests/migrations/test_maintenance.py",),
+        ("tests/integration/test_migration_step_engine.py",),
+    ),
+    "migrations/shared/concurrent_index.py": (
+        ("tests/migrations/test_partitioned_index.py", "tests/migrations/test_safe_runs.py"),
+        MIGRATION_TESTS,
+    ),
+    # The revisions: the trees' own tests build every table and index, up and down.
+    "migrations/main/versions/main_0001_create_user_invitations.py": (TREES,),
+    "migrations/logs/versions/logs_0001_create_system_logs.py": (TREES,),
+    "migrations/logs/versions/logs_0002_create_llm_logs.py": (TREES,),
+    "migrations/logs/versions/logs_0003_composite_indexes.py": (TREES,),
+    "migrations/logs/versions/logs_0004_partition_log_tables.py": (PARTITION_TESTS, TREES),
     "migrations/shared/connect.py": focused("tests/migrations/test_safe_runs.py"),
     "migrations/shared/environment.py": (MIGRATION_TESTS,),
     "migrations/shared/heads.py": (("tests/unit/test_heads.py",), ("tests/integration/test_migration_step_engine.py",)),
+    "migrations/shared/partitions.py": (PARTITION_TESTS, ("tests/migrations/test_pytest_alembic.py",)),
+    "migrations/shared/partition_conversion.py": (("tests/migrations/test_partitions.py",), TREES),
     "migrations/shared/placement_guard.py": focused("tests/migrations/test_placement_guard.py"),
     "migrations/shared/run_inputs.py": (MIGRATION_TESTS, ("tests/integration/test_migration_step_engine.py",)),
     "migrations/shared/run_lock.py": focused("tests/migrations/test_safe_runs.py"),
     "migrations/shared/tree.py": focused("tests/migrations/test_trees.py"),
+    # policy/: the rules as plain functions first, then the pack in a real preview.
+    "policy/__main__.py": (("tests/policy/test_policy_pack.py",),),
+    "policy/holdings.py": ((UNIT_POLICY,), ("tests/policy/test_policy_pack.py",)),
+    "policy/observed.py": ((UNIT_POLICY,), ("tests/policy/test_policy_pack.py",)),
+    "policy/policies.py": ((UNIT_POLICY,), ("tests/policy/test_policy_pack.py",)),
+    "policy/rules.py": ((UNIT_POLICY,), ("tests/policy/test_policy_pack.py",)),
+    "policy/secret_config_keys.py": ((UNIT_POLICY,), ("tests/policy/test_policy_pack.py",)),
+    "policy/stack_facts.py": ((UNIT_POLICY,), ("tests/policy/test_policy_pack.py",)),
+    # ops/: what the scripts run. Arguments and exit codes are unit-tested; the rest runs the scripts.
+    "ops/errors.py": ((UNIT,), (SCRIPTS,)),
+    "ops/paths.py": ((UNIT,), (SCRIPTS,)),
+    "ops/commands/cli.py": ((SCRIPTS,),),
+    "ops/commands/docs.py": (("tests/unit/test_docs.py",),),
+    "ops/commands/adopt.py": ((SCRIPTS,), ("tests/integration/test_adopt.py",)),
+    "ops/commands/deploy.py": ((SCRIPTS,), ("tests/integration/test_deploy.py",)),
+    "ops/commands/destroy.py": ((SCRIPTS,), ("tests/integration/test_deploy.py",)),
+    "ops/commands/up.py": ((SCRIPTS,), (DEV_STACK,)),
+    "ops/commands/verify.py": ((SCRIPTS,), ("tests/integration/test_verify.py",)),
+    "ops/commands/rotate.py": ((SCRIPTS,), ("tests/integration/test_rotation.py",)),
+    "ops/commands/maintain.py": ((SCRIPTS,), ("tests/integration/test_deploy.py",)),
+    "ops/commands/migrate.py": (
+        (SCRIPTS,),
+        ("tests/faults/test_unanswered_migrate.py", "tests/integration/test_deploy.py"),
+    ),
+    "ops/commands/matrix.py": (("tests/unit/test_pipelines.py", SCRIPTS),),
+    "ops/commands/localpg.py": ((SCRIPTS, LOCALPG),),
+    "ops/commands/client_programs.py": ((SCRIPTS, LOCALPG),),
+    "ops/commands/pulumi.py": ((SCRIPTS,),),
+    "ops/commands/toolchain.py": ((SCRIPTS, TOOLCHAIN),),
+    "ops/commands/state_backend.py": ((SCRIPTS,), ("tests/integration/test_shared_backend.py",)),
+    "ops/deploy/deployed_stack.py": ((UNIT_DEPLOYED,), ("tests/integration/test_verify.py",)),
+    "ops/deploy/driver.py": ((UNIT_ENGINE_ERRORS,), (DEV_STACK, "tests/integration/test_deploy.py")),
+    "ops/deploy/recovery.py": (("tests/faults/test_killed_provisioning.py", "tests/faults/test_damaged_state.py"),),
+    "ops/deploy/deploy_processes.py": (("tests/faults/test_recovery_bystanders.py",),),
+    "ops/deploy/foreign_roles.py": (("tests/integration/test_read_only_names.py",),),
+    "ops/deploy/rotation_check.py": (("tests/unit/test_rotation.py",), ("tests/integration/test_rotation.py",)),
+    "ops/deploy/role_check.py": (("tests/unit/test_hand_written_expectations.py",), (DEV_STACK,)),
+    "ops/deploy/state_backend.py": (
+        ("tests/unit/test_state_backend.py",),
+        ("tests/integration/test_shared_backend.py",),
+    ),
+    "ops/deploy/tls_check.py": (("tests/integration/test_tls.py",),),
+    "ops/adoption/apply.py": (ADOPTION, ("tests/integration/test_adopt.py",)),
+    "ops/adoption/baseline.py": ((UNIT_ADOPTION,), ADOPTION),
+    "ops/adoption/catalog.py": ((UNIT_ADOPTION,), ADOPTION),
+    "ops/adoption/inspect.py": (ADOPTION,),
+    "ops/adoption/move.py": (("tests/adoption/test_move.py",), ("tests/integration/test_adopt.py",)),
+    "ops/adoption/move_progress.py": (("tests/adoption/test_move.py",),),
+    "ops/adoption/plan.py": (("tests/adoption/test_plan.py",), ("tests/integration/test_adopt.py",)),
+    "ops/adoption/revision_shapes.py": ((UNIT_ADOPTION,), ADOPTION),
+    "ops/adoption/server_access.py": (ADOPTION,),
+    "ops/localpg/embedded.py": ((LOCALPG,), ("tests/migrations/test_safe_runs.py",)),
+    "ops/localpg/server_builds.py": ((LOCALPG, "tests/toolchain/test_pinned_builds.py"),),
+    "ops/localpg/client_builds.py": ((LOCALPG, "tests/toolchain/test_pinned_builds.py"),),
+    "ops/toolchain/go_build.py": ((TOOLCHAIN,),),
+    "ops/toolchain/pinned.py": (("tests/unit/test_pipelines.py", TOOLCHAIN),),
+    "ops/toolchain/plugin_info.py": ((TOOLCHAIN,),),
+    "ops/toolchain/plugin_sources.py": ((TOOLCHAIN,),),
 }
-# Mutations that cannot change behaviour here, left out by operator: `|` appears in this code only
-# in type unions (annotations are not evaluated, `from __future__ import annotations`).
-EXCLUDED_OPERATORS = ("core/ReplaceBinaryOperator_BitOr_.*",)
-
 FROZEN = "nothing assigns to these objects after they are made (mypy, in scripts/test, refuses it for frozen ones)"
-ENUM_IDENTITY = "both sides are members of one enum, and an enum member is a singleton: `==` and `is` agree"
-SINGLE_TARGET = "the assignment has exactly one target (checked just before): [0] and [-1] are the same"
-LOOP_ENDS_BY_RAISE = "the last attempt raises at `attempt == attempts` (1 to 12, checked): the range never runs out"
-# Surviving mutants judged equivalent: (module, the mutated line as cosmic-ray writes it) -> why no
-# user can observe the change. scripts/mutate marks a survivor equivalent only when it is listed here.
-EQUIVALENT: dict[tuple[str, str], str] = {
-    ("infra/acl_chain.py", "@dataclass(frozen=False)"): FROZEN,
-    ("infra/database.py", "@dataclass(frozen=False)"): FROZEN,
+FROZEN_DATACLASS = ("@dataclass(frozen=True)", "@dataclass(frozen=False)")
+# Surviving mutants judged equivalent: (module, the line as written, the line as the mutant has it)
+# -> why no user can observe the change. A survivor is marked equivalent only when it is listed
+# here, and tests/unit/test_mutation.py fails on an entry that no mutant of the module produces.
+EQUIVALENT: dict[tuple[str, str, str], str] = {
+    **{
+        (module, *FROZEN_DATACLASS): FROZEN
+        for module in (
+            "infra/acl_chain.py",
+            "infra/database.py",
+            "infra/runtime_role.py",
+            "infra/program.py",
+            "infra/migration_step.py",
+            "infra/settings.py",
+            "migrations/shared/placement_guard.py",
+            "migrations/shared/concurrent_index.py",
+        )
+    },
     (
         "infra/database.py",
+        "after_database = pulumi.ResourceOptions(parent=self, depends_on=[database], delete_before_replace=True)",
         "after_database = pulumi.ResourceOptions(parent=self, depends_on=[database], delete_before_replace=False)",
     ): (
         "the admin's membership is replaced only when the admin or the owner role is renamed: the old and the new "
         "membership then differ, and neither order takes one back"
     ),
-    ("infra/runtime_role.py", "@dataclass(frozen=False)"): FROZEN,
-    ("infra/program.py", "@dataclass(frozen=False)"): FROZEN,
-    ("infra/migration_step.py", "@dataclass(frozen=False)"): FROZEN,
-    ("migrations/shared/placement_guard.py", "@dataclass(frozen=False)"): FROZEN,
-    ("migrations/shared/concurrent_index.py", "@dataclass(frozen=False)"): FROZEN,
-    ("migrations/shared/environment.py", "RUN_LOCK_WAIT_S = 601.0"): "a second more or less of a ten-minute wait",
-    ("migrations/shared/environment.py", "RUN_LOCK_WAIT_S = 599.0"): "a second more or less of a ten-minute wait",
-    ("migrations/shared/environment.py", "if not connection.in_transaction():"): (
-        "Alembic's transaction context has ended the transaction by the time the cleanup runs, on success "
-        "and on failure, so the branch is defensive: a rollback() with no transaction open does nothing"
-    ),
-    (
-        "migrations/shared/placement_guard.py",
-        "if other.key is not tree.key and _has_table(connection, other.version_table):",
-    ): "both trees are the objects of the one TREES table, whose keys are interned literals: `is not` and `!=` agree",
-    ("migrations/shared/connect.py", "for attempt in range(1, attempts << 1):"): LOOP_ENDS_BY_RAISE,
-    ("migrations/shared/connect.py", "for attempt in range(1, attempts + 2):"): LOOP_ENDS_BY_RAISE,
-    ("migrations/shared/connect.py", "if attempt >= attempts or not is_transient(error):"): (
-        "the counter never passes `attempts`, so `>=` and `==` agree"
-    ),
-    ("migrations/shared/connect.py", "if attempt is attempts or not is_transient(error):"): (
-        "both are ints of at most 12 (checked), which CPython keeps one object each of: `is` and `==` agree"
-    ),
-    ("migrations/shared/connect.py", "return True"): (
+    ("migrations/shared/connect.py", "return False", "return True"): (
         "with the psycopg driver every OperationalError of a connect wraps a psycopg error: the branch never runs"
     ),
-    (
-        "migrations/shared/heads.py",
-        "elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[ -1], ast.Name):",
-    ): SINGLE_TARGET,
-    ("migrations/shared/heads.py", "target, value = node.targets[ -1].id, node.value"): SINGLE_TARGET,
-    (
-        "migrations/shared/heads.py",
-        "elif isinstance(node, ast.Assign) and len(node.targets) <= 1 and isinstance(node.targets[0], ast.Name):",
-    ): "an assignment has at least one target, so `<= 1` holds exactly when `== 1` does",
-    ("migrations/shared/heads.py", "heads = sorted(revisions ^ revised)"): (
-        "every revised id is a revision of the tree (Alembic refuses a tree otherwise), so `^` and `-` agree"
-    ),
-    ("migrations/shared/heads.py", "return heads[ -1]"): "exactly one head by then (checked): [0] and [-1] agree",
-    (
-        "migrations/shared/heads.py",
-        "elif isinstance(node, ast.Assign) and len(node.targets) >= 1 and isinstance(node.targets[0], ast.Name):",
-    ): "only a chained assignment (`a = b = 1`) has two targets, and no revision file assigns its ids that way",
-    ("migrations/shared/heads.py", "break"): (
-        "`revision` is read first: a file without it is refused whatever the loop reads after it"
-    ),
-    ("migrations/shared/heads.py", "found[name] = ast.literal_eval(match[ 0].strip())"): (
-        "the whole line is no literal, so the file is parsed whole and the same value found (slower, same answer)"
-    ),
-    ("migrations/shared/run_lock.py", "if time.monotonic() > deadline:"): (
+    ("migrations/shared/run_lock.py", "if time.monotonic() >= deadline:", "if time.monotonic() > deadline:"): (
         "`>` and `>=` differ only at the instant the clock reads the deadline exactly"
-    ),
-    ("migrations/shared/run_lock.py", "POLL_INTERVAL_S = 1.5"): (
-        "only how soon a waiting run notices a freed lock; a test that timed it would be a timed test"
     ),
     (
         "infra/migration_step.py",
+        'return DiffResult(changes=bool(changed) or "tables" not in olds, replaces=[], delete_before_replace=False)',
         'return DiffResult(changes=bool(changed) or "tables" not in olds, replaces=[], delete_before_replace=True)',
     ): "the step never asks for a replacement (replaces is always empty), so the order of one is moot",
-    ("infra/generated_password.py", "return CreateResult(id_=secrets.token_hex( 9), outs=outputs)"): (
-        "the resource id is opaque: any unique string serves"
-    ),
-    ("infra/generated_password.py", "return CreateResult(id_=secrets.token_hex( 7), outs=outputs)"): (
-        "the resource id is opaque: any unique string serves"
-    ),
     (
         "infra/generated_password.py",
+        'return DiffResult(changes=changed, replaces=["rotation"] if changed else [], delete_before_replace=False)',
         'return DiffResult(changes=changed, replaces=["rotation"] if changed else [], delete_before_replace=True)',
     ): "deleting a generated password touches nothing on the server, so the order of a replacement is moot",
-    (
-        "infra/runtime_role.py",
-        "granted = {rule.kind: sorted(rule.privileges) for rule in rules if rule.database is model.database}",
-    ): ENUM_IDENTITY,
-    (
-        "infra/program.py",
-        "elsewhere=tuple(database for key, database in databases.items() if key is not role.database),",
-    ): ENUM_IDENTITY,
-    ("infra/settings.py", "@dataclass(frozen=False)"): FROZEN,
-    ("infra/settings.py", 'if value is None or value is "":'): (
-        'CPython keeps a single empty string, so `is ""` and `== ""` agree'
-    ),
-    ("infra/settings.py", 'if raw.get("adminPassword") is SECRET_IN_PLAIN_TEXT:'): (
-        "the marker stored is that very object, so `is` and `==` agree"
-    ),
-    ("infra/settings.py", 'return text >= "true"'): (
-        'text is "true" or "false" by then, and only "true" sorts >= "true"'
-    ),
-    ("infra/settings.py", "if bool(files.cert) is not bool(files.key):"): "True and False are singletons",
-    ("infra/settings.py", 'if value is None or value <= "":'): 'for a string, `<= ""` holds for "" alone',
-    ("infra/settings.py", 'return declared_defaults()[key] if value is None or value <= "" else value'): (
-        'for a string, `<= ""` holds for "" alone'
-    ),
-    ("infra/settings.py", 'return declared_defaults()[key] if value is None or value is "" else value'): (
-        'CPython keeps a single empty string, so `is ""` and `== ""` agree'
-    ),
-    ("infra/settings.py", ""): "only `@cache` of declared_defaults can go unnoticed: Pulumi.yaml is then read per key",
-    ("infra/settings.py", "if not TYPE_CHECKING:"): (
-        "that import serves annotations only (not evaluated here); importing it at run time changes nothing"
-    ),
-    ("infra/program.py", "connect_timeout= 16,"): "a second more or less before a dead server is reported",
-    ("infra/program.py", "connect_timeout= 14,"): "a second more or less before a dead server is reported",
 }
 
 
-def run_stages(module: str) -> int:
-    """Run the module's stages in order; the first that fails kills the mutant (exit 1).
+def scratch_environment(tree: Path) -> dict[str, str]:
+    """The tests' environment in a scratch copy: its own modules first on the path (the virtualenv's
+    .pth names this checkout), its own state folder (never the checkout's server), no bytecode (two
+    mutants of one size written in the same second would share a stale .pyc)."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(tree),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "HEADHUNTER_STATE_DIR": str(tree / ".state"),
+    }
+
+
+def failing_stage(module: str, tree: Path = REPO_ROOT, timeout_s: float | None = None) -> int | None:
+    """Run the module's stages in order in `tree`; the number (1-based) of the first that fails, or
+    None when all pass. A stage that outlives the timeout fails (a mutant that hangs is caught).
 
     The fault log is off: a mutant's run must not overwrite the suite's reports/faults.json.
     """
-    for stage in STAGES[module]:
+    environment = scratch_environment(tree) if tree != REPO_ROOT else dict(os.environ)
+    for number, stage in enumerate(STAGES[module], start=1):
         command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:fault_log", *stage]
-        if subprocess.run(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode:
-            return 1
-    return 0
+        try:
+            outcome = subprocess.run(
+                command,
+                cwd=tree,
+                env=environment,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=timeout_s,
+            )
+        except subprocess.TimeoutExpired:
+            return number
+        if outcome.returncode:
+            return number
+    return None
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in STAGES:
+        print("usage: python -m tools.mutate.stages MODULE  (a module of scripts/mutate --list)", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    return 0 if failing_stage(argv[0]) is None else 1
 
 
 if __name__ == "__main__":
-    sys.exit(run_stages(sys.argv[1]))
+    sys.exit(main(sys.argv[1:]))
