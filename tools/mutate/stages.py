@@ -27,6 +27,7 @@ UNIT_ADOPTION = "tests/unit/test_adoption_logic.py"
 UNIT_DEPLOYED = "tests/unit/test_deployed_stack.py"
 UNIT_ENGINE_ERRORS = "tests/unit/test_engine_errors.py"
 UNIT_IMPORTS = "tests/unit/test_program_imports.py"
+UNIT_EXPECTATIONS = "tests/unit/test_hand_written_expectations.py"
 DEV_STACK = "tests/integration/test_dev_stack.py::test_up_verify_preview_refresh_outputs_and_destroy"
 SCRIPTS = "tests/toolchain/test_scripts.py"
 LOCALPG = "tests/toolchain/test_localpg.py"
@@ -83,13 +84,14 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
         ("tests/integration/test_tls.py",),
     ),
     "infra/log_maintenance.py": ((UNIT_GRAPH,), ("tests/integration/test_migration_step_engine.py", DEV_STACK)),
-    # model/: pure data, read by the program, the policy rules and the docs; the unit tests judge it,
-    # then the SQL-provisioned databases that the migration tests build from it.
-    "model/names.py": ((UNIT,), MIGRATION_TESTS),
-    "model/privileges.py": ((UNIT,), ("tests/migrations/test_runtime_access.py",)),
-    "model/rotation.py": ((UNIT,),),
-    "model/log_lifecycle.py": ((UNIT,), PARTITION_TESTS),
-    "model/server_versions.py": ((UNIT,), (LOCALPG, "tests/integration/test_stack_files.py")),
+    # model/: pure data, read by the program, the policy rules and the docs. The unit files that read a
+    # module first (seconds), then every unit test (15 s), then the databases the migration tests
+    # provision from it.
+    "model/names.py": ((UNIT_EXPECTATIONS, UNIT_DEPLOYED, UNIT_SETTINGS), (UNIT,), MIGRATION_TESTS),
+    "model/privileges.py": ((UNIT_EXPECTATIONS, UNIT_GRAPH), (UNIT,), ("tests/migrations/test_runtime_access.py",)),
+    "model/rotation.py": (("tests/unit/test_rotation.py",), (UNIT,)),
+    "model/log_lifecycle.py": ((UNIT_SETTINGS, UNIT_GRAPH), (UNIT,), PARTITION_TESTS),
+    "model/server_versions.py": ((UNIT_SETTINGS,), (UNIT,), (LOCALPG, "tests/integration/test_stack_files.py")),
     # migrations/: each tree on real databases (no engine), then the step that runs them in a deploy.
     "migrations/main/env.py": (MIGRATION_TESTS,),
     "migrations/logs/env.py": (MIGRATION_TESTS,),
