@@ -21,6 +21,9 @@ from tools.mutate.operators import (
     NEGATE,
     REMOVE_GUARD,
     SHIFT_CONSTANT,
+    Edit,
+    Span,
+    apply,
     mutants,
 )
 
@@ -81,15 +84,19 @@ def test_a_comprehensions_filter_is_dropped() -> None:
 
 def test_a_comparisons_bound_moves_and_an_integer_it_compares_with_shifts_by_one() -> None:
     snippet = """
-        if len(name) > 63 or 1 <= size:
+        if len(name) > 63 or 1 <= size < limit:
             pass
         """
-    assert made(MOVE_BOUND, snippet) == [(2, "if len(name) >= 63 or 1 <= size:"), (2, "if len(name) > 63 or 1 < size:")]
+    assert made(MOVE_BOUND, snippet) == [
+        (2, "if len(name) >= 63 or 1 <= size < limit:"),
+        (2, "if len(name) > 63 or 1 < size < limit:"),
+        (2, "if len(name) > 63 or 1 <= size <= limit:"),
+    ]
     assert made(SHIFT_CONSTANT, snippet) == [
-        (2, "if len(name) > 64 or 1 <= size:"),
-        (2, "if len(name) > 62 or 1 <= size:"),
-        (2, "if len(name) > 63 or 2 <= size:"),
-        (2, "if len(name) > 63 or 0 <= size:"),
+        (2, "if len(name) > 64 or 1 <= size < limit:"),
+        (2, "if len(name) > 62 or 1 <= size < limit:"),
+        (2, "if len(name) > 63 or 2 <= size < limit:"),
+        (2, "if len(name) > 63 or 0 <= size < limit:"),
     ]
 
 
@@ -111,7 +118,7 @@ def test_annotations_and_assignment_targets_are_not_mutated() -> None:
 def test_equality_identity_membership_booleans_and_not_are_negated() -> None:
     snippet = """
         ok = a == b and c is not None or not d in e
-        flag = True
+        flag = True if key is None else False
         """
     assert made(NEGATE, snippet) == [
         (2, "ok = (a == b and c is not None) and (not d in e)"),
@@ -120,7 +127,9 @@ def test_equality_identity_membership_booleans_and_not_are_negated() -> None:
         (2, "ok = a != b and c is not None or not d in e"),
         (2, "ok = a == b and c is None or not d in e"),
         (2, "ok = a == b and c is not None or not d not in e"),
-        (3, "flag = False"),
+        (3, "flag = True if key is not None else False"),
+        (3, "flag = False if key is None else False"),
+        (3, "flag = True if key is None else True"),
     ]
 
 
@@ -180,3 +189,9 @@ def test_every_mutant_compiles_and_differs_from_its_module() -> None:
     for mutant in found:
         compile(mutant.source, mutant.module, "exec")
         assert mutant.source != source
+
+
+def test_a_replacement_that_does_not_compile_makes_no_mutant() -> None:
+    lines = ["x = 1\n"]
+    assert apply("snippet.py", lines, Edit(NEGATE, Span(1, 4, 1, 5), "(")) is None
+    assert apply("snippet.py", lines, Edit(NEGATE, Span(1, 4, 1, 5), "2")) is not None

@@ -109,16 +109,7 @@ def apply(module: str, lines: list[str], edit: Edit) -> Mutant | None:
         compile(source, module, "exec", dont_inherit=True)
     except SyntaxError:
         return None
-    line = first_changed_line(lines, source.splitlines(keepends=True), span.line)
-    return Mutant(module, edit.operator, line, source.splitlines()[line - 1].strip(), source)
-
-
-def first_changed_line(original: list[str], mutated: list[str], start: int) -> int:
-    """The first line (1-based) the mutant changes: of a call over several lines, the argument changed."""
-    for number in range(start, min(len(original), len(mutated)) + 1):
-        if original[number - 1] != mutated[number - 1]:
-            return number
-    return start
+    return Mutant(module, edit.operator, span.line, source.splitlines()[span.line - 1].strip(), source)
 
 
 def edits(tree: ast.Module) -> Iterator[Edit]:
