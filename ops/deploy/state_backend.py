@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
+from psycopg import sql
 
 from ops.errors import ExitCode, UserError
 
@@ -48,7 +49,10 @@ class StateBackend:
     @property
     def shown(self) -> str:
         """The URL as messages print it: the password replaced by ****."""
-        return hide_passwords(self.url)
+        if "://" in self.url:
+            return hide_passwords(self.url)
+        # Not a URL (a mistyped `postgres//...`): anything between a `:` and the last `@` may be a password.
+        return hide_passwords(re.sub(r":\S*@", ":****@", self.url))
 
     @property
     def table(self) -> str:
@@ -61,9 +65,35 @@ class StateBackend:
         return urlunsplit(parts._replace(scheme="postgresql", query=urlencode(query)))
 
 
+# A URL's user information, `//ROLE:PASSWORD@`, with or without its scheme (a mistyped `postgres//` too).
+# The password runs to the last @ before the host, as libpq and Go read a password holding a raw @.
+URL_PASSWORD = re.compile(r"(//[^:/?#@\s\"']*:)[^/?#\s\"']*@")
+# A password given as a parameter: the URL's `?password=` (libpq and lib/pq read it), `sslpassword=` too. It
+# ends at the next parameter or the URL's end, where the engine may go on with `: created by ...`.
+PASSWORD_PARAMETER = re.compile(r"(password=)[^&\s\"']*?(?=[&\s\"']|:\s|:?$)", re.IGNORECASE)
+URL_FORMS = (
+    "file://FOLDER, postgres://ROLE@HOST:PORT/DATABASE?sslmode=... (README: Shared state), or unset for the "
+    "checkout's own file backend"
+)
+
+
 def hide_passwords(text: str) -> str:
-    """Every postgres:// URL's password in `text` replaced by ****."""
-    return re.sub(r"(postgres(?:ql)?://[^:/@\s\"']+:)[^@\s\"']*@", r"\1****@", text)
+    """Every URL password in `text` replaced by ****: in its user information and as a `password=` parameter."""
+    return PASSWORD_PARAMETER.sub(r"\1****", URL_PASSWORD.sub(r"\1****@", text))
+
+
+def check_url(backend: StateBackend) -> None:
+    """A backend URL the engine can read, or exit 2 naming the variable and the forms it takes.
+
+    Pulumi reads a value without `://` (a mistyped `postgres//...`), or an empty one, as no backend
+    at all and logs in to Pulumi Cloud instead, which fails with "PULUMI_ACCESS_TOKEN must be set".
+    """
+    if "://" not in backend.url:
+        raise UserError(
+            f"PULUMI_BACKEND_URL is {backend.shown!r}, which is not a backend URL (no `://`): set it to "
+            f"{URL_FORMS}; nothing was changed.",
+            ExitCode.BAD_INPUT,
+        )
 
 
 def error_reason(error: Exception) -> str:
@@ -86,7 +116,8 @@ def connect(backend: StateBackend) -> psycopg.Connection:
 
 
 def check(backend: StateBackend) -> None:
-    """Before the engine opens a postgres:// backend: reachable, the login accepted, its table writable."""
+    """Before the engine opens the backend: a URL it reads; a postgres:// one reachable, its table writable."""
+    check_url(backend)
     if not backend.is_postgres:
         return
     with connect(backend) as session:
@@ -98,31 +129,47 @@ def check(backend: StateBackend) -> None:
             )
 
 
+# What the engine does with its table's rows: reads a checkpoint, writes a new one, rewrites it after each
+# step, and deletes its lock at the end (without DELETE every lock stays behind, for `pulumi cancel`).
+TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
+
+
 def write_problem(session: psycopg.Connection, table: str) -> str | None:
     """Why the backend's role cannot keep its table (the engine creates it, then reads and writes rows)."""
     row = session.execute(
-        "SELECT current_user, current_setting('transaction_read_only') = 'on', current_schema(),"
-        " to_regclass(%s) IS NOT NULL",
-        (table,),
+        "SELECT current_user, current_setting('transaction_read_only') = 'on', current_schema()"
     ).fetchone()
     assert row is not None
-    role, read_only, schema, exists = row
+    role, read_only, schema = row
     if read_only:
         return "the server accepts only reads (a standby?): point the URL at the primary"
     if schema is None:
-        return f"{role} has no schema to create the table {table} in (its search_path names none it can use)"
+        return f"{role} has no schema to create the table {table} in (its search_path names none where it holds USAGE)"
     # The engine runs CREATE TABLE IF NOT EXISTS at every start, which needs CREATE even when the table exists.
     if session.execute("SELECT has_schema_privilege(%s, 'CREATE')", (schema,)).fetchone() != (True,):
-        return f"{role} may not create tables in the schema {schema}"
-    if exists:
-        # has_table_privilege with a list is true when any one is held: each is asked on its own.
-        missing = [
-            right
-            for right in ("SELECT", "INSERT", "UPDATE", "DELETE")
-            if session.execute("SELECT has_table_privilege(%s, %s)", (table, right)).fetchone() != (True,)
-        ]
-        if missing:
-            return f"{role} lacks {', '.join(missing)} on the table {schema}.{table}"
+        return f"{role} may not create tables in the schema {schema} (it lacks CREATE there)"
+    return table_problem(session, role, schema, table)
+
+
+def table_problem(session: psycopg.Connection, role: str, schema: str, table: str) -> str | None:
+    """What the role lacks on a table the engine (or someone) has made: ownership and the row privileges."""
+    qualified = sql.Identifier(schema, table).as_string(session)
+    found = session.execute(
+        "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass(%s)", (qualified,)
+    ).fetchone()
+    if found is None:
+        return None  # the engine makes it, owned by the role
+    if found != (True,):
+        # The engine also runs CREATE INDEX IF NOT EXISTS on the table at every start: only its owner may.
+        return f"{role} does not own the table {qualified}, which the engine alters at every start"
+    # has_table_privilege with a list is true when any one is held: each is asked on its own.
+    missing = [
+        right
+        for right in TABLE_PRIVILEGES
+        if session.execute("SELECT has_table_privilege(%s, %s)", (qualified, right)).fetchone() != (True,)
+    ]
+    if missing:
+        return f"{role} lacks {', '.join(missing)} on the table {schema}.{table}"
     return None
 
 
