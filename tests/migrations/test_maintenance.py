@@ -12,8 +12,9 @@ import pytest
 from fixtures.cluster import ProvisionedDatabases, scalar
 from fixtures.fault_log import SeenFunction
 from migrations import maintenance, runner
-from model.log_lifecycle import LogLifecycle
+from model.log_lifecycle import LOG_TABLES, LogLifecycle
 from model.names import DatabaseKey
+from model.privileges import new_table_grants
 
 LIFECYCLE = LogLifecycle(retention_days={"system_logs": 30, "llm_logs": 400}, premake_days=14)
 
@@ -72,6 +73,35 @@ def test_weeks_without_maintenance_are_caught_up_and_retention_drops_whole_parti
         name == "system_logs_p_before" or name >= f"system_logs_p{(cutoff - timedelta(days=1)):%Y%m%d}" for name in kept
     )
     assert report.dropped["llm_logs"] == []  # 400 days
+
+
+def test_partitions_made_by_maintenance_belong_to_the_owner_and_grant_what_the_model_says(
+    migrated: ProvisionedDatabases, logs_target: runner.Target
+) -> None:
+    """As scripts/maintain runs it (no grants to align): only the owner's default privileges give the
+    runtime roles their verbs on a new partition, and only if the owner, not the migrator, made it."""
+    # 60 days on: past every monthly partition the tree made, so both tables get new ones.
+    report = maintenance.maintain(logs_target, LIFECYCLE, now=datetime.now(UTC) + timedelta(days=60))
+    # Made and kept: 60 days on, retention drops the first weeks of what it makes.
+    made = [name for table in LOG_TABLES for name in report.created[table] if name not in report.dropped[table]]
+    assert made and report.created["llm_logs"], report.created
+    with migrated.server.connect(migrated.databases[DatabaseKey.LOGS]) as logs:
+        rows = logs.execute(
+            "SELECT c.relname, pg_get_userbyid(c.relowner), a.grantee::regrole::text, a.privilege_type "
+            "FROM pg_class c LEFT JOIN aclexplode(c.relacl) a ON a.grantee <> c.relowner WHERE c.relname = ANY(%s)",
+            (made,),
+        ).fetchall()
+    owners = {name: owner for name, owner, _, _ in rows}
+    assert owners == dict.fromkeys(made, migrated.names.owner(DatabaseKey.LOGS))
+    granted: dict[str, dict[str, list[str]]] = {name: {} for name in made}
+    for name, _, grantee, privilege in rows:
+        if grantee is not None:
+            granted[name].setdefault(grantee, []).append(privilege)
+    expected = new_table_grants(migrated.names, DatabaseKey.LOGS)
+    assert expected == {migrated.names.of("logs_writer"): ["INSERT"], migrated.names.of("logs_reader"): ["SELECT"]}
+    assert {name: {role: sorted(held) for role, held in roles.items()} for name, roles in granted.items()} == (
+        dict.fromkeys(made, expected)
+    )
 
 
 def test_retention_shortened_drops_exactly_the_partitions_now_past_it(
