@@ -130,6 +130,7 @@ def test_two_deploys_at_once_one_runs_the_other_names_the_lock(
     first_code, first_output = finish(first)
 
     assert first_code == ExitCode.OK, first_output[-4000:]
+    assert "waiting for another migration run of the logs tree" in first_output, "what the first deploy waited for"
     assert second_code == ExitCode.STACK_LOCKED, second_output[-4000:]
     assert "is locked by another deploy (" in second_output and "created by" in second_output
     assert "(pid " in second_output
