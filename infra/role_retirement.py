@@ -61,8 +61,8 @@ def _refusal(props: dict[str, Any], holding: list[str], owned: list[str]) -> str
     if foreign:
         return (
             f"{roles} holds or owns objects in {', '.join(foreign)}, which is not a database of this stack: "
-            f"reassign or revoke them there (REASSIGN OWNED BY ... / DROP OWNED BY ... in that database), "
-            f"then deploy again; nothing was changed."
+            f"as the admin, in that database, hand them to a role that stays and revoke the rest "
+            f"(REASSIGN OWNED BY {roles} TO <role>; DROP OWNED BY {roles}), then deploy again; nothing was changed."
         )
     return None
 
