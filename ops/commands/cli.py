@@ -174,7 +174,8 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...]]] = {
             arg(
                 "command",
                 choices=["start", "stop", "status", "env", "reset"],
-                help="env prints PG* exports for psql; reset stops the server and deletes the cluster",
+                help="env prints PG* exports for psql, and PATH with pg_dump, pg_restore and psql of the "
+                "cluster's major; reset stops the server and deletes the cluster",
             ),
             arg(
                 "--unsafe-fast",

