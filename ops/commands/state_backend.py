@@ -30,6 +30,8 @@ URL_SHAPE = "postgres://ROLE@HOST:PORT/DATABASE?sslmode=... (the role's password
 def backend_from_environment() -> StateBackend:
     url = os.environ.get("PULUMI_BACKEND_URL", "")
     backend = StateBackend(url)
+    if url:
+        state_backend.check_url(backend)  # a URL the engine will read as the backend, before init makes it
     if not backend.is_postgres:
         shown = backend.shown or "not set"
         raise UserError(f"PULUMI_BACKEND_URL is {shown}: set it to the shared backend, {URL_SHAPE}.")

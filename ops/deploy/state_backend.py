@@ -85,13 +85,21 @@ def hide_passwords(text: str) -> str:
 def check_url(backend: StateBackend) -> None:
     """A backend URL the engine can read, or exit 2 naming the variable and the forms it takes.
 
-    Pulumi reads a value without `://` (a mistyped `postgres//...`), or an empty one, as no backend
-    at all and logs in to Pulumi Cloud instead, which fails with "PULUMI_ACCESS_TOKEN must be set".
+    Pulumi reads a value without `://` (a mistyped `postgres//...`), an empty one, or one of a scheme
+    it has no backend for (`postgresql://`, which libpq takes) as Pulumi Cloud's address, and then
+    fails with "PULUMI_ACCESS_TOKEN must be set".
     """
     if "://" not in backend.url:
         raise UserError(
             f"PULUMI_BACKEND_URL is {backend.shown!r}, which is not a backend URL (no `://`): set it to "
             f"{URL_FORMS}; nothing was changed.",
+            ExitCode.BAD_INPUT,
+        )
+    if urlsplit(backend.url).scheme == "postgresql":
+        raise UserError(
+            f"PULUMI_BACKEND_URL is {backend.shown}: Pulumi's PostgreSQL backend is named postgres://, not "
+            "postgresql:// (the engine takes any other scheme for Pulumi Cloud): write postgres://ROLE@HOST:PORT/"
+            "DATABASE?sslmode=...; nothing was changed.",
             ExitCode.BAD_INPUT,
         )
 
@@ -217,4 +225,6 @@ def turn_holder(session: psycopg.Connection, key: tuple[int, int]) -> str:
     if row is None:
         return "a deploy that has just finished"
     application, started = row
+    if started is None:  # pg_stat_activity shows a session of another role to its members and superusers only
+        return "a session of another role"
     return f"{application or 'a session of the backend role'}, since {started:%Y-%m-%d %H:%M:%S %Z}"

@@ -122,9 +122,12 @@ def test_no_message_prints_the_password_of_a_backend_url(path: str, form: str, m
     assert "postgres" in message and "****" in message, f"the message names the backend, its password hidden: {message}"
 
 
-@pytest.mark.parametrize("url", ["postgres//state:Zq7-hunter2@db:5432/state", "postgres:/state@db/state", ""])
-def test_a_backend_url_without_scheme_separator_stops_the_deploy_before_the_engine(url: str) -> None:
-    """Pulumi would read it as no backend at all and ask for Pulumi Cloud's PULUMI_ACCESS_TOKEN."""
+@pytest.mark.parametrize(
+    "url",
+    ["postgres//state:Zq7-hunter2@db:5432/state", "postgres:/state@db/state", "", "postgresql://state@db:5432/state"],
+)
+def test_a_backend_url_the_engine_cannot_read_stops_the_deploy_before_the_engine(url: str) -> None:
+    """Pulumi would read it as Pulumi Cloud's address and ask for a PULUMI_ACCESS_TOKEN."""
     deploy = subprocess.run(
         [sys.executable, "-m", "ops.commands.deploy", "dev"],
         cwd=REPO_ROOT,
