@@ -26,6 +26,7 @@ class StackOutput(enum.StrEnum):
     MIGRATION_REVISIONS = "migration_revisions"
     CONNECTION_URLS = "connection_urls"
     STANDBY_CONNECTION_URLS = "standby_connection_urls"
+    PASSWORD_ROTATIONS = "password_rotations"  # noqa: S105 (the rotation numbers, not a password)
     LEGACY_ROLES = "legacy_roles"
     LOG_PARTITIONS = "log_partitions"
     LOG_LIFECYCLE = "log_lifecycle"

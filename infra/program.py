@@ -254,6 +254,12 @@ def export_outputs(
     )
     pulumi.export(StackOutput.CONNECTION_LIMITS, dict(settings.connection_limits))
     pulumi.export(StackOutput.STATEMENT_TIMEOUTS, dict(settings.statement_timeouts_ms))
+    # Each pair's rotation number as deployed: the next deploy may take it or one more (ops/deploy/rotation_check.py).
+    # Exported with the URLs, so a deploy killed before it hands out a rotation's login leaves the number before it.
+    pulumi.export(
+        StackOutput.PASSWORD_ROTATIONS,
+        {login.model.key: settings.login(login.model.key).password_rotation for login in logins},
+    )
     # Runtime roles whose own login stays open until their next rotation (infra/login_handover.py).
     handovers = {login.model.key: login.handover_open for login in logins if login.handover_open is not None}
     pulumi.export(

@@ -40,3 +40,12 @@ def handed_out(rotation: int) -> Slot:
 def password_generation(rotation: int, slot: Slot) -> int:
     """The rotation number at which `slot` last got a new password: the password changes when this does."""
     return rotation if handed_out(rotation) is slot else rotation - 1
+
+
+def is_deployable(deployed: int, written: int) -> bool:
+    """Whether a deploy may go from rotation `deployed` to `written`: the same (no change) or one more (a rotation).
+
+    Going back renews the login handed out now (its generation falls below the rotation it got its
+    password at), and skipping renews both logins at once: either fails every client of the login in use.
+    """
+    return written in (deployed, deployed + 1)

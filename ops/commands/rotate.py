@@ -3,31 +3,30 @@
 Each runtime role and read-only role logs in through two members (model/rotation.py). Raising the
 role's number in the stack file's passwordRotations gives the member not in use a new password and
 makes the stack's outputs hand it out; the other member keeps its password through this rotation.
-This command raises the numbers, then deploys as scripts/deploy does. The server is checked before
-the stack file is touched, so a rotation against a server that cannot be reached changes nothing;
-a deploy that fails after the numbers were raised is finished by the next `scripts/deploy STACK`
-(running this again would rotate once more).
+This command takes the stack's turn, raises the numbers, then deploys as scripts/deploy does. The
+server is checked before the stack file is touched, so a rotation against a server that cannot be
+reached, or while another deploy holds the stack, changes nothing.
+
+A rotation whose number is in the stack file but not deployed (this command killed after it wrote
+the file, or a deploy that failed after) is pending: run again, this command deploys that number
+instead of raising it once more, which would renew the login the outputs hand out (and the
+preflight refuses a number more than one above the deployed one: ops/deploy/rotation_check.py).
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from pulumi import automation as auto
 
 from infra.settings import NAMESPACE, Settings
-from model.privileges import RUNTIME_ROLES
 from model.rotation import handed_out, member_name
 from ops.commands import cli
 from ops.commands.deploy import cd_stage, deploy
-from ops.deploy import driver
+from ops.deploy import driver, state_backend
+from ops.deploy.rotation_check import deployed_rotations, pending_rotations, rotatable
 from ops.errors import ExitCode, UserError, run_main
-
-
-def rotatable(settings: Settings) -> dict[str, str]:
-    """Role key -> role name, for every role with two logins: the runtime roles and the read-only roles."""
-    roles = {role.key: role.name(settings.role_names) for role in RUNTIME_ROLES}
-    return roles | {role.name: role.name for role in settings.read_only_roles}
 
 
 def chosen(settings: Settings, named: list[str]) -> dict[str, str]:
@@ -42,8 +41,18 @@ def chosen(settings: Settings, named: list[str]) -> dict[str, str]:
     return {key: roles[key] for key in named} if named else roles
 
 
-def raise_rotations(stack: auto.Stack, settings: Settings, roles: dict[str, str]) -> None:
+def raise_rotations(stack: auto.Stack, settings: Settings, roles: dict[str, str], pending: dict[str, int]) -> None:
+    """Raise each role's number by one, but for a pending rotation: that one is deployed as written."""
+    names = rotatable(settings)
+    for key, rotation in pending.items():
+        hands = member_name(names[key], handed_out(rotation))
+        print(
+            f"rotate: {key} at rotation {rotation} is written but not deployed: deploying it hands out {hands}",
+            flush=True,
+        )
     for key, name in roles.items():
+        if key in pending:
+            continue
         rotation = settings.login(key).password_rotation + 1
         stack.set_config(f"{NAMESPACE}:passwordRotations.{key}", auto.ConfigValue(str(rotation)), path=True)
         print(f"rotate: {key} to rotation {rotation}: hands out {member_name(name, handed_out(rotation))}", flush=True)
@@ -53,8 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     args = cli.parse("rotate", sys.argv[1:] if argv is None else argv)
     target = driver.StackTarget(args.stack)
     stack = driver.open_stack(target)
-    settings = driver.preflight(stack)  # the config is valid and the server answers: else nothing changes
-    raise_rotations(stack, settings, chosen(settings, list(args.logins)))
+    # The stack's turn before anything is read or written: another deploy may be changing the outputs.
+    backend = state_backend.StateBackend(stack.workspace.env_vars.get("PULUMI_BACKEND_URL", ""))
+    state_backend.take_turn(backend, stack.name, Path(sys.argv[0]).stem)
+    settings = driver.preflight(stack)  # the config, the numbers and the server: else nothing changes
+    roles = chosen(settings, list(args.logins))
+    with driver.engine_errors(stack.name):
+        pending = pending_rotations(settings, deployed_rotations(driver.outputs(stack)))
+    raise_rotations(stack, settings, roles, pending)
     return deploy(cd_stage(target))
 
 

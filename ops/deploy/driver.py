@@ -35,7 +35,7 @@ from infra.settings import (
 )
 from model.server_versions import is_supported, supported_text
 from ops import paths
-from ops.deploy import deploy_processes, state_backend, tls_check
+from ops.deploy import deploy_processes, foreign_roles, rotation_check, state_backend, tls_check
 from ops.deploy.state_backend import StateBackend
 from ops.errors import ExitCode, UserError
 from ops.toolchain import pinned
@@ -282,11 +282,30 @@ def preflight(stack: auto.Stack) -> Settings:
         settings = parse_settings(stack.name, flat_config(stack))
     except ConfigError as error:
         raise UserError(str(error), ExitCode.BAD_INPUT) from None
-    check_server(settings, admin_password_for_preflight(stack, settings))
+    admin_password = admin_password_for_preflight(stack, settings)
+    check_server(settings, admin_password)
+    check_against_deployed(stack, settings, admin_password)
     if not pinned.has_postgresql_plugin():
         what = f"the postgresql resource plugin v{pinned.pinned_postgresql_plugin_version()}"
         raise UserError(pinned.missing_plugin_message(what), ExitCode.TOOLCHAIN)
     return settings
+
+
+def check_against_deployed(stack: auto.Stack, settings: Settings, admin_password: str) -> None:
+    """The stack file against what the stack has deployed: rotation numbers it may take, read-only roles it owns."""
+    with engine_errors(stack.name):
+        deployed = outputs(stack)
+    problems = rotation_check.rotation_problems(settings, rotation_check.deployed_rotations(deployed))
+    with connect_admin(settings, admin_password) as session:
+        problems += foreign_roles.foreign_role_problems(settings, session, deployed, lambda: exported_state(stack))
+    if problems:
+        raise UserError("\n".join(problems), ExitCode.BAD_INPUT)
+
+
+def exported_state(stack: auto.Stack) -> Mapping[str, Any]:
+    """The stack's state as `pulumi stack export` gives it (resources, pending operations)."""
+    with engine_errors(stack.name):
+        return stack.export_stack().deployment or {}
 
 
 def admin_password_for_preflight(stack: auto.Stack, settings: Settings) -> str:

@@ -2,7 +2,8 @@
 
 Clients log in every 20 ms and re-read the stack's outputs every second while every login of the
 stack is rotated ten times in a row: none may fail. A client that keeps the URL it started with
-works through one rotation and fails after the second, with PostgreSQL's own message.
+works through one rotation and fails after the second, with PostgreSQL's own message. A number
+lowered or skipped by hand is refused before anything changes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fixtures import observed
 from fixtures.clients import ReconnectingClients, connection_urls, log_in
 from fixtures.cluster import Server
 from fixtures.one_login import one_login_stack, use_program
-from fixtures.project_stack import ProjectStack, cleanup, project_stack
+from fixtures.project_stack import ProjectStack, cleanup, project_stack, set_config
 from ops.errors import ExitCode
 from ops.paths import REPO_ROOT
 
@@ -75,6 +76,14 @@ def test_a_rotation_of_one_login_changes_no_other_password(rotating: ProjectStac
     assert {key for key in before if before[key] != after[key]} == {"logs_writer"}
     preview = rotating.pulumi("preview", "--expect-no-changes")
     assert preview.returncode == 0, preview.stdout[-3000:]  # a deploy that rotates nothing changes nothing
+
+    # A number lowered by hand would renew logs_writer_b, the login in use; one skipped, both logins at once.
+    for written, says in ((1, "gives logs_writer 1, lower than 2"), (4, "gives logs_writer 4, more than one above 2")):
+        set_config(rotating, passwordRotations={"logs_writer": written})
+        refused = rotating.script("ops.commands.deploy", rotating.stack)
+        assert refused.returncode == ExitCode.BAD_INPUT, refused.stdout[-3000:] + refused.stderr[-3000:]
+        assert says in refused.stderr and "Nothing was changed." in refused.stderr, refused.stderr
+        assert connection_urls(rotating) == after
 
 
 def test_a_login_the_stack_does_not_rotate_is_refused_and_nothing_changes(rotating: ProjectStack) -> None:

@@ -87,7 +87,11 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
     "model/privileges.py": ((UNIT_EXPECTATIONS, UNIT_GRAPH), (UNIT,), ("tests/migrations/test_runtime_access.py",)),
     "model/rotation.py": (("tests/unit/test_rotation.py",), (UNIT,)),
     "model/log_lifecycle.py": ((UNIT_SETTINGS, UNIT_GRAPH), (UNIT,), PARTITION_TESTS),
-    "model/server_versions.py": ((UNIT_SETTINGS,), (UNIT,), (LOCALPG, "tests/integration/test_stack_files.py")),
+    "model/server_versions.py": (
+        (UNIT_SETTINGS, "tests/unit/test_server_versions.py"),
+        (UNIT,),
+        (LOCALPG, "tests/integration/test_stack_files.py"),
+    ),
     # migrations/: each tree on real databases (no engine), then the step that runs them in a deploy.
     "migrations/main/env.py": (MIGRATION_TESTS,),
     "migrations/logs/env.py": (MIGRATION_TESTS,),
@@ -155,6 +159,11 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
         ("tests/integration/test_shared_backend.py",),
     ),
     "ops/deploy/tls_check.py": (("tests/integration/test_tls.py",),),
+    "ops/deploy/rotation_check.py": (
+        ("tests/unit/test_rotation.py",),
+        ("tests/faults/test_killed_rotation.py", "tests/integration/test_rotation.py"),
+    ),
+    "ops/deploy/foreign_roles.py": (("tests/integration/test_read_only_names.py",),),
     "ops/adoption/apply.py": (ADOPTION, ("tests/integration/test_adopt.py",)),
     "ops/adoption/baseline.py": ((UNIT_ADOPTION,), ADOPTION),
     "ops/adoption/catalog.py": ((UNIT_ADOPTION,), ADOPTION),
