@@ -45,12 +45,19 @@ BEFORE_SUFFIX = "_p_before"
 SWAP_LOCK_TIMEOUT = "1s"
 SWAP_ATTEMPTS = 20
 SWAP_PAUSE_S = 0.5  # between two attempts: the writers queued behind the last one catch up
+GIVE_UP_DROP_WAIT_S = 300.0
+"""How long a conversion that gave up tries to drop its CHECK: the reader that outlasted every swap
+may still hold the table, and DROP CONSTRAINT needs the same lock the swap did."""
 STALE_WITHIN = timedelta(hours=12)
 """A boundary nearer than this is not used: its CHECK would soon refuse rows of the present."""
 
 
 class ConversionRefusedError(RuntimeError):
     """What a downgrade or a damaged table would need is not something this revision does."""
+
+
+class BoundCheckLeftError(RuntimeError):
+    """A conversion gave up and could not drop its CHECK, which will refuse the writers' rows."""
 
 
 def before_partition(table: str) -> str:
@@ -272,7 +279,7 @@ def _swap_with_retries(connection: Connection, table: str, boundary: datetime) -
     """A lock not granted within the timeout is given up (queued INSERTs go on) and tried again.
 
     When every attempt fails, the CHECK is dropped before the error is raised: left in place, it
-    would refuse the writers' rows once its boundary passes.
+    would refuse the writers' rows once its boundary passes (_drop_check_after_giving_up).
     """
     for attempt in range(1, SWAP_ATTEMPTS + 1):
         try:
@@ -294,8 +301,34 @@ def _swap_with_retries(connection: Connection, table: str, boundary: datetime) -
             if getattr(error.orig, "sqlstate", None) != "55P03":
                 raise
             if attempt == SWAP_ATTEMPTS:
-                partitions.with_lock_retries(connection, _drop_check(table))
+                _drop_check_after_giving_up(connection, table, boundary)
                 raise
+            time.sleep(SWAP_PAUSE_S)
+
+
+def _drop_check_after_giving_up(connection: Connection, table: str, boundary: datetime) -> None:
+    """Drop the CHECK once the table's lock is free, waiting at most SWAP_LOCK_TIMEOUT at a time.
+
+    The reader that outlasted every swap may hold the table a while longer: each try queues a
+    writer for a moment at most (as each swap did), and the tries go on for GIVE_UP_DROP_WAIT_S.
+    If the table is still held then, the error names the CHECK, when it starts refusing rows, and
+    what drops it.
+    """
+    deadline = time.monotonic() + GIVE_UP_DROP_WAIT_S
+    while True:
+        try:
+            partitions.with_lock_retries(connection, _drop_check(table))
+            return
+        except OperationalError as error:
+            if getattr(error.orig, "sqlstate", None) != "55P03":
+                raise
+            if time.monotonic() >= deadline:
+                raise BoundCheckLeftError(
+                    f"{table} was held by another transaction past every swap and for {GIVE_UP_DROP_WAIT_S:.0f} s "
+                    f"more, so the CHECK {_bound_check(table)} is still on it and refuses rows dated from "
+                    f"{boundary.isoformat()} on: end that transaction (pg_stat_activity) and run the logs tree again "
+                    f"(it converts the table, or drops the CHECK if it gives up again), or run {_drop_check(table)}"
+                ) from None
             time.sleep(SWAP_PAUSE_S)
 
 

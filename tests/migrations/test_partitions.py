@@ -498,6 +498,82 @@ def test_a_partition_table_left_unattached_is_attached_by_the_next_create_throug
         assert bounds(connection, "system_logs")[left] == bound(covered_until, covered_until + timedelta(days=1))
 
 
+# A conversion that gives up.
+
+READER_OUTLASTS_GIVING_UP_S = 7.0  # past the five tries of 1 s that one with_lock_retries makes
+BOUND_CHECKS = (
+    "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'c' "
+    "AND pg_get_constraintdef(oid) LIKE '%%created_at%%'"
+)
+
+
+@pytest.mark.fault(
+    what="every swap of logs_0004's conversion times out behind a long reader of the table",
+    recovery="the run fails (lock timeout) with the table as it was and no boundary CHECK left on it, so the "
+    "writers' rows of the next days go in; run it again once the reader is gone",
+)
+def test_a_conversion_whose_every_swap_times_out_leaves_no_check_and_the_next_days_rows_go_in(
+    provisioned: ProvisionedDatabases,
+    logs_target: runner.Target,
+    monkeypatch: pytest.MonkeyPatch,
+    fault_seen: SeenFunction,
+) -> None:
+    """A reader opens its transaction once the CHECK is validated, just before the swap, and holds the
+    table until seconds after the conversion has given up: the CHECK, which would refuse every row from
+    its boundary (the day after tomorrow) on, goes as soon as the table is free."""
+    monkeypatch.setattr(partition_conversion, "SWAP_ATTEMPTS", 2)  # 20 in production, each as hopeless
+    runner.upgrade(logs_target, "logs_0003")
+    reader = provisioned.connect_as(provisioned.names.of("logs_reader"), LOGS, autocommit=False)
+    reader_ended = threading.Event()
+
+    def end_reader() -> None:
+        reader.rollback()
+        reader_ended.set()
+
+    reader_ends = threading.Timer(READER_OUTLASTS_GIVING_UP_S, end_reader)
+    swaps: list[str] = []
+    swap, swap_with_retries, drop_check = (
+        partition_conversion._swap,
+        partition_conversion._swap_with_retries,
+        partition_conversion._drop_check,
+    )
+
+    def read_then_swap(connection: Connection, table: str, boundary: datetime) -> None:
+        reader.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))  # ACCESS SHARE, held
+        swap_with_retries(connection, table, boundary)
+
+    def counted_swap(table: str, boundary: datetime) -> list[str]:
+        swaps.append(table)
+        return swap(table, boundary)
+
+    def drop_once_the_reader_ends(table: str) -> str:
+        if not reader_ends.is_alive() and not reader_ended.is_set():
+            reader_ends.start()  # the reader outlasts the conversion's giving up by seconds
+        return drop_check(table)
+
+    monkeypatch.setattr(partition_conversion, "_swap_with_retries", read_then_swap)
+    monkeypatch.setattr(partition_conversion, "_swap", counted_swap)
+    monkeypatch.setattr(partition_conversion, "_drop_check", drop_once_the_reader_ends)
+    try:
+        with pytest.raises(Exception, match="lock timeout") as gave_up:
+            runner.upgrade(logs_target)
+    finally:
+        reader_ends.cancel()
+        reader.close()
+    fault_seen("scripts/migrate STACK logs", 7, str(gave_up.value), "lock timeout")
+    assert swaps == ["system_logs", "system_logs"], "every swap was tried, and timed out"
+    assert reader_ended.is_set(), "the reader held the table past the conversion's giving up"
+    assert runner.current_revision(logs_target) == "logs_0003"
+    with admin(provisioned) as connection:
+        assert scalar(connection, "SELECT relkind FROM pg_class WHERE oid = 'system_logs'::regclass") == "r"
+        assert connection.execute(BOUND_CHECKS, ("system_logs",)).fetchall() == []
+    with writer(provisioned) as connection:  # the boundary was midnight(2): a row of day 2 met the CHECK
+        for day in (1, 2, 3):
+            connection.execute(INSERT_DATED_SYSTEM_LOG, (midnight(day) + timedelta(hours=12), f"day {day}"))
+    with admin(provisioned) as connection:
+        assert scalar(connection, "SELECT count(*) FROM system_logs WHERE component = 'dated'") == 3
+
+
 # Retention: whole partitions dropped, no row deleted.
 
 
