@@ -1,24 +1,31 @@
-"""The server dies (an immediate stop, as a crash or a failover does) in the middle of a deploy.
+"""The server dies (an immediate stop, as a crash or a failover does) in the middle of a deploy or a
+scheduled maintenance.
 
-The deploy that was running fails with an exit code a pipeline can act on and no traceback; once
+The command that was running fails with an exit code a pipeline can act on and no traceback; once
 the server is back, the next `scripts/up` converges alone: what the server had committed survives
 (the embedded server is durable), and the deploy picks up from there.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from fixtures.cluster import Server
+from fixtures.cluster import ProvisionedDatabases, Server, scalar
 from fixtures.fault_log import SeenFunction
 from fixtures.project_stack import KILL_POINTS, ProjectStack, cleanup, leftover_objects, project_stack, start_up
-from ops.errors import ExitCode
+from infra.settings import default_log_lifecycle
+from migrations import runner
+from migrations.shared.tree import LOGS as LOGS_TREE
+from model.names import DatabaseKey
+from ops.commands import maintain
+from ops.errors import ExitCode, run_main
 from ops.localpg import embedded
 
-pytestmark = [pytest.mark.engine, pytest.mark.provider, pytest.mark.slow]
 MOMENTS = ("a database exists", "the logs tree is migrating")
 
 
@@ -42,6 +49,9 @@ def crash_server() -> None:
     recovery="start the server; the next `scripts/up` converges: what the server committed survives (the embedded "
     "server is durable), the rest is redone",
 )
+@pytest.mark.engine
+@pytest.mark.provider
+@pytest.mark.slow
 @pytest.mark.parametrize("moment", MOMENTS)
 def test_a_deploy_outlives_a_server_crash(
     server: Server, crashed: ProjectStack, moment: str, fault_seen: SeenFunction
@@ -63,3 +73,50 @@ def test_a_deploy_outlives_a_server_crash(
     destroyed = crashed.pulumi("destroy", "--yes", "--skip-preview")
     assert destroyed.returncode == 0, destroyed.stdout[-3000:]
     assert leftover_objects(crashed, server) == []
+
+
+def crash_once_maintenance_waits(provisioned: ProvisionedDatabases) -> None:
+    """Stops the server once scripts/maintain's session polls for the logs tree's run lock."""
+    migrator = provisioned.names.migrator(DatabaseKey.LOGS)
+    deadline = time.monotonic() + 60
+    with provisioned.server.connect() as connection:
+        while not scalar(connection, "SELECT count(*) > 0 FROM pg_stat_activity WHERE usename = %s", (migrator,)):
+            assert time.monotonic() < deadline, "maintenance never connected"
+            time.sleep(0.05)
+    time.sleep(1.0)  # past the placement check, into the lock's polls (every 0.5 s)
+    crash_server()
+
+
+@pytest.mark.fault(
+    what="the server stops at once (`pg_ctl -m immediate`) while `scripts/maintain` runs",
+    recovery="start the server and run scripts/maintain again: it makes and drops what this run did not",
+)
+def test_maintain_on_a_server_that_dies_exits_5_with_one_line(
+    provisioned: ProvisionedDatabases, capsys: pytest.CaptureFixture[str], fault_seen: SeenFunction
+) -> None:
+    """Without the engine: the stack's outputs are the one thing not read, the logs database is real."""
+    target = provisioned.migration_target(DatabaseKey.LOGS)
+    runner.upgrade(target)
+    password = str(target.url.password)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(maintain, "deployed_logs", lambda _stack: (target, default_log_lifecycle()))
+        # Another run's turn on the logs tree: maintenance waits for it, so the crash comes while it runs.
+        holder = provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS])
+        holder.execute("SELECT pg_advisory_lock(%s)", (LOGS_TREE.advisory_lock_key,))
+        crasher = threading.Thread(target=crash_once_maintenance_waits, args=(provisioned,), daemon=True)
+        crasher.start()
+        try:
+            with pytest.raises(SystemExit) as exited:
+                run_main(lambda: maintain.main(["dev"]))
+        finally:
+            crasher.join(timeout=60)
+            holder.close()
+            err = capsys.readouterr().err  # what the command printed, before the server's start says its own
+            embedded.start()
+    assert exited.value.code == ExitCode.SERVER_UNREACHABLE, err
+    assert "Traceback" not in err and password not in err, err
+    said = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(said) == 1 and err.rstrip().endswith(said[0]), err
+    assert said[0].startswith("error: PostgreSQL went away during the log partition maintenance of stack 'dev'")
+    assert "run scripts/maintain dev again" in said[0]
+    fault_seen("scripts/maintain", exited.value.code, err, "error: ")
