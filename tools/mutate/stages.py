@@ -32,6 +32,7 @@ DEV_STACK = "tests/integration/test_dev_stack.py::test_up_verify_preview_refresh
 SCRIPTS = "tests/toolchain/test_scripts.py"
 LOCALPG = "tests/toolchain/test_localpg.py"
 TOOLCHAIN = "tests/toolchain/test_pulumi_toolchain.py"
+PINNED_BUILDS = "tests/toolchain/test_pinned_builds.py"
 ADOPTION = ("tests/adoption/test_plan.py", "tests/adoption/test_move.py")
 MIGRATION_TESTS = (
     "tests/migrations/test_placement_guard.py",
@@ -63,7 +64,11 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
     ),
     "infra/runtime_role.py": ((UNIT_GRAPH,), (DEV_STACK,)),
     "infra/login_handover.py": ((UNIT_GRAPH,), ("tests/integration/test_rotation.py",)),
-    "infra/role_retirement.py": ((UNIT_GRAPH,), ("tests/integration/test_retirement.py",)),
+    "infra/role_retirement.py": (
+        (UNIT_GRAPH,),
+        ("tests/retirement/test_retire.py",),
+        ("tests/integration/test_retirement.py",),
+    ),
     "infra/server_login.py": (
         (UNIT_GRAPH,),
         ("tests/integration/test_migration_step_engine.py", "tests/integration/test_tls.py"),
@@ -147,6 +152,7 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
     "ops/commands/matrix.py": (("tests/unit/test_pipelines.py", SCRIPTS),),
     "ops/commands/localpg.py": ((SCRIPTS, LOCALPG),),
     "ops/commands/pulumi.py": ((SCRIPTS,),),
+    "ops/commands/client_programs.py": ((SCRIPTS, LOCALPG),),
     "ops/commands/toolchain.py": ((SCRIPTS, TOOLCHAIN),),
     "ops/commands/state_backend.py": ((SCRIPTS,), ("tests/integration/test_shared_backend.py",)),
     "ops/deploy/deployed_stack.py": ((UNIT_DEPLOYED,), ("tests/integration/test_verify.py",)),
@@ -174,7 +180,8 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
     "ops/adoption/revision_shapes.py": ((UNIT_ADOPTION,), ADOPTION),
     "ops/adoption/server_access.py": (ADOPTION,),
     "ops/localpg/embedded.py": ((LOCALPG,), ("tests/migrations/test_safe_runs.py",)),
-    "ops/localpg/server_builds.py": ((LOCALPG,),),
+    "ops/localpg/server_builds.py": ((LOCALPG, PINNED_BUILDS),),
+    "ops/localpg/client_builds.py": ((LOCALPG, PINNED_BUILDS),),
     "ops/toolchain/go_build.py": ((TOOLCHAIN,),),
     "ops/toolchain/pinned.py": (("tests/unit/test_pipelines.py", TOOLCHAIN),),
     "ops/toolchain/plugin_info.py": ((TOOLCHAIN,),),
