@@ -34,6 +34,19 @@ LOCALPG = "tests/toolchain/test_localpg.py"
 TOOLCHAIN = "tests/toolchain/test_pulumi_toolchain.py"
 PINNED_BUILDS = "tests/toolchain/test_pinned_builds.py"
 ADOPTION = ("tests/adoption/test_plan.py", "tests/adoption/test_move.py")
+# The unit tests of everything that reads model/: the program, the policy rules, the verification's
+# expectations, the rotation, and the docs rendered from it (not the fault table, which a whole run renders).
+MODEL_UNIT = (
+    UNIT_EXPECTATIONS,
+    UNIT_DEPLOYED,
+    UNIT_SETTINGS,
+    UNIT_GRAPH,
+    UNIT_POLICY,
+    "tests/unit/test_rotation.py",
+    "tests/unit/test_docs.py::test_the_generated_parts_of_the_docs_are_up_to_date",
+    "tests/unit/test_docs.py::test_the_matrix_says_the_writer_only_inserts",
+    "tests/unit/test_docs.py::test_the_matrix_shows_every_kind_of_object_that_verification_checks",
+)
 MIGRATION_TESTS = (
     "tests/migrations/test_placement_guard.py",
     "tests/migrations/test_safe_runs.py",
@@ -86,17 +99,17 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
     ),
     "infra/log_maintenance.py": ((UNIT_GRAPH,), ("tests/integration/test_migration_step_engine.py", DEV_STACK)),
     # model/: pure data, read by the program, the policy rules and the docs. The unit files that read a
-    # module first (seconds), then every unit test (15 s), then the databases the migration tests
-    # provision from it.
-    "model/names.py": ((UNIT_EXPECTATIONS, UNIT_DEPLOYED, UNIT_SETTINGS), (UNIT,), MIGRATION_TESTS),
-    "model/privileges.py": ((UNIT_EXPECTATIONS, UNIT_GRAPH), (UNIT,), ("tests/migrations/test_runtime_access.py",)),
-    "model/rotation.py": (("tests/unit/test_rotation.py",), (UNIT,)),
-    "model/log_lifecycle.py": ((UNIT_SETTINGS, UNIT_GRAPH), (UNIT,), PARTITION_TESTS),
-    "model/server_versions.py": (
-        (UNIT_SETTINGS, "tests/unit/test_server_versions.py"),
-        (UNIT,),
-        (LOCALPG, "tests/integration/test_stack_files.py"),
+    # module first (seconds), then every unit test of a reader of the model, then the databases the
+    # migration tests provision from it.
+    "model/names.py": ((UNIT_EXPECTATIONS, UNIT_DEPLOYED, UNIT_SETTINGS), MODEL_UNIT, MIGRATION_TESTS),
+    "model/privileges.py": (
+        (UNIT_EXPECTATIONS, UNIT_GRAPH),
+        MODEL_UNIT,
+        ("tests/migrations/test_runtime_access.py",),
     ),
+    "model/rotation.py": (("tests/unit/test_rotation.py",), MODEL_UNIT),
+    "model/log_lifecycle.py": ((UNIT_SETTINGS, UNIT_GRAPH), MODEL_UNIT, PARTITION_TESTS),
+    "model/server_versions.py": ((UNIT_SETTINGS,), MODEL_UNIT, (LOCALPG, "tests/integration/test_stack_files.py")),
     # migrations/: each tree on real databases (no engine), then the step that runs them in a deploy.
     "migrations/main/env.py": (MIGRATION_TESTS,),
     "migrations/logs/env.py": (MIGRATION_TESTS,),
