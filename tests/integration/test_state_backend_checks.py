@@ -232,3 +232,17 @@ def test_a_lock_of_another_machines_deploy_is_named_and_left_alone(
         lock.remove()
     assert refused.value.exit_code == ExitCode.STACK_LOCKED, refused.value
     assert f"ci@{OTHER_MACHINE}" in str(refused.value), refused.value
+
+
+@pytest.mark.shared_backend
+def test_a_turn_held_by_a_session_of_another_role_is_named_as_such(
+    server: Server, shared_backend: SharedBackend
+) -> None:
+    """pg_stat_activity hides the details of another role's session from the state role: no crash, exit 6."""
+    backend = with_password(shared_backend)
+    with server.connect(STATE_DATABASE) as admin:
+        admin.execute("SELECT pg_advisory_lock(%s::int, %s::int)", (TURN_NAMESPACE, turn_key("held-by-admin")))
+        with pytest.raises(UserError) as refused:
+            state_backend.take_turn(backend, "held-by-admin", "deploy")
+    assert refused.value.exit_code == ExitCode.STACK_LOCKED, refused.value
+    assert "locked by another deploy (a session of another role" in str(refused.value), refused.value
