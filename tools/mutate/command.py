@@ -87,9 +87,11 @@ def scratch_copy() -> Iterator[tuple[Path, str]]:
             (tree / name).symlink_to(paths.REPO_ROOT / name)
         yield tree, commit
     finally:
-        if (tree / ".state").exists():
+        cluster_link = tree / ".state" / "cluster"  # the copy's server lives outside it (ops/localpg/embedded.py)
+        if cluster_link.is_symlink():
             stop = [sys.executable, "-m", "ops.commands.localpg", "stop"]
             subprocess.run(stop, cwd=tree, env=stages.scratch_environment(tree), capture_output=True)
+            shutil.rmtree(cluster_link.resolve(), ignore_errors=True)
         shutil.rmtree(tree, ignore_errors=True)
 
 
