@@ -105,7 +105,7 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
     "model/privileges.py": (
         (UNIT_EXPECTATIONS, UNIT_GRAPH),
         MODEL_UNIT,
-        ("tests/migrations/test_runtime_access.py",),
+        ("tests/migrations/test_model_privileges.py", "tests/migrations/test_runtime_access.py"),
     ),
     "model/rotation.py": (("tests/unit/test_rotation.py",), MODEL_UNIT),
     "model/log_lifecycle.py": ((UNIT_SETTINGS, UNIT_GRAPH), MODEL_UNIT, PARTITION_TESTS),
