@@ -186,6 +186,8 @@ def test_only_a_listed_survivor_counts_as_equivalent() -> None:
     assert frozen.equivalent_because == stages.FROZEN
     assert bound.equivalent_because is None
     assert str(bound) == "infra/identifiers.py:20 move-bound: `if n > MAX:` -> `if n >= MAX:`"
+    long = command.Survivor("model/privileges.py", 138, DROP_ENTRY, "return (", "return (" + "Rule(), " * 40)
+    assert str(long).endswith("Rule(), Rule(...`") and len(long.mutated_line) > 200
 
 
 def test_the_stages_runner_without_a_module_prints_its_usage(capsys: pytest.CaptureFixture[str]) -> None:

@@ -50,7 +50,12 @@ class Survivor:
         return stages.EQUIVALENT.get((self.module, self.original_line, self.mutated_line))
 
     def __str__(self) -> str:
-        return f"{self.module}:{self.line} {self.operator}: `{self.original_line}` -> `{self.mutated_line}`"
+        return f"{self.module}:{self.line} {self.operator}: `{self.original_line}` -> `{shortened(self.mutated_line)}`"
+
+
+def shortened(line: str, limit: int = 160) -> str:
+    """A literal of many lines is one long line once mutated: its start says which it is."""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def targets(requested: list[str]) -> list[str]:

@@ -217,6 +217,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
             "infra/settings.py",
             "migrations/shared/placement_guard.py",
             "migrations/shared/concurrent_index.py",
+            "model/names.py",
+            "model/privileges.py",
         )
     },
     (
