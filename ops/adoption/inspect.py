@@ -17,6 +17,7 @@ from psycopg import sql
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey, RoleNames
 from ops.adoption.catalog import DatabaseInventory, read_database
+from ops.adoption.move import retired_not_owned_by
 from ops.adoption.move_progress import unfinished_moves
 from ops.adoption.plan import DatabasePlan, Plan, RoleAction, RoleReport, plan_database
 from ops.adoption.revision_shapes import RevisionShape, revision_shapes
@@ -66,6 +67,7 @@ def plan_from(stack: StackView, admin: AdminAccess, shapes: dict[DatabaseKey, li
             shapes,
             count_rows,
             _retired_unfinished(admin, names, key, inventories),
+            _retired_foreign_owned(admin, names[key], stack.role_names.owner(key), inventories[key]),
         )
         for key in DatabaseKey
     )
@@ -99,6 +101,15 @@ def _retired_unfinished(
         for database, table in begun
         if (source := by_name.get(database)) is not None and table not in source.tables
     )
+
+
+def _retired_foreign_owned(
+    admin: AdminAccess, database: str, owner: str, inventory: DatabaseInventory | None
+) -> tuple[str, ...]:
+    if inventory is None:
+        return ()
+    with admin.connect(database) as connection:
+        return retired_not_owned_by(connection, owner)
 
 
 def pending_role_actions(

@@ -380,6 +380,21 @@ def retire_table(connection: Connection, table: str) -> None:
     )
 
 
+def retired_not_owned_by(connection: Connection, owner: str) -> tuple[str, ...]:
+    """What in RETIRED_SCHEMA a role other than `owner` owns: "" for the schema itself (sorted first), then tables.
+
+    A retired table keeps the owner it had in `public`, the legacy role: a role the stack keeps would
+    still own it (and could move it back), and verify would find that role holding something here.
+    """
+    rows = connection.execute(
+        "SELECT '' FROM pg_namespace WHERE nspname = %(schema)s AND pg_get_userbyid(nspowner) <> %(owner)s "
+        "UNION ALL SELECT c.relname FROM pg_class c WHERE c.relnamespace = to_regnamespace(%(schema)s) "
+        "AND c.relkind IN ('r', 'p') AND pg_get_userbyid(c.relowner) <> %(owner)s ORDER BY 1",
+        {"schema": RETIRED_SCHEMA, "owner": owner},
+    ).fetchall()
+    return tuple(name for (name,) in rows)
+
+
 def _kill_point(step: KillPoint) -> None:
     if os.environ.get(KILL_AT_ENV_VAR) == step:
         os.kill(os.getpid(), signal.SIGKILL)

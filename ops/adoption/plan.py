@@ -54,6 +54,8 @@ class DatabasePlan:
     """The tree's head revision."""
     unfinished_moves: tuple[str, ...] = ()
     """Tables moved into this database and retired from the other, whose final check did not run yet."""
+    retired_foreign_owned: tuple[str, ...] = ()
+    """What an earlier run retired (RETIRED_SCHEMA as "", its tables) that another role owns: given to the owner."""
 
     @property
     def tree(self) -> Tree:
@@ -100,7 +102,8 @@ class DatabasePlan:
             when = " after the deploy has made it" if table.after_deploy else ""
             lines.append(
                 f"move {table.rows:,} rows of the misplaced {table.table} to the {table.destination} database's "
-                f"{table.table}{when}, then retire it to {self.name}.{RETIRED_SCHEMA}.{table.table}"
+                f"{table.table}{when}, then retire it to {self.name}.{RETIRED_SCHEMA}.{table.table}, "
+                f"owned by {self.owner}"
             )
         for moved in self.unfinished_moves:
             lines.append(f"finish the move of {moved}: check the retired table against the moved rows")
@@ -110,6 +113,9 @@ class DatabasePlan:
             lines.append(f"give the database to {self.owner} (owned by {self.inventory.owner})")
         if self.foreign_owned:
             lines.append(f"give the tables {', '.join(self.foreign_owned)} (with their sequences) to {self.owner}")
+        if self.retired_foreign_owned:
+            retired = ", ".join(".".join(filter(None, (RETIRED_SCHEMA, name))) for name in self.retired_foreign_owned)
+            lines.append(f"give the retired {retired} to {self.owner}")
         if self.baseline is not None:
             for rename in self.baseline.renames:
                 lines.append(
@@ -119,7 +125,9 @@ class DatabasePlan:
                 lines.append(f"stamp {self.tree.version_table} at {self.baseline.revision} (tables checked equal)")
         if self.legacy_versions is not None:
             ids = ", ".join(self.legacy_versions) or "no revision"
-            lines.append(f"retire {LEGACY_VERSION_TABLE} (at {ids}) to {self.name}.{RETIRED_SCHEMA}")
+            lines.append(
+                f"retire {LEGACY_VERSION_TABLE} (at {ids}) to {self.name}.{RETIRED_SCHEMA}, owned by {self.owner}"
+            )
         if not self.in_stack:
             lines.append(f"import the database and {self.owner} into the stack (not recreated)")
         version = self.inventory.version_tables.get(self.tree.version_table)
@@ -251,6 +259,7 @@ def plan_database(
     shapes: dict[DatabaseKey, list[RevisionShape]],
     count_rows: Callable[[str, str], int],
     unfinished_moves: tuple[str, ...] = (),
+    retired_foreign_owned: tuple[str, ...] = (),
 ) -> DatabasePlan:
     """`count_rows(database, table)`: the exact row count of a misplaced table (read-only)."""
     inventory = inventories[key]
@@ -292,6 +301,7 @@ def plan_database(
         ),
         head=head,
         unfinished_moves=unfinished_moves,
+        retired_foreign_owned=retired_foreign_owned,
     )
 
 

@@ -16,7 +16,8 @@ from model.names import DatabaseKey, RoleNames
 from ops.adoption import apply
 from ops.adoption.baseline import Rename
 from ops.adoption.inspect import StackView, plan_from
-from ops.adoption.plan import Plan
+from ops.adoption.move import RETIRED_SCHEMA, retire_table
+from ops.adoption.plan import Plan, RoleAction
 from ops.adoption.revision_shapes import RevisionShape
 from ops.adoption.server_access import AdminAccess
 from ops.errors import ExitCode, UserError
@@ -268,3 +269,58 @@ def test_a_stack_holding_the_databases_without_a_successful_deploy_has_its_deplo
     assert "the stack's last deploy did not finish: --apply deploys again" in plan.render()
     finished = StackView("test", names, RoleNames(legacy.prefix), {}, lambda _: True, deployed=True)
     assert not plan_from(finished, admin, shapes).deploy_pending
+
+
+def retired_owners(admin: AdminAccess, database: str) -> list[tuple[str, str]]:
+    """The retired schema's owner, then each table retired there with its owner."""
+    with admin.connect(database) as connection:
+        schema = connection.execute(
+            "SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = %s", (RETIRED_SCHEMA,)
+        ).fetchall()
+        tables = connection.execute(
+            "SELECT relname, pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = to_regnamespace(%s) "
+            "AND relkind = 'r' ORDER BY 1",
+            (RETIRED_SCHEMA,),
+        ).fetchall()
+        return schema + tables
+
+
+def test_what_a_run_retired_goes_to_the_owner_role_and_the_plan_says_so_until_it_has(
+    legacy: LegacyDatabases, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+) -> None:
+    """A legacy role the stack keeps must reach nothing once --apply has run: not even the tables it owned in public
+    before they were retired (an apply killed after retiring them, or one from before the hand-over)."""
+    main, owner = legacy.databases[DatabaseKey.MAIN], f"{legacy.prefix}_main_owner"
+    with admin.connect(main) as connection:
+        retire_table(connection, "alembic_version")  # as the baseline step retires it
+    database = plan_of(legacy, admin, shapes).database(DatabaseKey.MAIN)
+    assert database.retired_foreign_owned == ("", "alembic_version")
+    assert f"will give the retired {RETIRED_SCHEMA}, {RETIRED_SCHEMA}.alembic_version to {owner}" in "\n".join(
+        f"will {line}" for line in database.changes()
+    )
+    said: list[str] = []
+    try:
+        apply.take_ownership(admin, database, said.append)  # the step that makes the owner role
+        apply.hand_over_retired(admin, database, said.append)
+        assert retired_owners(admin, main) == [(RETIRED_SCHEMA, owner), ("alembic_version", owner)]
+        assert plan_of(legacy, admin, shapes).database(DatabaseKey.MAIN).retired_foreign_owned == ()
+    finally:
+        legacy.drop()
+        with admin.connect() as connection:
+            connection.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(owner)))
+    assert said[-1] == f"{main}: {RETIRED_SCHEMA} and the tables retired there owned by {owner}"
+
+
+def test_a_legacy_role_made_nologin_no_longer_logs_in_and_keeps_what_it_has(
+    legacy: LegacyDatabases, admin: AdminAccess, shapes: dict[DatabaseKey, list[RevisionShape]]
+) -> None:
+    main = legacy.databases[DatabaseKey.MAIN]
+    plan = plan_of(legacy, admin, shapes)
+    said: list[str] = []
+    apply.settle_legacy_role(admin, plan, RoleAction(legacy.broad_role, "nologin"), said.append)
+    with pytest.raises(psycopg.OperationalError, match="not permitted to log in"):
+        run_as_broad_role(legacy, main, "SELECT 1")
+    with admin.connect(main) as connection:
+        owner = connection.execute("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'user_invitations'")
+        assert owner.fetchone() == (legacy.broad_role,), "nologin takes nothing away"
+    assert said == [f"{legacy.broad_role}: can no longer log in"]
