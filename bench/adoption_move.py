@@ -9,17 +9,20 @@ batch's transaction, the checksums before and after, and the final step under th
 from __future__ import annotations
 
 import secrets
+import sys
 import time
 from dataclasses import dataclass
 
 from psycopg import sql
 
+from bench import fixture
 from fixtures.cluster import Server
 from fixtures.legacy import LegacyDatabases, build_legacy
 from model.names import DatabaseKey
 from ops.adoption.catalog import read_database
 from ops.adoption.move import MoveSpec, move_table, spec_for
 from ops.adoption.server_access import AdminAccess
+from ops.localpg import embedded
 
 
 @dataclass(frozen=True)
@@ -66,3 +69,18 @@ def _floor(admin: AdminAccess, spec: MoveSpec) -> float:
         elapsed = time.monotonic() - started
         target.execute("DROP TABLE bench_floor")
     return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.adoption_move [--quick]`: the adoption's move alone (scripts/bench runs it too),
+    printed; --quick moves a few thousand rows, once."""
+    from bench import run
+
+    quick = fixture.quick_asked(argv)
+    move = run.measure_adoption_move(Server(embedded.start()), 2_000 if quick else 1_000_000, 1 if quick else 3)
+    print(run.adoption_move_section(move))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,12 +23,14 @@ from pathlib import Path
 import yaml
 from psycopg import sql
 
+from bench import fixture
 from bench.stats import Spread
 from fixtures.cluster import ProvisionedDatabases, Server, drop_provisioned, login_roles
 from fixtures.plain_sql import provisioning_statements
 from fixtures.project_stack import ProjectStack, cleanup, project_folder, project_stack
 from migrations.shared.heads import declared_head, default_location
 from model.names import DatabaseKey, RoleNames
+from ops.localpg import embedded
 from ops.localpg.embedded import client_bin_dir
 
 PREFIX = "benchstack"
@@ -162,9 +165,13 @@ def resource_count(stack: ProjectStack) -> int:
 
 
 def check_tables(server: Server, variant: Variant) -> None:
-    """The logs database holds the variant's tables: the benchmark measured what it says."""
+    """The logs database holds the variant's tables: the benchmark measured what it says. The log tables'
+    partitions (logs_0004) are parts of their table, not tables of the tree."""
     with server.connect(f"{PREFIX}_logs") as logs:
-        query = sql.SQL("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename <> {}")
+        query = sql.SQL(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p') "
+            "AND NOT relispartition AND relname <> {}"
+        )
         row = logs.execute(query.format(sql.Literal("alembic_version_logs"))).fetchone()
     if row is None or row[0] != variant.logs_tables:
         raise RuntimeError(f"{variant.label}: expected {variant.logs_tables} tables in the logs database, found {row}")
@@ -208,3 +215,28 @@ def plain_sql_provisioning(server: Server, repeats: int) -> Spread:
         samples.append(time.perf_counter() - started)
         drop_provisioned(ProvisionedDatabases(server, names, databases, passwords))
     return Spread.of(samples)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.deploy_cost [--quick]`: the deploy cost alone (scripts/bench runs it too), printed.
+    A full run measures every variant as scripts/bench does; --quick the dev stack once, beside its floors."""
+    from bench import run
+
+    server = Server(embedded.start())
+    if not fixture.quick_asked(argv):
+        cost = run.measure_deploy_cost(server, cold_runs=3, noop_pairs=5)
+        print(run.table(run.DEPLOY_COST_HEADER, cost["rows"]))
+        print(f"goals: {run.goals_line(cost)}")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="bench-floor-") as temp:
+        dev = measure(server, run.VARIANTS[0], floors(Path(temp)), cold_runs=1, noop_pairs=1)
+    print(
+        run.table(
+            run.DEPLOY_COST_HEADER, run.deploy_cost_rows({dev.variant.label: dev}, plain_sql_provisioning(server, 1))
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

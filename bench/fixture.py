@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from psycopg import sql
@@ -20,6 +23,25 @@ MODELS = "ARRAY['gpt-4o','gpt-4o-mini','claude-sonnet','claude-haiku','gemini-pr
 class Sizes:
     system_logs: int = 3_000_000
     llm_logs: int = 1_000_000
+
+
+QUICK_SIZES = Sizes(20_000, 5_000)
+"""A benchmark's quick run alone (`python -m bench.X --quick`, the suite's check that it still runs): seconds."""
+
+
+def quick_asked(argv: list[str] | None) -> bool:
+    """`--quick` among a benchmark module's arguments (sys.argv's when None)."""
+    return "--quick" in (sys.argv[1:] if argv is None else argv)
+
+
+@contextmanager
+def loaded(quick: bool) -> Iterator[ProvisionedDatabases]:
+    """The bench's logs database at logs_0002 with its rows, for one benchmark run alone; dropped afterwards."""
+    provisioned = loaded_logs_database(QUICK_SIZES if quick else Sizes())
+    try:
+        yield provisioned
+    finally:
+        drop_provisioned(provisioned)
 
 
 def loaded_logs_database(sizes: Sizes) -> ProvisionedDatabases:

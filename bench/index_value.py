@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 
 import psycopg
 
+from bench import fixture
 from bench.stats import Spread
 from fixtures.cluster import ProvisionedDatabases
 from model.names import DatabaseKey
@@ -67,3 +69,21 @@ def time_queries(provisioned: ProvisionedDatabases, repeats: int) -> dict[str, Q
             plan = row[0] if not isinstance(row[0], str) else json.loads(row[0])
             timings[label] = QueryTiming(Spread.of(samples), tuple(dict.fromkeys(indexes_in_plan(plan))))
     return timings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.index_value [--quick]`: what the indexes are worth, alone (scripts/bench runs it too),
+    printed; --quick on a small table, once, with short runs of writers."""
+    from bench import run
+
+    quick = fixture.quick_asked(argv)
+    with fixture.loaded(quick) as provisioned:
+        value = run.measure_index_value(
+            provisioned, runs=1 if quick else 3, repeats=3 if quick else 15, writer_s=2.0 if quick else 8.0
+        )
+    print("\n\n".join(run.index_value_sections(value)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

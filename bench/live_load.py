@@ -7,6 +7,7 @@ real Alembic tree and env.py), and the same indexes built with plain CREATE INDE
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from psycopg import sql
 
+from bench import fixture
 from bench.pgbench import RATE_PER_S, Latencies, WriterLoad
 from fixtures.cluster import ProvisionedDatabases
 from migrations import runner
@@ -97,3 +99,19 @@ def idle_build_seconds(provisioned: ProvisionedDatabases) -> float:
     elapsed = time.monotonic() - started
     reset(provisioned)
     return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.live_load [--quick]`: the writers under logs_0003 alone (scripts/bench runs it too),
+    printed; --quick on a small table, once, with a short window of writers."""
+    from bench import run
+
+    quick = fixture.quick_asked(argv)
+    with fixture.loaded(quick) as provisioned:
+        load = run.measure_live_load(provisioned, runs=1 if quick else 3, least_build_window_s=2.0 if quick else 10.0)
+    print(run.live_load_section(load))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

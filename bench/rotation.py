@@ -99,11 +99,11 @@ def markdown(runs: list[RotationRun], date: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m bench.rotation [--quick]`: 10 rotations (2 with --quick); a full run renders README's table."""
-    from bench import run
+    """`python -m bench.rotation [--quick]`: 10 rotations (1 with --quick); a full run renders README's table."""
+    from bench import fixture, run
 
-    quick = "--quick" in (sys.argv[1:] if argv is None else argv)
-    runs = measure(Server(embedded.start()), 2 if quick else 10)
+    quick = fixture.quick_asked(argv)
+    runs = measure(Server(embedded.start()), 1 if quick else 10)
     text = markdown(runs, time.strftime("%Y-%m-%d"))
     print(text)
     print([asdict(r) for r in runs], file=sys.stderr)

@@ -22,6 +22,10 @@ from ops import paths
 from ops.commands import cli
 from ops.commands.docs import between_markers
 
+BENCHMARKS = (deploy_cost, live_load, index_value, adoption_move, log_lifecycle, rotation)
+"""Every benchmark this command runs. Each also runs alone, `python -m bench.<module> [--quick]`, and its
+quick run is in the suite (tests/toolchain/test_benchmarks.py), so that none rots unnoticed."""
+
 README_BEGIN, README_END = "<!-- bench:begin (scripts/bench) -->", "<!-- bench:end -->"
 # Its own block: `python -m bench.log_lifecycle` measures the lifecycle alone and renders only this one.
 LIFECYCLE_BEGIN = "<!-- bench-lifecycle:begin (scripts/bench, python -m bench.log_lifecycle) -->"
@@ -56,24 +60,7 @@ def measure_deploy_cost(server: Server, cold_runs: int, noop_pairs: int) -> dict
             measured[variant.label] = deploy_cost.measure(server, variant, floor, cold_runs, noop_pairs)
     sql_floor = deploy_cost.plain_sql_provisioning(server, cold_runs)
     dev = measured[VARIANTS[0].label]
-    # Each variant's ratio is to the empty program's runs paired with its own; this row shows the dev stack's.
-    rows: list[tuple[str, ...]] = [
-        ("empty Python program (the engine's floor)", "0", "-", fmt(dev.floor, "s", 2), "1.00x", "-"),
-        ("empty Python program, one secret in its stack", "0", "-", fmt(dev.floor_with_secret, "s", 2), "-", "1.00x"),
-    ]
-    rows += [
-        (
-            m.variant.label,
-            str(m.resources),
-            fmt(m.cold, "s", 2),
-            fmt(m.noop, "s", 2),
-            f"{m.noop.ratio_to(m.floor):.2f}x",
-            f"{m.noop.ratio_to(m.floor_with_secret):.2f}x",
-        )
-        for m in measured.values()
-    ]
-    sql_row = ("roles, databases, grants as plain SQL, one psql session", "-", fmt(sql_floor, "s", 3), "-", "-", "-")
-    rows.append(sql_row)
+    rows = deploy_cost_rows(measured, sql_floor)
     growth = growth_rows(measured)
     five, five_hundred = measured[VARIANTS[3].label], measured[VARIANTS[5].label]
     thirty = per_added_resource(dev, measured[VARIANTS[2].label])
@@ -95,6 +82,29 @@ def measure_deploy_cost(server: Server, cold_runs: int, noop_pairs: int) -> dict
         "rows": rows,
         "growth_rows": growth,
     }
+
+
+def deploy_cost_rows(measured: dict[str, deploy_cost.Measured], sql_floor: Spread) -> list[tuple[str, ...]]:
+    """The deploy cost table: the floors, each variant measured, and the same provisioning as plain SQL."""
+    dev = next(iter(measured.values()))
+    # Each variant's ratio is to the empty program's runs paired with its own; this row shows the dev stack's.
+    rows: list[tuple[str, ...]] = [
+        ("empty Python program (the engine's floor)", "0", "-", fmt(dev.floor, "s", 2), "1.00x", "-"),
+        ("empty Python program, one secret in its stack", "0", "-", fmt(dev.floor_with_secret, "s", 2), "-", "1.00x"),
+    ]
+    rows += [
+        (
+            m.variant.label,
+            str(m.resources),
+            fmt(m.cold, "s", 2),
+            fmt(m.noop, "s", 2),
+            f"{m.noop.ratio_to(m.floor):.2f}x",
+            f"{m.noop.ratio_to(m.floor_with_secret):.2f}x",
+        )
+        for m in measured.values()
+    ]
+    rows.append(("roles, databases, grants as plain SQL, one psql session", "-", fmt(sql_floor, "s", 3), "-", "-", "-"))
+    return rows
 
 
 def per_added_resource(base: deploy_cost.Measured, grown: deploy_cost.Measured) -> tuple[float, float]:
@@ -132,10 +142,12 @@ def growth_rows(measured: dict[str, deploy_cost.Measured]) -> list[tuple[str, ..
     return rows
 
 
-def measure_live_load(provisioned: ProvisionedDatabases, runs: int) -> dict[str, Any]:
+def measure_live_load(
+    provisioned: ProvisionedDatabases, runs: int, least_build_window_s: float = 10.0
+) -> dict[str, Any]:
     build_s = live_load.idle_build_seconds(provisioned)
     # Writers run well past the build: a build slowed by the writers must still end while they write.
-    seconds = live_load.LEAD_S + max(10.0, 4 * build_s) + live_load.TAIL_S
+    seconds = live_load.LEAD_S + max(least_build_window_s, 4 * build_s) + live_load.TAIL_S
     scenarios: dict[str, list[dict[str, float]]] = {"idle": [], "project (CONCURRENTLY)": [], "plain CREATE INDEX": []}
     for _ in range(runs):
         idle = live_load.idle(provisioned, seconds)
@@ -185,17 +197,21 @@ def summary(latencies: Latencies) -> dict[str, float]:
     }
 
 
-def measure_index_value(provisioned: ProvisionedDatabases, runs: int, repeats: int) -> dict[str, Any]:
+def measure_index_value(
+    provisioned: ProvisionedDatabases, runs: int, repeats: int, writer_s: float = 8.0
+) -> dict[str, Any]:
     throughput: dict[str, list[float]] = {"without secondary indexes": [], "with the tree's indexes": []}
     without = index_value.time_queries(provisioned, repeats)
     for _ in range(runs):
         throughput["without secondary indexes"].append(
-            live_load.idle(provisioned, 8, rate_per_s=None).inserts_per_second
+            live_load.idle(provisioned, writer_s, rate_per_s=None).inserts_per_second
         )
     live_load.project_build(provisioned)
     with_indexes = index_value.time_queries(provisioned, repeats)
     for _ in range(runs):
-        throughput["with the tree's indexes"].append(live_load.idle(provisioned, 8, rate_per_s=None).inserts_per_second)
+        throughput["with the tree's indexes"].append(
+            live_load.idle(provisioned, writer_s, rate_per_s=None).inserts_per_second
+        )
     base = Spread.of(throughput["without secondary indexes"])
     rows = [
         (
@@ -247,39 +263,55 @@ def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
+DEPLOY_COST_HEADER = (
+    "what",
+    "resources",
+    "cold `up`",
+    "no-op `up`",
+    "no-op vs empty program",
+    "vs empty program with a secret",
+)
+
+
 def markdown(results: dict[str, Any], sizes: fixture.Sizes) -> str:
-    cost, load, value = results["deploy_cost"], results["live_load"], results["index_value"]
+    cost = results["deploy_cost"]
     return "\n\n".join(
         [
             f"Measured {results['date']} on this project's 2-core machine; {sizes.system_logs:,} rows in system_logs, "
             f"{sizes.llm_logs:,} in llm_logs. Medians, (min-max).",
             "**Deploy cost** (plain `pulumi up --yes --skip-preview`: the real engine, provider and server; "
             "cold = from nothing, both trees migrated; no-op = nothing to change, each run paired with one of "
-            f"the empty program; goals: {goals_line(cost)})\n\n"
-            + table(
-                (
-                    "what",
-                    "resources",
-                    "cold `up`",
-                    "no-op `up`",
-                    "no-op vs empty program",
-                    "vs empty program with a secret",
-                ),
-                cost["rows"],
-            ),
+            f"the empty program; goals: {goals_line(cost)})\n\n" + table(DEPLOY_COST_HEADER, cost["rows"]),
             "**Growth** (medians of the variants above)\n\n"
             + table(("added", "cold `up`", "no-op `up`", "no-op vs without"), cost["growth_rows"]),
-            "**Writers while logs_0003 builds its indexes** (p99 goal: within 2x idle, nothing over 1 s: "
-            f"{'met' if load['goal_met'] else 'NOT met'})\n\n"
-            + table(("scenario", "p50", "p99", "max", "inserts over 1 s", "p99 vs idle"), load["rows"]),
-            "**Insert throughput of the logs writer**\n\n"
-            + table(("table", "throughput", "ratio"), value["insert_rows"]),
-            "**Admin queries**\n\n"
-            + table(("query", "without indexes", "with indexes", "speed-up", "index used"), value["query_rows"]),
-            f"**Adoption: moving {results['adoption_move']['misplaced_rows']:,} misplaced rows** "
-            "(`scripts/adopt --apply`, no writer; throughput as a ratio to the floor)\n\n"
-            + table(("what", "throughput", "vs the floor", "final lock held"), results["adoption_move"]["rows"]),
+            live_load_section(results["live_load"]),
+            *index_value_sections(results["index_value"]),
+            adoption_move_section(results["adoption_move"]),
         ]
+    )
+
+
+def live_load_section(load: dict[str, Any]) -> str:
+    return (
+        "**Writers while logs_0003 builds its indexes** (p99 goal: within 2x idle, nothing over 1 s: "
+        f"{'met' if load['goal_met'] else 'NOT met'})\n\n"
+        + table(("scenario", "p50", "p99", "max", "inserts over 1 s", "p99 vs idle"), load["rows"])
+    )
+
+
+def index_value_sections(value: dict[str, Any]) -> list[str]:
+    return [
+        "**Insert throughput of the logs writer**\n\n" + table(("table", "throughput", "ratio"), value["insert_rows"]),
+        "**Admin queries**\n\n"
+        + table(("query", "without indexes", "with indexes", "speed-up", "index used"), value["query_rows"]),
+    ]
+
+
+def adoption_move_section(move: dict[str, Any]) -> str:
+    return (
+        f"**Adoption: moving {move['misplaced_rows']:,} misplaced rows** "
+        "(`scripts/adopt --apply`, no writer; throughput as a ratio to the floor)\n\n"
+        + table(("what", "throughput", "vs the floor", "final lock held"), move["rows"])
     )
 
 
