@@ -217,6 +217,7 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
             "infra/settings.py",
             "migrations/shared/placement_guard.py",
             "migrations/shared/concurrent_index.py",
+            "model/log_lifecycle.py",
             "model/names.py",
             "model/privileges.py",
         )
