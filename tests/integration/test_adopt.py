@@ -37,11 +37,13 @@ CONTENT = "ROW(created_at, level, component, message, error_type, stack_trace, r
 
 @contextmanager
 def legacy_under_a_stack(
-    tmp_path: Path, server: Server, legacy_role: str, backend: SharedBackend | None = None
+    tmp_path: Path, server: Server, legacy_role: str | None, backend: SharedBackend | None = None
 ) -> Iterator[tuple[ProjectStack, LegacyDatabases]]:
-    """The review's deployment under a stack's names; the stack's legacyRoles gives its broad role `legacy_role`."""
+    """The review's deployment under a stack's names; the stack's legacyRoles gives its broad role `legacy_role`
+    (None: legacyRoles does not name it, so it is kept, as by default)."""
     prefix = f"t{secrets.token_hex(3)}"
-    project = on_backend(project_stack(tmp_path, "adopt", prefix, legacyRoles={prefix: legacy_role}), backend)
+    legacy_roles = {prefix: legacy_role} if legacy_role else {}
+    project = on_backend(project_stack(tmp_path, "adopt", prefix, legacyRoles=legacy_roles), backend)
     legacy = build_legacy(server, prefix)
     try:
         yield project, legacy
@@ -131,21 +133,23 @@ def test_a_table_that_matches_no_revision_is_refused_by_name_and_nothing_is_chan
 
 
 @pytest.fixture
-def adopted_nologin(tmp_path: Path, server: Server) -> Iterator[tuple[ProjectStack, LegacyDatabases]]:
-    with legacy_under_a_stack(tmp_path, server, "nologin") as stack_and_legacy:
+def adopted_keeping_its_role(tmp_path: Path, server: Server) -> Iterator[tuple[ProjectStack, LegacyDatabases]]:
+    with legacy_under_a_stack(tmp_path, server, None) as stack_and_legacy:
         yield stack_and_legacy
 
 
 @pytest.mark.fault(
     what="`scripts/adopt --apply` is killed (SIGKILL of its process group) as its deploy starts: rows moved, "
     "objects handed over, trees stamped, nothing in the stack yet",
-    recovery="the next `--apply` finds those steps done, deploys with the databases imported, and settles the "
-    "legacy role as legacyRoles says; the stack verifies",
+    recovery="the next `--apply` finds those steps done, deploys with the databases imported, and hands the retired "
+    "tables to the owner role, so the legacy role it keeps reaches nothing; the stack verifies",
 )
 def test_an_apply_killed_as_its_deploy_starts_is_finished_by_the_next_apply(
-    server: Server, adopted_nologin: tuple[ProjectStack, LegacyDatabases], fault_seen: SeenFunction
+    server: Server, adopted_keeping_its_role: tuple[ProjectStack, LegacyDatabases], fault_seen: SeenFunction
 ) -> None:
-    project, legacy = adopted_nologin
+    """The broad role is kept (legacyRoles does not name it), and verify right after must still pass: it owned the
+    misplaced table and alembic_version, which the apply retires rather than drops."""
+    project, legacy = adopted_keeping_its_role
     main, logs = legacy.databases[DatabaseKey.MAIN], legacy.databases[DatabaseKey.LOGS]
     rows_before = system_logs(server, logs) + system_logs(server, main)
     apply = subprocess.Popen(
@@ -173,7 +177,15 @@ def test_an_apply_killed_as_its_deploy_starts_is_finished_by_the_next_apply(
     assert system_logs(server, logs) == rows_before
     with server.connect() as connection:
         login = connection.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (legacy.broad_role,))
-        assert login.fetchone() == (False,), "legacyRoles: nologin"
+        assert login.fetchone() == (True,), "kept as it was: legacyRoles does not name it"
+    with server.connect(main) as connection:
+        retired = connection.execute(
+            "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.relkind = 'r' "
+            "AND c.relnamespace = to_regnamespace(%s) ORDER BY 1",
+            (RETIRED_SCHEMA,),
+        ).fetchall()
+    owner = f"{legacy.prefix}_main_owner"
+    assert retired == [("alembic_version", owner), ("system_logs", owner)], "retired, kept, the owner role's"
 
 
 def differences(verify_output: str) -> str:
