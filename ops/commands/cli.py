@@ -198,7 +198,7 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...]]] = {
         (arg("--python-only", action=FLAG, help="only the virtualenv"),),
     ),
     "lock": (
-        "Re-pin requirements.txt and tools/mutate/requirements.txt (with hashes) from their .in files.",
+        "Re-pin requirements.txt (with hashes) from requirements.in.",
         (),
     ),
     "mutate": (
