@@ -54,10 +54,12 @@ def deploy_marker(stack: str) -> str:
 
 def deploy_runs(marker: str) -> bool:
     """Whether the deploy a marker names still runs (a zombie has exited; a reused pid is another process)."""
-    _, pid, started = marker.rsplit(":", 2)
+    _, pid, started = ["", "", "", *marker.split(":")][-3:]
+    if not pid.isdigit():
+        return True  # not a marker a deploy wrote: what carries it is left alone
     try:
         fields = process_status(int(pid))
-    except (OSError, ValueError):
+    except OSError:
         return False
     return fields[STATE_FIELD] not in ("Z", "X") and fields[START_TIME_FIELD] == started
 

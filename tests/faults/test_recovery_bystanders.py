@@ -56,18 +56,20 @@ def test_a_server_started_from_the_scripts_env_shell_survives_the_recovery(shell
 
 
 @pytest.mark.parametrize(
-    ("what", "command", "marked"),
+    ("what", "command", "marker"),
     [
         # The toolchain's own python, from the operator's shell: only the deploy's marker tells it apart.
-        ("a job of the virtualenv's python from the scripts/env shell", [VENV_PYTHON, *WAITING], False),
-        ("a plain program that a dead deploy's marker reached", ["sleep", "600"], True),
+        ("a job of the virtualenv's python from the scripts/env shell", [VENV_PYTHON, *WAITING], None),
+        ("a plain program that a dead deploy's marker reached", ["sleep", "600"], "dead"),
+        ("a job of the virtualenv's python with a marker no deploy wrote", [VENV_PYTHON, *WAITING], STACK),
     ],
 )
 def test_a_process_that_is_not_a_dead_deploys_plugin_survives_the_recovery(
-    shell_env: dict[str, str], started: list[int], what: str, command: list[str], marked: bool
+    shell_env: dict[str, str], started: list[int], what: str, command: list[str], marker: str | None
 ) -> None:
-    env = shell_env | ({deploy_processes.DEPLOY_VARIABLE: dead_deploy_marker()} if marked else {})
-    started.append(start_detached(command, env))
+    if marker is not None:
+        shell_env = shell_env | {deploy_processes.DEPLOY_VARIABLE: dead_deploy_marker() if marker == "dead" else marker}
+    started.append(start_detached(command, shell_env))
     recovery.end_orphaned_plugins(STACK, shell_env)
     assert not has_ended(started[0]), f"{what} was ended by the recovery"
 
