@@ -28,6 +28,8 @@ UNIT_DEPLOYED = "tests/unit/test_deployed_stack.py"
 UNIT_ENGINE_ERRORS = "tests/unit/test_engine_errors.py"
 UNIT_IMPORTS = "tests/unit/test_program_imports.py"
 UNIT_EXPECTATIONS = "tests/unit/test_hand_written_expectations.py"
+# What the model promises for read-only roles, verification's expectations and the lifecycle's helpers.
+UNIT_MODEL_RULES = "tests/unit/test_privilege_rules.py"
 DEV_STACK = "tests/integration/test_dev_stack.py::test_up_verify_preview_refresh_outputs_and_destroy"
 SCRIPTS = "tests/toolchain/test_scripts.py"
 LOCALPG = "tests/toolchain/test_localpg.py"
@@ -37,6 +39,7 @@ ADOPTION = ("tests/adoption/test_plan.py", "tests/adoption/test_move.py")
 # The unit tests of everything that reads model/: the program, the policy rules, the verification's
 # expectations, the rotation, and the docs rendered from it (not the fault table, which a whole run renders).
 MODEL_UNIT = (
+    UNIT_MODEL_RULES,
     UNIT_EXPECTATIONS,
     UNIT_DEPLOYED,
     UNIT_SETTINGS,
@@ -103,12 +106,12 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
     # migration tests provision from it.
     "model/names.py": ((UNIT_EXPECTATIONS, UNIT_DEPLOYED, UNIT_SETTINGS), MODEL_UNIT, MIGRATION_TESTS),
     "model/privileges.py": (
-        (UNIT_EXPECTATIONS, UNIT_GRAPH),
+        (UNIT_MODEL_RULES, UNIT_EXPECTATIONS, UNIT_GRAPH),
         MODEL_UNIT,
         ("tests/migrations/test_model_privileges.py", "tests/migrations/test_runtime_access.py"),
     ),
     "model/rotation.py": (("tests/unit/test_rotation.py",), MODEL_UNIT),
-    "model/log_lifecycle.py": ((UNIT_SETTINGS, UNIT_GRAPH), MODEL_UNIT, PARTITION_TESTS),
+    "model/log_lifecycle.py": ((UNIT_MODEL_RULES, UNIT_SETTINGS, UNIT_GRAPH), MODEL_UNIT, PARTITION_TESTS),
     "model/server_versions.py": ((UNIT_SETTINGS,), MODEL_UNIT, (LOCALPG, "tests/integration/test_stack_files.py")),
     # migrations/: each tree on real databases (no engine), then the step that runs them in a deploy.
     "migrations/main/env.py": (MIGRATION_TESTS,),
@@ -229,6 +232,10 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ): (
         "the admin's membership is replaced only when the admin or the owner role is renamed: the old and the new "
         "membership then differ, and neither order takes one back"
+    ),
+    ("model/privileges.py", "if grantee.kind is not None", "if True"): (
+        "the filter only keeps PUBLIC out, and PUBLIC holds no default privileges in the model: the next "
+        "line drops its empty entry all the same"
     ),
     ("migrations/shared/connect.py", "return False", "return True"): (
         "with the psycopg driver every OperationalError of a connect wraps a psycopg error: the branch never runs"
