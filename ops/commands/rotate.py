@@ -15,6 +15,8 @@ preflight refuses a number more than one above the deployed one: ops/deploy/rota
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from infra.settings import NAMESPACE, Settings
 from model.rotation import handed_out, member_name
 from ops.commands import cli
 from ops.commands.deploy import cd_stage, deploy
-from ops.deploy import driver, state_backend
+from ops.deploy import driver, recovery, state_backend
 from ops.deploy.rotation_check import deployed_rotations, pending_rotations, rotatable
 from ops.errors import ExitCode, UserError, run_main
 
@@ -50,12 +52,37 @@ def raise_rotations(stack: auto.Stack, settings: Settings, roles: dict[str, str]
             f"rotate: {key} at rotation {rotation} is written but not deployed: deploying it hands out {hands}",
             flush=True,
         )
-    for key, name in roles.items():
-        if key in pending:
-            continue
-        rotation = settings.login(key).password_rotation + 1
-        stack.set_config(f"{NAMESPACE}:passwordRotations.{key}", auto.ConfigValue(str(rotation)), path=True)
-        print(f"rotate: {key} to rotation {rotation}: hands out {member_name(name, handed_out(rotation))}", flush=True)
+    raised = {key: settings.login(key).password_rotation + 1 for key in roles if key not in pending}
+    write_rotations(stack, raised)
+    for key, rotation in raised.items():
+        print(
+            f"rotate: {key} to rotation {rotation}: hands out {member_name(roles[key], handed_out(rotation))}",
+            flush=True,
+        )
+
+
+def write_rotations(stack: auto.Stack, raised: dict[str, int]) -> None:
+    """Every raised number into the stack file at once, and atomically: `pulumi config set` rewrites the
+    file in place (truncated first), so a rotation killed at that moment would leave it empty, the
+    stack's config and its secrets' salt lost. The CLI writes a copy; the copy then replaces the file."""
+    if not raised:
+        return
+    stack_file = Path(stack.workspace.work_dir) / f"Pulumi.{stack.name}.yaml"
+    copy = stack_file.with_name(f".{stack_file.stem}.rotate-{os.getpid()}.yaml")  # the CLI reads by suffix
+    shutil.copy2(stack_file, copy)
+    try:
+        values = [f"{NAMESPACE}:passwordRotations.{key}={rotation}" for key, rotation in raised.items()]
+        pairs = [argument for value in values for argument in ("--plaintext", value)]
+        written = recovery.run_cli(stack, "config", "set-all", "--path", "--config-file", str(copy), *pairs)
+        if written.returncode != 0:
+            raise UserError(
+                f"the stack file {stack_file.name} could not be written ({written.stderr.strip()}): "
+                "nothing was changed; run scripts/rotate again.",
+                ExitCode.DEPLOY_FAILED,
+            )
+        os.replace(copy, stack_file)
+    finally:
+        copy.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

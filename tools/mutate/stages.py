@@ -159,7 +159,10 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
     "ops/commands/destroy.py": ((SCRIPTS,), ("tests/integration/test_deploy.py",)),
     "ops/commands/up.py": ((SCRIPTS,), (DEV_STACK,)),
     "ops/commands/verify.py": ((SCRIPTS,), ("tests/integration/test_verify.py",)),
-    "ops/commands/rotate.py": ((SCRIPTS,), ("tests/integration/test_rotation.py",)),
+    "ops/commands/rotate.py": (
+        (SCRIPTS, "tests/integration/test_rotate_writes.py"),
+        ("tests/integration/test_rotation.py", "tests/faults/test_killed_rotation.py"),
+    ),
     "ops/commands/maintain.py": ((SCRIPTS,), ("tests/integration/test_deploy.py",)),
     "ops/commands/migrate.py": (
         (SCRIPTS,),
