@@ -34,9 +34,10 @@ ROLE = sql.Identifier(STATE_ROLE)
 
 @pytest.fixture
 def engine_table(server: Server, shared_backend: SharedBackend, tmp_path: Path) -> SharedBackend:
-    """The backend with its table, made by the engine as it opens the backend (`pulumi stack ls`)."""
+    """The backend with its table, made by the engine as it opens the backend (`pulumi whoami`, which reads
+    no stack: `stack ls --all` reads every stack's checkpoint, minutes on a backend a whole run has filled)."""
     listed = subprocess.run(
-        [str(pinned.cli_path()), "stack", "ls", "--all", "--non-interactive"],
+        [str(pinned.cli_path()), "whoami", "--non-interactive"],
         cwd=tmp_path,
         env=pinned.pulumi_env() | shared_backend.env(),
         capture_output=True,
