@@ -18,6 +18,7 @@ class ExitCode(enum.IntEnum):
     STACK_LOCKED = 6  # another deploy holds the stack
     MIGRATION_FAILED = 7  # an Alembic revision failed; the database stays at the previous one
     DEPLOY_FAILED = 8  # pulumi up/preview/destroy failed for another reason
+    MIGRATION_REFUSED = 9  # the migration gate refused a pending revision; nothing ran
 
 
 MEANINGS: dict[ExitCode, str] = {
@@ -32,6 +33,8 @@ MEANINGS: dict[ExitCode, str] = {
     ExitCode.STACK_LOCKED: "the stack is locked by another deploy",
     ExitCode.MIGRATION_FAILED: "a migration failed (the database stays at the previous revision)",
     ExitCode.DEPLOY_FAILED: "the engine failed for another reason (a rule of the policy pack broken included)",
+    ExitCode.MIGRATION_REFUSED: "the migration gate refused a pending revision (named with its statement, rule and "
+    "safe rewrite; nothing changed)",
 }
 HELP_SHOWN = 64
 """Only between a script and its argument check (ops/commands/check_arguments.sh): --help was
