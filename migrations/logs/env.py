@@ -4,7 +4,7 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from migrations.shared import environment, run_inputs
+from migrations.shared import environment, offline, run_inputs
 from migrations.shared.tree import LOGS
 
 config = context.config
@@ -14,7 +14,7 @@ if config.config_file_name is not None and run_inputs.of(config).configure_logge
 
 def run_migrations_offline() -> None:
     """Print the SQL for review (`alembic --name logs upgrade head --sql`), guarded by placement."""
-    environment.run_offline(context, LOGS)
+    offline.run_offline(context, LOGS)
 
 
 def run_migrations_online() -> None:

@@ -28,7 +28,7 @@ from sqlalchemy.pool import NullPool
 
 from migrations.shared import run_inputs
 from migrations.shared.connect import connect_with_retry
-from migrations.shared.placement_guard import check_placement, offline_guard_sql
+from migrations.shared.placement_guard import check_placement
 from migrations.shared.run_lock import tree_run_lock
 from migrations.shared.tree import Tree
 
@@ -94,7 +94,7 @@ def _migrate(context: EnvironmentContext, tree: Tree, connection: Connection) ->
         connection.execute(text(sql.SQL("SET ROLE {}").format(sql.Identifier(placement.owner)).as_string()))
         connection.commit()
         applied = run_inputs.of(context.config).applied
-        context.configure(connection=connection, on_version_apply=_record_into(applied), **_common_options(tree))
+        context.configure(connection=connection, on_version_apply=_record_into(applied), **common_options(tree))
         try:
             with context.begin_transaction():
                 context.run_migrations()
@@ -175,22 +175,6 @@ END $restrict$
     )
 
 
-def run_offline(context: EnvironmentContext, tree: Tree) -> None:
-    """`alembic upgrade --sql`: the script opens with the placement guard and acts as the owner."""
-    context.configure(
-        dialect_name="postgresql", literal_binds=True, dialect_opts={"paramstyle": "named"}, **_common_options(tree)
-    )
-    with context.begin_transaction():
-        context.execute(offline_guard_sql(tree, expected_database(context, tree)))
-        context.execute(
-            "DO $role$ BEGIN EXECUTE format('SET ROLE %I', (SELECT pg_get_userbyid(datdba) FROM pg_database "
-            "WHERE datname = current_database())); END $role$"
-        )
-        context.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)).as_string())
-        context.run_migrations()
-        context.execute(restrict_version_table_sql(tree))
-
-
 def _record_into(applied: list[str]) -> Callable[..., None]:
     """Alembic's on_version_apply hook: the runner reports what this run applied, not what it found."""
 
@@ -201,5 +185,5 @@ def _record_into(applied: list[str]) -> Callable[..., None]:
     return record
 
 
-def _common_options(tree: Tree) -> dict[str, Any]:
+def common_options(tree: Tree) -> dict[str, Any]:
     return {"version_table": tree.version_table, "transaction_per_migration": True, "target_metadata": None}

@@ -134,6 +134,7 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
     "migrations/logs/versions/logs_0004_partition_log_tables.py": (PARTITION_TESTS, TREES),
     "migrations/shared/connect.py": focused("tests/migrations/test_safe_runs.py"),
     "migrations/shared/environment.py": (MIGRATION_TESTS,),
+    "migrations/shared/offline.py": (("tests/migrations/test_trees.py", "tests/migrations/test_partitions.py"),),
     "migrations/shared/heads.py": (("tests/unit/test_heads.py",), ("tests/integration/test_migration_step_engine.py",)),
     "migrations/shared/partitions.py": (PARTITION_TESTS, ("tests/migrations/test_pytest_alembic.py",)),
     "migrations/shared/partition_conversion.py": (("tests/migrations/test_partitions.py",), TREES),
