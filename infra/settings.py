@@ -22,7 +22,8 @@ import yaml
 
 from infra import embedded_server
 from infra.identifiers import identifier_problem
-from migrations.shared.heads import migrations_copy_folder
+from migrations.shared.heads import default_location, migrations_copy_folder
+from migrations.shared.phases import PhaseError, contract_through_fix, contract_through_known, revision_files
 from model.log_lifecycle import LOG_TABLES, MAX_PREMAKE_DAYS, MAX_RETENTION_DAYS, LogLifecycle
 from model.names import DatabaseKey, RoleNames, readers_key
 from model.privileges import RUNTIME_ROLES, role_keys
@@ -46,7 +47,7 @@ PLAIN_KEYS = (
     "adminUser", "adminIsSuperuser", "minServerVersion", "allowUntestedServerVersion",
     "mainDatabase", "logsDatabase", "rolePrefix", "production", "allowDatabaseDeletion", "connectionLimits",
     "statementTimeoutsMs", "passwordRotations", "readOnlyRoles", "legacyRoles", "logRetention", "logPremake",
-    "retirementGraceSeconds",
+    "retirementGraceSeconds", "contractThrough",
 )  # fmt: skip
 RESERVED_ROLE_PREFIX = "pg_"
 LEGACY_ROLE_ACTIONS = ("keep", "nologin", "drop")
@@ -207,6 +208,9 @@ class Settings:
     nologin (it can no longer log in) or drop (what it owns goes to the database's owner role first)."""
     retirement_grace_seconds: int = 30
     """How long a deploy that retires a role waits for its sessions to end before it ends them."""
+    contract_through: str | None = None
+    """The last main-tree revision whose contract revisions may run (or head); None: none may
+    (migrations.shared.phases, docs/expand-contract.md)."""
     environment: ProgramEnvironment = ProgramEnvironment()
 
     @property
@@ -326,6 +330,7 @@ def parse_settings(stack: str, raw: Mapping[str, str], environ: Mapping[str, str
         log_lifecycle=reader.log_lifecycle("logRetention", "logPremake"),
         legacy_roles=reader.legacy_roles("legacyRoles", role_names, server.admin_user),
         retirement_grace_seconds=reader.integer("retirementGraceSeconds", minimum=0, maximum=3600),
+        contract_through=reader.contract_through("contractThrough", environment.tree_location(DatabaseKey.MAIN.value)),
         environment=environment,
     )
 
@@ -557,6 +562,21 @@ class _Reader:
                     key, f"names {role!r}, the admin or a role of this stack", "name only roles outside the model"
                 )
         return dict(value)
+
+    def contract_through(self, key: str, copy_location: Path | None) -> str | None:
+        """A revision of the main tree (the copy the program runs, if any) or head; None when unset."""
+        value = self.optional(key)
+        if not value:
+            return None
+        location = copy_location or default_location(DatabaseKey.MAIN.value)
+        try:
+            revisions = [file.revision for file in revision_files(location)]
+        except PhaseError as error:  # a revision's own mistake, named by its file
+            raise ConfigError(str(error)) from None
+        if not contract_through_known(value, revisions):
+            problem = f"is {value!r}, which names no revision of the main tree in {location}"
+            raise self.error(key, problem, contract_through_fix(revisions))
+        return value
 
     def read_only_roles(self, key: str) -> tuple[ReadOnlyRole, ...]:
         value = self.structured(key)

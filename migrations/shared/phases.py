@@ -125,13 +125,15 @@ def phases_of(script_location: Path) -> dict[str, Phase]:
     return {file.revision: file.phase for file in revision_files(script_location)}
 
 
-def contract_through_problem(value: str, revisions: list[str]) -> str | None:
-    """Why `value` cannot be the key's value for a tree of `revisions`, or None when it can."""
-    if value == CONTRACT_THROUGH_HEAD or value in revisions:
-        return None
+def contract_through_known(value: str, revisions: list[str]) -> bool:
+    """Whether `value` may be the key's value for a tree of `revisions`: one of them, or head."""
+    return value == CONTRACT_THROUGH_HEAD or value in revisions
+
+
+def contract_through_fix(revisions: list[str]) -> str:
     return (
-        f"names no revision of the main tree: give {CONTRACT_THROUGH_HEAD} or one of {', '.join(revisions)}, "
-        "the last revision whose contract revisions may run"
+        f"give {CONTRACT_THROUGH_HEAD} or one of {', '.join(revisions)}: the last revision whose contract "
+        "revisions may run, set once the application version before it is gone"
     )
 
 
@@ -150,8 +152,11 @@ def upgrade_plan(
             f"the {tree.key} database is at revision {current_revision}, which {script_location} does not hold: "
             "deploy the checkout that wrote it, or a later one"
         )
-    if contract_through is not None and (problem := contract_through_problem(contract_through, revisions)):
-        raise PhaseError(f"{CONTRACT_KEY} is {contract_through!r}, which {problem}")
+    if contract_through is not None and not contract_through_known(contract_through, revisions):
+        raise PhaseError(
+            f"{CONTRACT_KEY} is {contract_through!r}, which names no revision of the {tree.key} tree in "
+            f"{script_location}: {contract_through_fix(revisions)}"
+        )
     allowed_through = _allowed_through(contract_through, revisions)
     start = 0 if current_revision is None else revisions.index(current_revision) + 1
     stop = start
