@@ -35,6 +35,13 @@ def majors(text: str) -> tuple[int, ...]:
     return chosen
 
 
+def tree_key(text: str) -> str:
+    """A migration tree, for commands that take several (argparse refuses choices with an empty nargs="*")."""
+    if text not in ("main", "logs"):
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from 'main', 'logs')")
+    return text
+
+
 @dataclass(frozen=True)
 class Arg:
     names: tuple[str, ...]
@@ -96,6 +103,22 @@ COMMANDS: dict[str, tuple[str, tuple[Arg, ...]]] = {
             arg("tree", nargs="?", default="all", choices=["main", "logs", "all"]),
             arg("action", nargs="?", default="upgrade", choices=["upgrade", "current", "history"]),
             arg("--sql", action=FLAG, help="print the upgrade's SQL for review; run nothing"),
+        ),
+    ),
+    "gate": (
+        "The migration gate at review time, with no stack or server: each revision judged from the SQL it will "
+        "execute (squawk and the project's rules, docs/migration-gate.md), every finding named with its revision, "
+        "statement, rule and safe rewrite, every waiver honoured printed with its reason. Exit 9 when a revision "
+        "is refused. The deploy's preview runs the same gate on each tree's pending revisions.",
+        (
+            arg("trees", metavar="TREE", nargs="*", type=tree_key, help="main, logs (default: both)"),
+            arg("--all", action=FLAG, help="every revision of each tree (the default)"),
+            arg(
+                "--pending-from",
+                metavar="REV",
+                help="only the revisions after REV (a revision id of the one TREE named, or base): those a database "
+                "at REV would run",
+            ),
         ),
     ),
     "maintain": (
