@@ -53,8 +53,8 @@ RULES: dict[str, Rule] = {
             "not-null-without-check",
             "SET NOT NULL on an existing table with no validated CHECK (column IS NOT NULL) before it: the whole "
             "table is scanned under ACCESS EXCLUSIVE",
-            "add CHECK (column IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT it, then SET NOT NULL (which trusts the "
-            "check) and drop the check.",
+            "add CHECK (column IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT it, then SET NOT NULL, which trusts the "
+            "validated check instead of scanning the table.",
         ),
         Rule(
             "constraint-not-valid",
@@ -243,7 +243,8 @@ def _subtype(command: ast.Node) -> AlterTableType | None:
 
 def _new_column(column: ast.ColumnDef) -> Iterator[str]:
     type_name = _last_name(column.typeName.names if column.typeName is not None else None)
-    if type_name in SERIAL_TYPES or column.identity or column.generated:
+    # pglast gives a column without identity or generation the character NUL for each.
+    if type_name in SERIAL_TYPES or (column.identity or "\x00") != "\x00" or (column.generated or "\x00") != "\x00":
         yield "volatile-default"
     for constraint in column.constraints or ():
         if not isinstance(constraint, ast.Constraint):

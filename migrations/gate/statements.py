@@ -77,8 +77,9 @@ def statements(script: str) -> list[Statement]:
                     )
                 )
                 block_state.apply(inner)
+        if nested:
+            state.keep_session_settings_of(block_state)
         state.apply(node)
-        state.keep_session_settings_of(block_state)
     return found
 
 
