@@ -1,24 +1,33 @@
-"""The migration step, the post-provision step of every deploy: a tree to head as its migrator.
+"""The migration step, the post-provision step of every deploy: a tree to its target as its migrator.
 
 A Python dynamic provider, so it runs in the engine with no plugin to download. The resource
 depends on the database's default privileges: tables are created only once the owner's default
-privileges exist, so they reach the runtime roles. It is updated whenever the
-tree's head changes, its `applied` output lists what the `up` applied, an error fails the `up`
-with the database's message, and deleting it (destroy) never downgrades: the data stays.
+privileges exist, so they reach the runtime roles. Its `applied` output lists what the `up`
+applied, an error fails the `up` with the database's message, and deleting it (destroy) never
+downgrades: the data stays.
+
+Every preview reads the database's own revision (infra/migration_preview.py): the step is updated
+when the tree's head changes and whenever the database is behind the plan's target, whatever the
+state says (a database restored from an older backup, or set back by hand). What the step says at
+the preview goes to its process's stderr, which the engine shows as the stack's diagnostics.
 """
 
 from __future__ import annotations
 
+import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ResourceProvider, UpdateResult
+from pulumi.runtime import rpc
 
-from infra.server_login import ServerLogin
+from infra.migration_preview import DatabaseRevision, StepPreview, preview_step
+from infra.server_login import ServerLogin, connect
 from migrations.shared.heads import declared_head, default_location
-from migrations.shared.tree import Tree
+from migrations.shared.tree import TREES, Tree
 
 if TYPE_CHECKING:
     from migrations import runner
@@ -26,10 +35,23 @@ if TYPE_CHECKING:
 # Inputs whose change means the tree must be run again (the password is not one: rotating it
 # changes nothing in the schema).
 RERUN_WHEN_CHANGED = ("tree", "head", "host", "port", "database", "user", "script_location")
+# The inputs a preview connects with; any of them may still be unknown then (a first deploy, a new password).
+CONNECTION_KEYS = ("host", "port", "database", "user", "password")
+# The server's answer when the step's database is not there yet (made by this deploy). libpq gives a
+# failed connection no SQLSTATE (3D000 is the server's), so the message is what tells it apart.
+DATABASE_DOES_NOT_EXIST = re.compile(r'database "[^"]*" does not exist')
+
+
+# How a preview that could not read the revision reads, in the engine's error too (ops/deploy/driver.py).
+REVISION_UNREADABLE = "migration step cannot read the revision of database"
 
 
 class MigrationFailedError(Exception):
     pass
+
+
+class RevisionUnreadableError(Exception):
+    """The preview could not read the database's revision: what it used is named, never hidden."""
 
 
 def migrator_target(props: dict[str, Any]) -> runner.Target:
@@ -53,12 +75,63 @@ def migrator_target(props: dict[str, Any]) -> runner.Target:
     return runner.Target(runner.tree_named(props["tree"]), url, props["database"], script_location)
 
 
+def script_location_of(props: dict[str, Any]) -> Path:
+    return Path(props["script_location"]) if props.get("script_location") else default_location(props["tree"])
+
+
+def database_revision(props: dict[str, Any], state_revision: str | None) -> DatabaseRevision:
+    """The database's revision as its migrator reads it; the state's when the login is not known yet."""
+    unknown = [key for key in CONNECTION_KEYS if props.get(key) == rpc.UNKNOWN]
+    if unknown:
+        return DatabaseRevision(
+            state_revision,
+            f"the stack's state: the {' and '.join(unknown)} of the migrator's login are known only once the up "
+            "makes them",
+        )
+    import psycopg
+    from psycopg import sql
+
+    version_table = TREES[props["tree"]].version_table
+    try:
+        with connect(props) as connection:
+            query = sql.SQL("SELECT version_num FROM {}").format(sql.Identifier(version_table))
+            row = connection.execute(query).fetchone()
+    except psycopg.errors.UndefinedTable:
+        return DatabaseRevision(None, "read from the database, which has no version table yet")
+    except psycopg.OperationalError as error:
+        if DATABASE_DOES_NOT_EXIST.search(str(error)):
+            return DatabaseRevision(None, "the database does not exist yet")
+        reason = (str(error).strip().splitlines() or ["no message"])[-1]
+        raise RevisionUnreadableError(
+            f"the {props['tree']} {REVISION_UNREADABLE} {props['database']!r} at "
+            f"{props['host']}:{props['port']} as {props['user']} (sslmode {props['sslmode']}): {reason}. The "
+            "preview reads it to know what is pending: start the server, or check the migrator's login."
+        ) from None
+    return DatabaseRevision(row[0] if row else None, "read from the database")
+
+
+def step_preview(props: dict[str, Any], state_revision: str | None, say: bool = True) -> StepPreview:
+    """The run this step's inputs ask for, from the database's revision; said on stderr (the engine shows it)."""
+    database = props["database"] if props["database"] != rpc.UNKNOWN else "(named by this deploy)"
+    preview = preview_step(
+        TREES[props["tree"]],
+        script_location_of(props),
+        database,
+        database_revision(props, state_revision),
+        props.get("contract_through"),
+    )
+    for line in preview.lines() if say else []:
+        print(f"migration step: {line}", file=sys.stderr, flush=True)
+    return preview
+
+
 def _upgrade(props: dict[str, Any]) -> dict[str, Any]:
     from migrations import runner
 
     target = migrator_target(props)
+    plan = step_preview(props, None, say=False).plan  # said at the check or the diff that came before
     try:
-        result = runner.upgrade(target)
+        result = runner.upgrade(target, plan.target)
     except Exception as error:  # the database's own message is what the operator needs
         raise MigrationFailedError(
             f"the {props['tree']} tree failed on database {props['database']!r}; the database stays at "
@@ -82,13 +155,21 @@ def revision_after_failure(target: runner.Target) -> str:
 
 
 class _MigrationProvider(ResourceProvider):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        if not olds:  # a create: no diff follows, so what it will run is read here
+            step_preview(news, None)
+        return CheckResult(news, [])
+
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(id_=f"{props['tree']}@{props['database']}", outs=_upgrade(props))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = [key for key in RERUN_WHEN_CHANGED if olds.get(key) != news.get(key)]
+        behind = bool(step_preview(news, olds.get("revision")).plan.pending)
         # A state written before `tables` existed runs once more to learn them (a run at head changes nothing).
-        return DiffResult(changes=bool(changed) or "tables" not in olds, replaces=[], delete_before_replace=False)
+        return DiffResult(
+            changes=bool(changed) or behind or "tables" not in olds, replaces=[], delete_before_replace=False
+        )
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs=_upgrade(news))
@@ -105,6 +186,9 @@ class MigrationStepArgs:
     """The tree's migrator on the database the tree belongs to."""
     script_location: Path | None = None
     """Run a copy of the tree instead (tests, benchmarks); None for the tree in migrations/."""
+    contract_through: str | None = None
+    """The stack key headhunter-db:contractThrough (migrations.shared.phases): the last revision whose
+    contract revisions may run, or head; None: none may. The main tree's only."""
 
 
 class MigrationStep(pulumi.dynamic.Resource):
@@ -123,6 +207,7 @@ class MigrationStep(pulumi.dynamic.Resource):
             "tree": args.tree.key,
             "head": declared_head(args.script_location or default_location(args.tree.key)),
             "script_location": str(args.script_location) if args.script_location else None,
+            "contract_through": args.contract_through,
             **args.login.props(),
             "revision": None,
             "applied": None,

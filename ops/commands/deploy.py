@@ -72,6 +72,9 @@ def deploy(plan: DeployPlan) -> int:
         print(f"deploy: preview of stack {name}{checked}", flush=True)
         packs = [str(pack) for pack in plan.policy_packs]
         preview = stack.preview(diff=True, policy_packs=packs, **driver.deploy_options())
+    # With --diff the engine writes the diagnostics (what each migration step will run) to stderr.
+    if preview.stderr.strip():
+        driver.printer()(preview.stderr)
     changes = {str(op): n for op, n in preview.change_summary.items() if str(op) != "same"}
     print(f"deploy: {', '.join(f'{n} to {op}' for op, n in changes.items()) or 'no changes'}", flush=True)
     print(f"deploy: up of stack {name}", flush=True)

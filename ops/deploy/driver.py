@@ -24,6 +24,8 @@ import psycopg
 import yaml
 from pulumi import automation as auto
 
+from infra.migration_preview import NOT_IN_TREE
+from infra.migration_step import REVISION_UNREADABLE
 from infra.settings import (
     NAMESPACE,
     SECRET_IN_PLAIN_TEXT,
@@ -240,6 +242,18 @@ def translate(error: auto.CommandError, stack_name: str) -> UserError:
             "Nothing was deployed.",
             ExitCode.TOOLCHAIN,
         )
+    if NOT_IN_TREE in text:
+        return UserError(
+            f"a database of stack {stack_name!r} is at a revision this checkout does not hold, so the preview "
+            f"stopped and nothing was deployed:\n{_engine_error_lines(text, NOT_IN_TREE)}",
+            ExitCode.BAD_INPUT,
+        )
+    if REVISION_UNREADABLE in text:
+        return UserError(
+            f"the preview of stack {stack_name!r} could not read a database's revision, so nothing was deployed:\n"
+            f"{_engine_error_lines(text, REVISION_UNREADABLE)}",
+            ExitCode.SERVER_UNREACHABLE,
+        )
     if "MigrationFailedError" in text or "migration tree failed" in text or "tree failed on database" in text:
         return UserError(
             f"a migration failed, so the deploy stopped:\n{_engine_error_lines(text)}", ExitCode.MIGRATION_FAILED
@@ -249,8 +263,8 @@ def translate(error: auto.CommandError, stack_name: str) -> UserError:
     )
 
 
-def _engine_error_lines(text: str) -> str:
-    lines = [line for line in text.splitlines() if "error" in line.lower() or "Error" in line]
+def _engine_error_lines(text: str, marker: str = "error") -> str:
+    lines = [line for line in text.splitlines() if marker in line.lower() or "Error" in line]
     return "\n".join(lines[-12:]) or text[-2000:]
 
 

@@ -1,0 +1,73 @@
+"""What a migration step will run, read before it runs: at every preview, and by the scripts' preflight.
+
+The database's own revision decides what is pending, not the stack's state: a database restored from
+an older backup, or set back by hand, is behind its state, and the next deploy brings it to the
+target. A revision the checkout's tree does not hold (the database was migrated from a newer
+checkout) is refused by name before anything runs. The target is the expand/contract plan's
+(migrations.shared.phases): the head, or the revision before a contract revision that waits for
+the stack key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from migrations.shared.phases import CONTRACT_TREES, UpgradePlan, revision_files, upgrade_plan
+from migrations.shared.tree import Tree
+
+# How the refusal of a revision the tree lacks reads, in the engine's error too (ops/deploy/driver.py).
+NOT_IN_TREE = "does not hold: the database was migrated from a newer checkout"
+
+
+class RevisionNotInTreeError(Exception):
+    """The database is at a revision this checkout's tree does not hold: the fix is another checkout."""
+
+
+@dataclass(frozen=True)
+class DatabaseRevision:
+    revision: str | None
+    """None: no revision yet (no version table, or no database yet)."""
+    read_from: str
+    """Where the revision was read, as the preview says it: the database, or why not and what instead."""
+
+
+@dataclass(frozen=True)
+class StepPreview:
+    """One tree's run as a preview sees it: where its database is, and the plan from there."""
+
+    tree: Tree
+    database: str
+    at: DatabaseRevision
+    plan: UpgradePlan
+
+    def lines(self) -> list[str]:
+        """What the preview says about the run; nothing when the database is at the target and nothing waits."""
+        said = []
+        where = f"{self.tree.key} tree on database {self.database!r}"
+        if self.plan.pending:
+            pending = ", ".join(self.plan.pending)
+            said.append(f"{where}: at {self.at.revision or 'base'} ({self.at.read_from}); to run: {pending}")
+        said += [f"{where}: waiting {waiting.revision}: {waiting.reason}" for waiting in self.plan.waiting]
+        return said
+
+
+def preview_step(
+    tree: Tree, script_location: Path, database: str, at: DatabaseRevision, contract_through: str | None
+) -> StepPreview:
+    """The run from the database's revision to the plan's target; a revision the tree lacks is refused."""
+    revisions = [file.revision for file in revision_files(script_location)]
+    if at.revision is not None and at.revision not in revisions:
+        raise RevisionNotInTreeError(not_in_tree_message(tree, script_location, database, at.revision, revisions))
+    # The stack key names revisions of the main tree; the other trees have no contract revision.
+    through = contract_through if tree.key in CONTRACT_TREES else None
+    return StepPreview(tree, database, at, upgrade_plan(tree, script_location, at.revision, through))
+
+
+def not_in_tree_message(tree: Tree, script_location: Path, database: str, revision: str, revisions: list[str]) -> str:
+    head = revisions[-1] if revisions else "none"
+    return (
+        f"the {tree.key} database {database!r} is at revision {revision}, which this checkout's {tree.key} tree "
+        f"({script_location}, head {head}) {NOT_IN_TREE}. Deploy "
+        f"from a checkout that has {revision} (that release or a later one); nothing was changed."
+    )
