@@ -27,7 +27,6 @@ TIMEOUT_S = 120.0
 
 RULES_REPLACED = {
     "require-concurrent-index-creation": "index-not-concurrent",
-    "require-concurrent-index-deletion": "index-not-concurrent",
     "adding-field-with-default": "volatile-default",
     "changing-column-type": "type-rewrite",
     "adding-not-nullable-field": "not-null-without-check",

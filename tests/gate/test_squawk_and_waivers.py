@@ -14,6 +14,7 @@ from migrations import gate, runner
 from migrations.gate import squawk
 from migrations.gate.rendering import render
 from migrations.shared.tree import MAIN
+from ops.errors import ExitCode
 from ops.paths import REPO_ROOT
 from tests.gate.conftest import REVISION, TIMEOUTS, Judge, rules_of, tree_with
 
@@ -103,3 +104,9 @@ def test_require_pass_raises_with_the_verdict(judge: Judge) -> None:
     assert "index-not-concurrent" in str(raised.value)
     passed = judge('op.execute("ALTER TABLE user_invitations ADD COLUMN IF NOT EXISTS note text")')
     assert gate.require_pass(passed) is passed
+
+
+def test_the_documentation_lists_every_rule_and_the_exit_code() -> None:
+    text = (REPO_ROOT / "docs" / "migration-gate.md").read_text()
+    assert [rule for rule in gate.RULES if f"| `{rule}` |" not in text] == []
+    assert f"exit code {int(ExitCode.MIGRATION_REFUSED)}" in text.replace("**", "")
