@@ -70,7 +70,9 @@ def _problems(revision: RevisionSQL) -> list[_Problem]:
         _Problem(item.statement, own[item.statement].text, item.rule, item.help or item.message, item.message)
         for item in squawk.findings(revision.script, own)
     ]
-    return sorted(found, key=lambda problem: problem.statement)
+    # squawk reports a rule once per offending column: one finding per statement and rule is what a waiver waives.
+    unique = {(problem.statement, problem.rule): problem for problem in reversed(found)}
+    return sorted(unique.values(), key=lambda problem: problem.statement)
 
 
 def _is_contract(path: Path) -> bool:

@@ -62,7 +62,7 @@ class Verdict:
         """For the operator: the outcome, then each finding and each honoured waiver."""
         judged = ", ".join(self.revisions) or "none pending"
         if self.refused:
-            heading = f"migration gate, {self.tree} tree: REFUSED, {len(self.findings)} finding(s) in {judged}"
+            heading = f"migration gate, {self.tree} tree: REFUSED, {len(self.findings)} finding(s) (judged: {judged})"
         else:
             heading = f"migration gate, {self.tree} tree: passed ({judged})"
         lines = [heading]
