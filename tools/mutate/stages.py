@@ -122,6 +122,15 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
         ("tests/migrations/test_maintenance.py",),
         ("tests/integration/test_migration_step_engine.py",),
     ),
+    # The migration gate: judged from offline SQL, no server needed.
+    "migrations/gate/__init__.py": (("tests/gate",),),
+    "migrations/gate/judging.py": (("tests/gate",),),
+    "migrations/gate/rendering.py": (("tests/gate",),),
+    "migrations/gate/rules.py": (("tests/gate",),),
+    "migrations/gate/squawk.py": (("tests/gate",),),
+    "migrations/gate/statements.py": (("tests/gate",),),
+    "migrations/gate/verdict.py": (("tests/gate",),),
+    "migrations/gate/waivers.py": (("tests/gate",),),
     "migrations/shared/concurrent_index.py": (
         ("tests/migrations/test_partitioned_index.py", "tests/migrations/test_safe_runs.py"),
         MIGRATION_TESTS,
@@ -155,6 +164,7 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
     "ops/paths.py": ((UNIT,), (SCRIPTS,)),
     "ops/commands/cli.py": ((SCRIPTS,),),
     "ops/commands/docs.py": (("tests/unit/test_docs.py",),),
+    "ops/commands/gate.py": ((SCRIPTS,), ("tests/gate",)),
     "ops/commands/adopt.py": ((SCRIPTS,), ("tests/integration/test_adopt.py",)),
     "ops/commands/deploy.py": ((SCRIPTS,), ("tests/integration/test_deploy.py",)),
     "ops/commands/destroy.py": ((SCRIPTS,), ("tests/integration/test_deploy.py",)),
