@@ -6,7 +6,9 @@ connection, so that it lives exactly as long as the work: a lock on a second con
 freed (that backend exits) while the migration's backend still runs. Every attempt is committed at
 once: a lock query left in an open transaction would make Alembic take it for the caller's and
 skip its own COMMIT, silently rolling the DDL back (aegra#565, Telegram-Archive#71). A second run
-waits, bounded, then finds the revisions applied and does nothing.
+waits, bounded, then finds the revisions applied and does nothing. Inside an embedder's open
+transaction nothing is committed (commit=False): Alembic then runs inside that transaction, and a
+session lock outlives its rollback until it is released here.
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ class LockTimeoutError(RuntimeError):
 
 
 @contextmanager
-def tree_run_lock(connection: Connection, tree: Tree, wait_s: float) -> Iterator[None]:
+def tree_run_lock(connection: Connection, tree: Tree, wait_s: float, commit: bool = True) -> Iterator[None]:
     key = {"key": tree.advisory_lock_key}
     deadline = time.monotonic() + wait_s
     announced = False
-    while not _try_lock(connection, key):
+    while not _try_lock(connection, key, commit):
         if time.monotonic() >= deadline:
             raise LockTimeoutError(
                 f"another migration run of the {tree.key} tree held its lock for over {wait_s:.0f}s: "
@@ -48,12 +50,14 @@ def tree_run_lock(connection: Connection, tree: Tree, wait_s: float) -> Iterator
     finally:
         try:
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
-            connection.commit()
+            if commit:
+                connection.commit()
         except (DBAPIError, PendingRollbackError):
             pass  # the connection is gone, and the lock with it
 
 
-def _try_lock(connection: Connection, key: dict[str, int]) -> bool:
+def _try_lock(connection: Connection, key: dict[str, int], commit: bool) -> bool:
     acquired = bool(connection.execute(text("SELECT pg_try_advisory_lock(:key)"), key).scalar_one())
-    connection.commit()
+    if commit:
+        connection.commit()
     return acquired

@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -25,6 +26,7 @@ from fixtures.cluster import ProvisionedDatabases, scalar
 from fixtures.fault_log import SeenFunction
 from fixtures.revisions import FAILING_REVISION, revision_file
 from migrations import runner
+from migrations.shared import lock_retry
 from migrations.shared.environment import LOCK_TIMEOUT
 from migrations.shared.run_lock import LockTimeoutError, tree_run_lock
 from migrations.shared.tree import LOGS, TREES
@@ -33,7 +35,7 @@ from ops.localpg import embedded
 from ops.localpg.embedded import find_bin_dir
 from ops.paths import REPO_ROOT
 
-LOCK_TIMEOUT_S = int(LOCK_TIMEOUT.removesuffix("s"))
+OPEN_WRITER_S = 3.0  # an open writer transaction this long outlasts many tries of the migration's lock_timeout
 
 
 def start_upgrade_process(provisioned: ProvisionedDatabases, key: DatabaseKey) -> subprocess.Popen[str]:
@@ -143,7 +145,7 @@ def test_a_cleanup_that_fails_after_a_successful_run_is_reported(logs_target: ru
 WAITING_REVISION = revision_file(
     "logs_9998",
     "A revision that waits on an advisory lock the test holds, so the test can end its session.",
-    'op.execute("SELECT pg_advisory_lock(4242)")',
+    'op.execute("SET lock_timeout = 0")\nop.execute("SELECT pg_advisory_lock(4242)")',
 )
 
 
@@ -328,14 +330,17 @@ def test_an_invalid_index_left_by_a_failed_concurrent_build_is_rebuilt(
 
 
 def test_a_concurrent_index_build_outwaits_an_open_writer_transaction(
-    provisioned: ProvisionedDatabases, logs_target: runner.Target
+    provisioned: ProvisionedDatabases, logs_target: runner.Target, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """The build waits for older transactions through the lock manager: lock_timeout must not cancel it."""
+    """The build waits for older transactions through the lock manager: lock_timeout must not cancel it.
+
+    Retries would hide a cancelled build (the next try builds it again once the writer ends), so the
+    test also asserts that no try was cancelled."""
     runner.upgrade(logs_target, "logs_0002")
     writer_role = provisioned.names.of("logs_writer")
     writer = provisioned.connect_as(writer_role, DatabaseKey.LOGS, autocommit=False)
     writer.execute("INSERT INTO system_logs (level, component, message) VALUES ('INFO', 'slow', 'open')")
-    committer = threading.Timer(LOCK_TIMEOUT_S + 2, writer.commit)  # outlives the migration's lock_timeout
+    committer = threading.Timer(OPEN_WRITER_S, writer.commit)  # outlives the migration's lock_timeout
     committer.start()
     try:
         result = runner.upgrade(logs_target, "logs_0003")
@@ -343,6 +348,7 @@ def test_a_concurrent_index_build_outwaits_an_open_writer_transaction(
         committer.join()
         writer.close()
     assert result.applied == ("logs_0003",)
+    assert "lock not granted" not in capfd.readouterr().err
     with provisioned.server.connect(provisioned.databases[DatabaseKey.LOGS]) as logs:
         assert catalog.invalid_indexes(logs) == set()
 
@@ -459,13 +465,13 @@ LOCKING_REVISION = revision_file(
     'op.execute("ALTER TABLE {table} ADD COLUMN waited_for_a_lock text")',
     'op.execute("ALTER TABLE {table} DROP COLUMN waited_for_a_lock")',
 )
-# Per tree: a table of its own and an insert its runtime writer may make.
+# Per tree: a table of its own and an insert its runtime writer may make, again and again (a new token each).
 LOCKED_TABLES = {
     DatabaseKey.MAIN: (
         "user_invitations",
         "app",
-        "INSERT INTO user_invitations (email, token_hash, role, expires_at) "
-        "VALUES ('waiting@example.com', sha256('token'::bytea), 'viewer', now() + interval '1 day')",
+        "INSERT INTO user_invitations (email, token_hash, role, expires_at) SELECT 'w' || u || '@example.com', "
+        "sha256(u::text::bytea), 'viewer', now() + interval '1 day' FROM gen_random_uuid() AS u",
     ),
     DatabaseKey.LOGS: (
         "llm_logs",
@@ -476,50 +482,125 @@ LOCKED_TABLES = {
 }
 
 
-@pytest.mark.parametrize("key", list(DatabaseKey), ids=[key.value for key in DatabaseKey])
-def test_a_revision_waiting_on_a_table_lock_gives_up_after_lock_timeout_and_writers_go_on(
-    provisioned: ProvisionedDatabases, tmp_path: Path, key: DatabaseKey
-) -> None:
-    """A long reader holds the table: the revision's ALTER waits at most lock_timeout, and a writer
-    queued behind that ALTER goes on as soon as it gives up, not when the reader ends."""
-    table, writer_key, insert = LOCKED_TABLES[key]
+REPORT = "long report"  # the application_name of the long reader, which the failure must name
+
+
+def tree_with_locking_revision(provisioned: ProvisionedDatabases, key: DatabaseKey, tmp_path: Path) -> runner.Target:
+    """The tree at head, and a copy of it whose next revision needs ACCESS EXCLUSIVE on the tree's table."""
+    table, _, _ = LOCKED_TABLES[key]
     tree = runner.Target(TREES[key.value], provisioned.migrator_url(key), provisioned.databases[key])
     runner.upgrade(tree)
-    head = runner.head_revision(tree.tree)
     tree_copy = tmp_path / key.value
     shutil.copytree(REPO_ROOT / "migrations" / key.value, tree_copy)
-    revision = LOCKING_REVISION.format(tree=key.value, down=head, table=table)
+    revision = LOCKING_REVISION.format(tree=key.value, down=runner.head_revision(tree.tree), table=table)
     (tree_copy / "versions" / f"{key.value}_9998_waits.py").write_text(revision)
-    locking = runner.Target(tree.tree, tree.url, tree.expected_database, tree_copy)
-    writer_done: list[float] = []
-    writer_failed: list[BaseException] = []
+    return runner.Target(tree.tree, tree.url, tree.expected_database, tree_copy)
 
-    def write_behind_the_alter() -> None:
-        try:
-            with provisioned.connect_as(provisioned.names.of(writer_key), key) as writer:
-                writer.execute(insert)
-            writer_done.append(time.monotonic())
-        except BaseException as error:  # seen by the test, not lost in the thread
-            writer_failed.append(error)
 
+@contextmanager
+def long_reader(provisioned: ProvisionedDatabases, key: DatabaseKey) -> Iterator[psycopg.Connection]:
+    """A report's transaction that has read the table: its ACCESS SHARE lock is held until it ends."""
+    table, _, _ = LOCKED_TABLES[key]
     with provisioned.server.connect(provisioned.databases[key], autocommit=False) as reader:
-        reader.execute(f"SELECT count(*) FROM {table}")  # ACCESS SHARE, held until this transaction ends
-        writer = threading.Timer(1.0, write_behind_the_alter)  # once the ALTER waits
-        # Without a lock_timeout the ALTER would wait for the reader: end it then, and the run succeeds.
-        watchdog = threading.Timer(LOCK_TIMEOUT_S + 15, reader.rollback)
-        started = time.monotonic()
-        writer.start()
-        watchdog.start()
+        reader.execute(sql.SQL("SET application_name = {}").format(sql.Literal(REPORT)))
+        reader.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+        yield reader
+
+
+class Writer:
+    """Inserts one row after another, each allowed to wait for a lock a little over one of the migration's tries."""
+
+    LOCK_TIMEOUT = "1s"  # one try is lock_retry.TRY_LOCK_TIMEOUT (150 ms); the old single wait was 5 s
+
+    def __init__(self, provisioned: ProvisionedDatabases, key: DatabaseKey) -> None:
+        _, self.role, self.insert = LOCKED_TABLES[key]
+        self.provisioned, self.key = provisioned, key
+        self.inserted, self.failed = 0, list[BaseException]()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._write, daemon=True)
+
+    def _write(self) -> None:
         try:
-            with pytest.raises(Exception, match="lock timeout"):
-                runner.upgrade(locking)
-        finally:
-            watchdog.cancel()
-        gave_up = time.monotonic()
-        writer.join(timeout=5)  # the reader still holds its lock
-        assert writer_failed == []
-        assert writer_done, "the writer is still waiting: for the reader, behind the ALTER"
+            with self.provisioned.connect_as(self.provisioned.names.of(self.role), self.key) as writer:
+                writer.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(self.LOCK_TIMEOUT)))
+                while not self.stop.wait(0.01):
+                    writer.execute(self.insert)
+                    self.inserted += 1
+        except BaseException as error:  # seen by the test, not lost in the thread
+            self.failed.append(error)
+
+
+def tries_seen(provisioned: ProvisionedDatabases, key: DatabaseKey, wanted: int) -> int:
+    """Watch the migrator's session until it has waited for a lock in `wanted` separate tries (each try's
+    ALTER is a new statement: a new query_start); how many were seen."""
+    migrator = provisioned.names.migrator(key)
+    starts: set[object] = set()
+    deadline = time.monotonic() + 60
+    with provisioned.server.connect(provisioned.databases[key]) as admin:
+        while len(starts) < wanted and time.monotonic() < deadline:
+            row = admin.execute(
+                "SELECT query_start FROM pg_stat_activity WHERE usename = %s AND wait_event_type = 'Lock' "
+                "AND query LIKE 'ALTER TABLE%%'",
+                (migrator,),
+            ).fetchone()
+            if row is not None:
+                starts.add(row[0])
+            time.sleep(0.01)
+    return len(starts)
+
+
+@pytest.mark.parametrize("key", list(DatabaseKey), ids=[key.value for key in DatabaseKey])
+def test_a_revision_behind_a_long_reader_waits_in_short_tries_that_never_hold_writers_and_applies_when_it_ends(
+    provisioned: ProvisionedDatabases, tmp_path: Path, key: DatabaseKey, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A long reader holds the table: the revision's ALTER waits one short try at a time, rolled back in
+    between, so an INSERT queued behind a try waits less than its own lock_timeout (1 s, where a single
+    5 s wait would fail it); once the reader ends, the next try applies the revision."""
+    locking = tree_with_locking_revision(provisioned, key, tmp_path)
+    writer = Writer(provisioned, key)
+    outcome: list[object] = []
+    with long_reader(provisioned, key) as reader:
+        migration = threading.Thread(target=lambda: outcome.append(upgrade_or_error(locking)), daemon=True)
+        writer.thread.start()
+        migration.start()
+        seen = tries_seen(provisioned, key, wanted=4)
+        inserted_while_it_tried = writer.inserted
         reader.rollback()
-    assert LOCK_TIMEOUT_S - 0.5 <= gave_up - started <= LOCK_TIMEOUT_S + 5, gave_up - started
-    assert writer_done[0] - gave_up < 2.0, "the writer went on only well after the ALTER gave up"
-    assert runner.current_revision(tree) == head
+        migration.join(timeout=60)
+    writer.stop.set()
+    writer.thread.join(timeout=10)
+    assert seen == 4, f"the revision waited in {seen} tries"
+    assert writer.failed == [], f"a writer waited behind the revision for longer than its lock_timeout: {writer.failed}"
+    assert inserted_while_it_tried > 0
+    assert [getattr(result, "applied", result) for result in outcome] == [(f"{key.value}_9998",)]
+    said = capfd.readouterr().err
+    assert f"revision {key.value}_9998 (upgrade" in said and f"lock not granted within {LOCK_TIMEOUT}" in said, said
+
+
+def test_a_revision_whose_reader_never_ends_fails_naming_the_holder_and_keeps_the_previous_revision(
+    provisioned: ProvisionedDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its retry budget the run fails with the revision, the session holding the lock (pid,
+    application_name, when its query started) and the fix; the database stays at the revision before."""
+    key = DatabaseKey.MAIN
+    monkeypatch.setattr(lock_retry, "RETRY_BUDGET_S", 3.0)  # two minutes in production
+    locking = tree_with_locking_revision(provisioned, key, tmp_path)
+    head = runner.head_revision(locking.tree)
+    migrator = provisioned.names.migrator(key)
+    with provisioned.server.connect(provisioned.databases[key]) as admin:  # what the report runs, and since when
+        admin.execute(sql.SQL("GRANT pg_read_all_stats TO {}").format(sql.Identifier(migrator)))
+    with long_reader(provisioned, key) as reader:
+        reader_pid = reader.info.backend_pid
+        with pytest.raises(lock_retry.LockRetriesExhaustedError) as failed:
+            runner.upgrade(locking)
+        reader.rollback()
+    said = str(failed.value)
+    assert said.startswith("revision main_9998 (upgrade main_0001 -> main_9998) did not get its lock"), said
+    assert f"pid {reader_pid} (application_name {REPORT!r}" in said, said
+    assert "holds AccessShareLock on user_invitations, which conflicts with AccessExclusiveLock" in said, said
+    assert "query started" in said and 'SELECT count(*) FROM "user_invitations"' in said, said
+    assert f"SELECT pg_terminate_backend(pid) for {reader_pid}" in said, said
+    assert runner.current_revision(locking) == head
+    with provisioned.server.connect(provisioned.databases[key]) as main:
+        column = "SELECT count(*) FROM pg_attribute WHERE attrelid = 'user_invitations'::regclass AND attname = %s"
+        assert scalar(main, column, ("waited_for_a_lock",)) == 0
