@@ -7,6 +7,8 @@ migrations/runner.py as the migration step does.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +31,7 @@ from migrations.shared.heads import declared_head, default_location
 from migrations.shared.phases import CONTRACT_KEY, Phase, UpgradePlan, upgrade_plan
 from migrations.shared.tree import MAIN
 from model.names import DatabaseKey
+from ops.localpg.embedded import dump_client_bin_dir
 
 SEEDED_ROWS = 5 * BACKFILL_BATCH_SIZE  # rows of the previous version, so the backfill has several batches
 SEED = (
@@ -156,3 +159,47 @@ def assert_no_wrong_data(
         if (stored[id_][0], stored[id_][2]) != (want[0], want[2]) or stored[id_][1] != stored[id_][0].strip().lower()
     ]
     assert wrong == [], f"{len(wrong)} rows hold other values than their application wrote: {wrong[:3]}"
+
+
+def psql_as_migrator(provisioned: ProvisionedDatabases, script: str) -> subprocess.CompletedProcess[str]:
+    """The reviewer's script run as a DBA runs it: psql -v ON_ERROR_STOP=1, as the main tree's migrator."""
+    server, migrator = provisioned.server.connection, provisioned.names.migrator(DatabaseKey.MAIN)
+    login = {
+        "PGHOST": server.host,
+        "PGPORT": str(server.port),
+        "PGUSER": migrator,
+        "PGPASSWORD": provisioned.passwords[migrator],
+        "PGDATABASE": provisioned.databases[DatabaseKey.MAIN],
+        "PGOPTIONS": "-c client_min_messages=warning",  # the second run's skipping NOTICEs are no error
+    }
+    command = [str(dump_client_bin_dir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+    return subprocess.run(
+        command, input=script, text=True, capture_output=True, env={**os.environ, **login}, timeout=120
+    )
+
+
+def test_the_offline_sql_backfills_in_committed_batches_and_runs_twice(
+    provisioned: ProvisionedDatabases, main_target: runner.Target, tmp_path: Path
+) -> None:
+    location = example_trees(tmp_path) / "main"
+    target = runner.Target(main_target.tree, main_target.url, main_target.expected_database, location)
+    head = declared_head(default_location("main"))
+    runner.upgrade(target, head)
+    with app_connection(provisioned) as connection:
+        seeded = [row[0] for row in connection.execute(SEED, (SEEDED_ROWS,)).fetchall()]
+    script = runner.upgrade_sql(target, f"{head}:{CHECK_REVISION}")
+
+    first, second = psql_as_migrator(provisioned, script), psql_as_migrator(provisioned, script)
+
+    assert (first.returncode, first.stderr, second.returncode, second.stderr) == (0, "", 0, "")
+    assert runner.current_revision(target) == CHECK_REVISION
+    with app_connection(provisioned) as connection:
+        unfilled = connection.execute(
+            "SELECT count(*) FROM user_invitations WHERE email_normalized IS NULL OR inviter_id IS DISTINCT FROM "
+            "invited_by OR email_normalized <> lower(btrim(email))"
+        ).fetchone()
+        batches = connection.execute(
+            "SELECT xmin::text, count(*) FROM user_invitations WHERE id = ANY(%s) GROUP BY 1", (seeded,)
+        ).fetchall()
+    assert unfilled == (0,)
+    assert max(count for _, count in batches) <= BACKFILL_BATCH_SIZE, "the offline backfill commits each batch"
