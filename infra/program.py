@@ -50,6 +50,8 @@ def define_stack() -> None:
                 tree=TREES[key.value],
                 login=migrator_login(settings, database),
                 script_location=settings.environment.tree_location(key.value),
+                # Contract revisions are the main tree's only (migrations.shared.phases.CONTRACT_TREES).
+                contract_through=settings.contract_through if key is DatabaseKey.MAIN else None,
             ),
             # After the database's default privileges: the tables the tree creates must find them in
             # place. Nothing else waits for it, so the other ACL changes of the database go on meanwhile.
