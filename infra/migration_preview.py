@@ -5,23 +5,36 @@ an older backup, or set back by hand, is behind its state, and the next deploy b
 target. A revision the checkout's tree does not hold (the database was migrated from a newer
 checkout) is refused by name before anything runs. The target is the expand/contract plan's
 (migrations.shared.phases): the head, or the revision before a contract revision that waits for
-the stack key.
+the stack key. The pending revisions are judged by the migration gate (migrations.gate) before any
+of them runs: a refusal stops the preview, and the waivers it honoured are said with the run.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from migrations.shared.phases import CONTRACT_TREES, UpgradePlan, revision_files, upgrade_plan
 from migrations.shared.tree import Tree
+
+if TYPE_CHECKING:
+    from migrations.gate import Verdict
 
 # How the refusal of a revision the tree lacks reads, in the engine's error too (ops/deploy/driver.py).
 NOT_IN_TREE = "does not hold: the database was migrated from a newer checkout"
 
 
+# How a refusal of the gate reads, in the engine's error too (ops/deploy/driver.py).
+REFUSED_BY_GATE = "the migration gate refused a pending revision, so nothing ran"
+
+
 class RevisionNotInTreeError(Exception):
     """The database is at a revision this checkout's tree does not hold: the fix is another checkout."""
+
+
+class MigrationRefusedError(Exception):
+    """A pending revision broke a rule of the gate: the message is the verdict's report."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,8 @@ class StepPreview:
     database: str
     at: DatabaseRevision
     plan: UpgradePlan
+    verdict: Verdict | None
+    """The gate's verdict on the pending revisions; None when none is pending."""
 
     def lines(self) -> list[str]:
         """What the preview says about the run; nothing when the database is at the target and nothing waits."""
@@ -49,19 +64,35 @@ class StepPreview:
             pending = ", ".join(self.plan.pending)
             said.append(f"{where}: at {self.at.revision or 'base'} ({self.at.read_from}); to run: {pending}")
         said += [f"{where}: waiting {waiting.revision}: {waiting.reason}" for waiting in self.plan.waiting]
+        if self.verdict is not None and not self.verdict.refused:  # a refusal is the error's own text
+            said += self.verdict.report().splitlines()  # the waivers it honoured included
         return said
+
+    def require_pass(self) -> None:
+        """MigrationRefusedError, with the verdict's report, when the gate refused a pending revision."""
+        if self.verdict is not None and self.verdict.refused:
+            raise MigrationRefusedError(f"{REFUSED_BY_GATE}:\n{self.verdict.report()}")
 
 
 def preview_step(
     tree: Tree, script_location: Path, database: str, at: DatabaseRevision, contract_through: str | None
 ) -> StepPreview:
-    """The run from the database's revision to the plan's target; a revision the tree lacks is refused."""
+    """The run from the database's revision to the plan's target, judged; a revision the tree lacks is refused."""
     revisions = [file.revision for file in revision_files(script_location)]
     if at.revision is not None and at.revision not in revisions:
         raise RevisionNotInTreeError(not_in_tree_message(tree, script_location, database, at.revision, revisions))
     # The stack key names revisions of the main tree; the other trees have no contract revision.
     through = contract_through if tree.key in CONTRACT_TREES else None
-    return StepPreview(tree, database, at, upgrade_plan(tree, script_location, at.revision, through))
+    plan = upgrade_plan(tree, script_location, at.revision, through)
+    return StepPreview(tree, database, at, plan, judged(tree, plan.pending, script_location))
+
+
+def judged(tree: Tree, pending: tuple[str, ...], script_location: Path) -> Verdict | None:
+    if not pending:
+        return None  # nothing to judge: a preview at the target loads neither Alembic nor the gate
+    from migrations.gate import judge
+
+    return judge(tree, pending, script_location)
 
 
 def not_in_tree_message(tree: Tree, script_location: Path, database: str, revision: str, revisions: list[str]) -> str:

@@ -122,6 +122,7 @@ def step_preview(props: dict[str, Any], state_revision: str | None, say: bool = 
     )
     for line in preview.lines() if say else []:
         print(f"migration step: {line}", file=sys.stderr, flush=True)
+    preview.require_pass()
     return preview
 
 

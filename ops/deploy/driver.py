@@ -24,7 +24,7 @@ import psycopg
 import yaml
 from pulumi import automation as auto
 
-from infra.migration_preview import NOT_IN_TREE
+from infra.migration_preview import NOT_IN_TREE, REFUSED_BY_GATE
 from infra.migration_step import REVISION_UNREADABLE
 from infra.settings import (
     NAMESPACE,
@@ -37,7 +37,7 @@ from infra.settings import (
 )
 from model.server_versions import is_supported, supported_text
 from ops import paths
-from ops.deploy import deploy_processes, foreign_roles, rotation_check, state_backend, tls_check
+from ops.deploy import deploy_processes, foreign_roles, migration_gate, rotation_check, state_backend, tls_check
 from ops.deploy.state_backend import StateBackend
 from ops.errors import ExitCode, UserError
 from ops.toolchain import pinned
@@ -242,6 +242,12 @@ def translate(error: auto.CommandError, stack_name: str) -> UserError:
             "Nothing was deployed.",
             ExitCode.TOOLCHAIN,
         )
+    if REFUSED_BY_GATE in text:
+        return UserError(
+            f"the migration gate refused a pending revision of stack {stack_name!r}, so the preview stopped and "
+            f"nothing was deployed:\n{refusal_report(text)}",
+            ExitCode.MIGRATION_REFUSED,
+        )
     if NOT_IN_TREE in text:
         return UserError(
             f"a database of stack {stack_name!r} is at a revision this checkout does not hold, so the preview "
@@ -261,6 +267,19 @@ def translate(error: auto.CommandError, stack_name: str) -> UserError:
     return UserError(
         f"the Pulumi engine failed on stack {stack_name!r}:\n{_engine_error_lines(text)}", ExitCode.DEPLOY_FAILED
     )
+
+
+def refusal_report(text: str) -> str:
+    """The gate's report as the engine's error carries it: from the refusal's first line to the end of its
+    report (its lines are indented), once, however many times the engine repeats it."""
+    lines = text.splitlines()
+    start = next(index for index, line in enumerate(lines) if REFUSED_BY_GATE in line)
+    report = [lines[start][lines[start].index(REFUSED_BY_GATE) :]]
+    for line in lines[start + 1 :]:
+        if not (line.lstrip().startswith("migration gate, ") or line.startswith(("  ", "\t"))) or not line.strip():
+            break
+        report.append(line.strip() if line.lstrip().startswith("migration gate, ") else line)
+    return "\n".join(report)
 
 
 def _engine_error_lines(text: str, marker: str = "error") -> str:
@@ -299,6 +318,9 @@ def preflight(stack: auto.Stack) -> Settings:
     admin_password = admin_password_for_preflight(stack, settings)
     check_server(settings, admin_password)
     check_against_deployed(stack, settings, admin_password)
+    migration_gate.check_pending_revisions(
+        settings, lambda database: connect_admin(settings, admin_password, database), say
+    )
     if not pinned.has_postgresql_plugin():
         what = f"the postgresql resource plugin v{pinned.pinned_postgresql_plugin_version()}"
         raise UserError(pinned.missing_plugin_message(what), ExitCode.TOOLCHAIN)
@@ -369,15 +391,17 @@ def server_version_problem(settings: Settings, version: int) -> str | None:
     return None
 
 
-def connect_admin(settings: Settings, admin_password: str) -> psycopg.Connection[tuple[Any, ...]]:
-    """The admin's session on the server's maintenance database, as the provider connects."""
+def connect_admin(
+    settings: Settings, admin_password: str, database: str = "postgres"
+) -> psycopg.Connection[tuple[Any, ...]]:
+    """The admin's session on the server's maintenance database (or `database`), as the provider connects."""
     server = settings.server
     parameters: dict[str, Any] = {
         "host": server.host,
         "port": server.port,
         "user": server.admin_user,
         "password": admin_password,
-        "dbname": "postgres",
+        "dbname": database,
         "sslmode": server.sslmode,
         "connect_timeout": 10,
         **server.tls.libpq_parameters(),
