@@ -96,6 +96,10 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
         ("tests/unit/test_scram.py", "tests/unit/test_generated_password.py", UNIT_GRAPH),
         (DEV_STACK,),
     ),
+    "infra/migration_preview.py": (
+        (UNIT_IMPORTS,),
+        ("tests/integration/test_converge.py", "tests/integration/test_migration_gate_deploy.py"),
+    ),
     "infra/migration_step.py": (
         (UNIT_IMPORTS, "tests/integration/test_migration_step_engine.py"),
         ("tests/integration/test_tls.py",),
@@ -131,6 +135,9 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
     "migrations/gate/statements.py": (("tests/gate",),),
     "migrations/gate/verdict.py": (("tests/gate",),),
     "migrations/gate/waivers.py": (("tests/gate",),),
+    "migrations/shared/phases.py": (("tests/unit/test_phases.py", "tests/migrations/test_expand_contract.py"),),
+    "migrations/shared/backfill.py": focused("tests/migrations/test_expand_contract.py"),
+    "migrations/shared/lock_retry.py": focused("tests/migrations/test_safe_runs.py"),
     "migrations/shared/concurrent_index.py": (
         ("tests/migrations/test_partitioned_index.py", "tests/migrations/test_safe_runs.py"),
         MIGRATION_TESTS,
@@ -166,6 +173,7 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
     "ops/commands/docs.py": (("tests/unit/test_docs.py",),),
     "ops/commands/gate.py": ((SCRIPTS,), ("tests/gate",)),
     "ops/commands/adopt.py": ((SCRIPTS,), ("tests/integration/test_adopt.py",)),
+    "ops/deploy/migration_gate.py": (("tests/integration/test_migration_gate_deploy.py",),),
     "ops/commands/deploy.py": ((SCRIPTS,), ("tests/integration/test_deploy.py",)),
     "ops/commands/destroy.py": ((SCRIPTS,), ("tests/integration/test_deploy.py",)),
     "ops/commands/up.py": ((SCRIPTS,), (DEV_STACK,)),
@@ -259,8 +267,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ),
     (
         "infra/migration_step.py",
-        'return DiffResult(changes=bool(changed) or "tables" not in olds, replaces=[], delete_before_replace=False)',
-        'return DiffResult(changes=bool(changed) or "tables" not in olds, replaces=[], delete_before_replace=True)',
+        'changes=bool(changed) or behind or "tables" not in olds, replaces=[], delete_before_replace=False',
+        'changes=bool(changed) or behind or "tables" not in olds, replaces=[], delete_before_replace=True',
     ): "the step never asks for a replacement (replaces is always empty), so the order of one is moot",
     (
         "infra/generated_password.py",
