@@ -21,7 +21,12 @@ dated later): rows keep going to the old table until then, so the conversion nev
 No row is copied: the converted table's rows stay where they are, in `<table>_p_before`, which
 retention drops whole once the boundary is older than the retention.
 
-Offline (`--sql`), the same statements are printed, with the boundary as of the rendering.
+Offline (`--sql`), the same statements are printed, with the boundary as of the rendering, each one
+safe to run again: a step already done (the table is partitioned, the CHECK is there or validated, a
+partition attached) is skipped, so a script cut short, or run twice, completes when run again.
+
+This module imports no model/ code and not env.py's environment: logs_0004 passes its own frozen
+intervals in (partitions.Interval), and the lock_timeout put back is the run's (concurrent_index).
 """
 
 from __future__ import annotations
@@ -36,9 +41,8 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
 from migrations.shared import partitions
-from migrations.shared.concurrent_index import drop_if_invalid
-from migrations.shared.environment import LOCK_TIMEOUT
-from model.log_lifecycle import Interval
+from migrations.shared.concurrent_index import drop_if_invalid, rerunnable_build, session_lock_timeout, set_lock_timeout
+from migrations.shared.partitions import Interval
 
 log = logging.getLogger(__name__)
 BEFORE_SUFFIX = "_p_before"
@@ -68,15 +72,13 @@ def convert(table: str, interval: Interval, premake: timedelta) -> None:
     """Partition `table` by `interval` on created_at, in place, and make partitions `premake` ahead."""
     context = op.get_context()
     now = datetime.now(UTC)
+    lock_timeout = session_lock_timeout()
     if context.as_sql:
         # Outside the revision's transaction, as online: CONCURRENTLY refuses a transaction block,
         # and the swap brings its own BEGIN and COMMIT.
         boundary = first_boundary(interval, now, newest_row=None)
         with context.autocommit_block():
-            op.execute(_fresh_enough(table, now, boundary))
-            drop_if_invalid(_key_name(table))
-            steps = (*_build_key(table), _add_check(table, boundary), *_validate(table), *_swap(table, boundary))
-            for statement in (*steps, _restore_lock_timeout()):
+            for statement in _offline_steps(table, now, boundary, lock_timeout):
                 op.execute(statement)
             for statement in partitions.statements(table, interval, boundary, max(boundary, now + premake)):
                 op.execute(statement)
@@ -93,8 +95,31 @@ def convert(table: str, interval: Interval, premake: timedelta) -> None:
             for statement in _validate(table):
                 partitions.run(connection, statement)
             _swap_with_retries(connection, table, boundary)
-            partitions.run(connection, _restore_lock_timeout())
+            partitions.run(connection, set_lock_timeout(lock_timeout))
         partitions.create_through(connection, table, interval, now + premake)
+
+
+def _offline_steps(table: str, rendered: datetime, boundary: datetime, lock_timeout: str) -> list[str]:
+    """Steps 1 to 3 for the reviewer's script; each statement is skipped once its step is done."""
+    key = (_key_name(table), _key_build(table))
+    return [
+        _fresh_enough(table, rendered, boundary),
+        "SET max_parallel_maintenance_workers = 0",
+        *rerunnable_build(table, [key], lock_timeout),
+        "RESET max_parallel_maintenance_workers",
+        _add_check(table, boundary),
+        "SET lock_timeout = 0",  # VALIDATE reads the table under a lock no INSERT waits on
+        _validate_unless_done(table),
+        *_swap(table, boundary),
+        set_lock_timeout(lock_timeout),
+    ]
+
+
+def _is_plain(table: str) -> sql.Composed:
+    """A DO block's condition: `table` is still the unpartitioned table (not yet swapped)."""
+    return sql.SQL("(SELECT relkind FROM pg_class WHERE oid = to_regclass({})) = 'r'").format(
+        sql.Literal(f"public.{table}")
+    )
 
 
 def first_boundary(interval: Interval, now: datetime, newest_row: datetime | None) -> datetime:
@@ -136,25 +161,30 @@ def _key_name(table: str) -> str:
 
 def _build_key(table: str) -> list[str]:
     """Step 1: the unique (id, created_at) the partition's key will use, built without blocking writers."""
-    build = sql.SQL("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} (id, created_at)")
     return [
         "SET max_parallel_maintenance_workers = 0",
         "SET lock_timeout = 0",  # a concurrent build waits for old transactions, blocking no one
-        build.format(sql.Identifier(_key_name(table)), sql.Identifier(table)).as_string(),
+        _key_build(table),
         "RESET max_parallel_maintenance_workers",
     ]
+
+
+def _key_build(table: str) -> str:
+    build = sql.SQL("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} (id, created_at)")
+    return build.format(sql.Identifier(_key_name(table)), sql.Identifier(table)).as_string()
 
 
 def _add_check(table: str, boundary: datetime) -> str:
     """Step 2a: the CHECK, NOT VALID (a moment's ACCESS EXCLUSIVE), unless an earlier run added it."""
     return (
         sql.SQL(
-            "DO $check$ BEGIN SET LOCAL lock_timeout = {timeout}; IF NOT EXISTS (SELECT FROM pg_constraint "
-            "WHERE conrelid = {regclass}::regclass AND conname = {check_name}) THEN ALTER TABLE {table} "
+            "DO $check$ BEGIN SET LOCAL lock_timeout = {timeout}; IF {plain} AND NOT EXISTS (SELECT FROM "
+            "pg_constraint WHERE conrelid = {regclass}::regclass AND conname = {check_name}) THEN ALTER TABLE {table} "
             "ADD CONSTRAINT {check} CHECK (created_at < {bound}) NOT VALID; END IF; END $check$"
         )
         .format(
             timeout=sql.Literal(SWAP_LOCK_TIMEOUT),
+            plain=_is_plain(table),
             regclass=sql.Literal(f"public.{table}"),
             check_name=sql.Literal(_bound_check(table)),
             table=sql.Identifier(table),
@@ -174,25 +204,41 @@ def _validate(table: str) -> list[str]:
     ]
 
 
+def _validate_unless_done(table: str) -> str:
+    """Offline step 2b: VALIDATE only the CHECK on the plain table that is not validated yet."""
+    return (
+        sql.SQL(
+            "DO $validate$ BEGIN IF {plain} AND EXISTS (SELECT FROM pg_constraint WHERE conrelid = {regclass} "
+            "AND conname = {check_name} AND NOT convalidated) THEN ALTER TABLE {table} VALIDATE CONSTRAINT {check}; "
+            "END IF; END $validate$"
+        )
+        .format(
+            plain=_is_plain(table),
+            regclass=sql.SQL("to_regclass({})").format(sql.Literal(f"public.{table}")),
+            check_name=sql.Literal(_bound_check(table)),
+            table=sql.Identifier(table),
+            check=sql.Identifier(_bound_check(table)),
+        )
+        .as_string()
+    )
+
+
 def _drop_check(table: str) -> str:
     drop = sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}")
     return drop.format(sql.Identifier(table), sql.Identifier(_bound_check(table))).as_string()
 
 
-def _restore_lock_timeout() -> str:
-    return sql.SQL("SET lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)).as_string()
-
-
 def _fresh_enough(table: str, rendered: datetime, boundary: datetime) -> str:
-    """An offline script's CHECK would refuse rows once its boundary is near: it stops if run too late."""
+    """An offline script's CHECK would refuse rows once its boundary is near: it stops if run too late
+    (and the table is not converted yet: a late rerun of a script that converted it has nothing to do)."""
     latest = boundary - STALE_WITHIN
     message = (
         f"this script was rendered on {rendered:%Y-%m-%d %H:%M} UTC with a boundary of {boundary:%Y-%m-%d} for "
         f"{table} and must run before {latest:%Y-%m-%d %H:%M} UTC: render it again (scripts/migrate STACK logs --sql)"
     )
     return (
-        sql.SQL("DO $fresh$ BEGIN IF now() > {latest} THEN RAISE EXCEPTION {message}; END IF; END $fresh$")
-        .format(latest=sql.Literal(latest.isoformat()), message=sql.Literal(message))
+        sql.SQL("DO $fresh$ BEGIN IF now() > {latest} AND {plain} THEN RAISE EXCEPTION {message}; END IF; END $fresh$")
+        .format(latest=sql.Literal(latest.isoformat()), plain=_is_plain(table), message=sql.Literal(message))
         .as_string()
     )
 
@@ -208,55 +254,59 @@ DO $swap$ DECLARE
   last_id bigint;
   granted record;
 BEGIN
-  LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;
-  -- The old table's indexes, but its key, to be made again ON ONLY the parent under their own names.
-  SELECT coalesce(array_agg(c.relname ORDER BY c.relname), '{{}}'),
-         coalesce(array_agg(pg_get_indexdef(i.indexrelid) ORDER BY c.relname), '{{}}')
-    INTO index_names, index_defs
-    FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-   WHERE i.indrelid = {table_regclass}::regclass AND NOT i.indisprimary AND c.relname <> {before_key_name};
-  last_id := pg_sequence_last_value(pg_get_serial_sequence({table_regclass}, 'id')::regclass);
-  ALTER TABLE {table} RENAME TO {before};
-  ALTER TABLE {before} DROP CONSTRAINT {table_key};
-  ALTER TABLE {before} ADD CONSTRAINT {before_key} PRIMARY KEY USING INDEX {before_key};
-  FOR i IN 1 .. coalesce(array_length(index_names, 1), 0) LOOP
-    EXECUTE format('ALTER INDEX public.%I RENAME TO %I', index_names[i], left(index_names[i], 54) || {suffix});
-  END LOOP;
-  CREATE TABLE {table} (LIKE {before} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED
-    INCLUDING IDENTITY INCLUDING COMMENTS INCLUDING STORAGE INCLUDING COMPRESSION) PARTITION BY RANGE (created_at);
-  ALTER TABLE {table} DROP CONSTRAINT {check};
-  -- LIKE copies no privileges: what was granted on the old table by name is granted on its successor,
-  -- and what the successor has (the owner's default privileges) on the old table, now its partition,
-  -- so every partition is granted as the parent is (a table made outside the tree, scripts/adopt,
-  -- had none of the runtime roles' grants, which the deploy gives the parent after this run).
-  FOR granted IN
-    SELECT c.relname AS source,
-           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee,
-           a.privilege_type
-    FROM pg_class c, aclexplode(c.relacl) a
-    WHERE c.oid IN ({before_regclass}::regclass, {table_regclass}::regclass) AND a.grantee <> c.relowner
-  LOOP
-    EXECUTE format('GRANT %s ON TABLE public.%I TO %s', granted.privilege_type,
-                   CASE WHEN granted.source = {table_name} THEN {before_name} ELSE {table_name} END, granted.grantee);
-  END LOOP;
-  -- The identity goes on above every id the old table handed out, then takes the old sequence's name.
-  IF last_id IS NOT NULL THEN
-    PERFORM setval(pg_get_serial_sequence({table_regclass}, 'id'), last_id);
-  END IF;
-  ALTER TABLE {before} ALTER COLUMN id DROP IDENTITY;
-  EXECUTE format('ALTER SEQUENCE %s RENAME TO %I', pg_get_serial_sequence({table_regclass}, 'id'), {sequence});
-  ALTER TABLE {table} ADD CONSTRAINT {table_key} PRIMARY KEY (id, created_at);
-  FOR i IN 1 .. coalesce(array_length(index_defs, 1), 0) LOOP
-    EXECUTE replace(index_defs[i], ' ON public.' || quote_ident({table_name}) || ' USING ',
-                    ' ON ONLY public.' || quote_ident({table_name}) || ' USING ');
-  END LOOP;
-  ALTER TABLE {table} ATTACH PARTITION {before} FOR VALUES FROM (MINVALUE) TO ({bound});
-  ALTER TABLE {before} DROP CONSTRAINT {check};
-  IF EXISTS (SELECT FROM pg_index WHERE indrelid = {table_regclass}::regclass AND NOT indisvalid) THEN
-    RAISE EXCEPTION 'an index of % did not attach to the partition %', {table_name}, {before_name};
+  -- Once swapped, the table is partitioned: a second run of this statement has nothing to do.
+  IF {plain} THEN
+    LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;
+    -- The old table's indexes, but its key, to be made again ON ONLY the parent under their own names.
+    SELECT coalesce(array_agg(c.relname ORDER BY c.relname), '{{}}'),
+           coalesce(array_agg(pg_get_indexdef(i.indexrelid) ORDER BY c.relname), '{{}}')
+      INTO index_names, index_defs
+      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+     WHERE i.indrelid = {table_regclass}::regclass AND NOT i.indisprimary AND c.relname <> {before_key_name};
+    last_id := pg_sequence_last_value(pg_get_serial_sequence({table_regclass}, 'id')::regclass);
+    ALTER TABLE {table} RENAME TO {before};
+    ALTER TABLE {before} DROP CONSTRAINT {table_key};
+    ALTER TABLE {before} ADD CONSTRAINT {before_key} PRIMARY KEY USING INDEX {before_key};
+    FOR i IN 1 .. coalesce(array_length(index_names, 1), 0) LOOP
+      EXECUTE format('ALTER INDEX public.%I RENAME TO %I', index_names[i], left(index_names[i], 54) || {suffix});
+    END LOOP;
+    CREATE TABLE {table} (LIKE {before} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED
+      INCLUDING IDENTITY INCLUDING COMMENTS INCLUDING STORAGE INCLUDING COMPRESSION) PARTITION BY RANGE (created_at);
+    ALTER TABLE {table} DROP CONSTRAINT {check};
+    -- LIKE copies no privileges: what was granted on the old table by name is granted on its successor,
+    -- and what the successor has (the owner's default privileges) on the old table, now its partition,
+    -- so every partition is granted as the parent is (a table made outside the tree, scripts/adopt,
+    -- had none of the runtime roles' grants, which the deploy gives the parent after this run).
+    FOR granted IN
+      SELECT c.relname AS source,
+             CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee,
+             a.privilege_type
+      FROM pg_class c, aclexplode(c.relacl) a
+      WHERE c.oid IN ({before_regclass}::regclass, {table_regclass}::regclass) AND a.grantee <> c.relowner
+    LOOP
+      EXECUTE format('GRANT %s ON TABLE public.%I TO %s', granted.privilege_type,
+                     CASE WHEN granted.source = {table_name} THEN {before_name} ELSE {table_name} END, granted.grantee);
+    END LOOP;
+    -- The identity goes on above every id the old table handed out, then takes the old sequence's name.
+    IF last_id IS NOT NULL THEN
+      PERFORM setval(pg_get_serial_sequence({table_regclass}, 'id'), last_id);
+    END IF;
+    ALTER TABLE {before} ALTER COLUMN id DROP IDENTITY;
+    EXECUTE format('ALTER SEQUENCE %s RENAME TO %I', pg_get_serial_sequence({table_regclass}, 'id'), {sequence});
+    ALTER TABLE {table} ADD CONSTRAINT {table_key} PRIMARY KEY (id, created_at);
+    FOR i IN 1 .. coalesce(array_length(index_defs, 1), 0) LOOP
+      EXECUTE replace(index_defs[i], ' ON public.' || quote_ident({table_name}) || ' USING ',
+                      ' ON ONLY public.' || quote_ident({table_name}) || ' USING ');
+    END LOOP;
+    ALTER TABLE {table} ATTACH PARTITION {before} FOR VALUES FROM (MINVALUE) TO ({bound});
+    ALTER TABLE {before} DROP CONSTRAINT {check};
+    IF EXISTS (SELECT FROM pg_index WHERE indrelid = {table_regclass}::regclass AND NOT indisvalid) THEN
+      RAISE EXCEPTION 'an index of % did not attach to the partition %', {table_name}, {before_name};
+    END IF;
   END IF;
 END $swap$"""
     ).format(
+        plain=_is_plain(table),
         table=sql.Identifier(table),
         table_name=sql.Literal(table),
         table_regclass=sql.Literal(f"public.{table}"),

@@ -26,12 +26,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from psycopg import sql
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError
-
-from model.log_lifecycle import Interval
 
 # Maintenance waits this long at most for a lock; what an INSERT could queue behind is bounded by it.
 MAINTENANCE_LOCK_TIMEOUT = "1s"
@@ -39,6 +38,18 @@ LOCK_ATTEMPTS = 5
 DETACH_LOCK_TIMEOUT = "30s"
 
 _BOUND = re.compile(r"FOR VALUES FROM \((?P<lower>MINVALUE|'[^']*')\) TO \((?P<upper>MAXVALUE|'[^']*')\)")
+
+
+class Interval(Protocol):
+    """How much time one partition holds: model.log_lifecycle.Interval for maintenance, a revision's own
+    frozen copy for logs_0004. This module imports no model/ code, so a revision that uses it keeps
+    doing what it did whatever the live model says later."""
+
+    def start_of(self, moment: datetime) -> datetime: ...
+
+    def after(self, start: datetime) -> datetime: ...
+
+    def suffix(self, start: datetime) -> str: ...
 
 
 class PartitioningError(RuntimeError):
@@ -118,10 +129,14 @@ def create_through(connection: Connection, table: str, interval: Interval, until
 
 
 def statements(table: str, interval: Interval, start: datetime, until: datetime) -> list[str]:
-    """The SQL that makes the partitions from `start` through `until`, for an offline script."""
+    """The SQL that makes the partitions from `start` through `until`, for an offline script.
+
+    Each statement can run again: the table is made IF NOT EXISTS, and attached only while it is not
+    a partition yet (a script cut between the two, or run twice, goes on where it stopped).
+    """
     made: list[str] = []
     for name, end in _due(table, interval, start, until):
-        made += [_create_table_sql(table, name), _attach(table, name, start, end)]
+        made += [_create_table_sql(table, name), _attach_unless_attached(table, name, start, end)]
         start = end
     return made
 
@@ -153,6 +168,17 @@ def _attach(table: str, name: str, start: datetime, end: datetime) -> str:
     attach = sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})")
     bounds = (sql.Literal(start.isoformat()), sql.Literal(end.isoformat()))
     return attach.format(sql.Identifier(table), sql.Identifier(name), *bounds).as_string()
+
+
+def _attach_unless_attached(table: str, name: str, start: datetime, end: datetime) -> str:
+    return (
+        sql.SQL(
+            "DO $attach$ BEGIN IF NOT EXISTS (SELECT FROM pg_inherits WHERE inhrelid = to_regclass({partition})) "
+            "THEN {attach}; END IF; END $attach$"
+        )
+        .format(partition=sql.Literal(f"public.{name}"), attach=sql.SQL(_attach(table, name, start, end)))
+        .as_string()
+    )
 
 
 def drop_older_than(connection: Connection, table: str, cutoff: datetime) -> list[str]:

@@ -168,7 +168,7 @@ def test_downgrading_the_index_revision_drops_its_indexes_and_keeps_the_tables(
 def test_upgrade_sql_is_printed_for_review_and_changes_nothing(logs_target: runner.Target) -> None:
     script = runner.upgrade_sql(logs_target)
     assert 'CREATE INDEX CONCURRENTLY IF NOT EXISTS "idx_system_logs_errors" ON "system_logs"' in script
-    assert script.index("$guard$") < script.index("CREATE TABLE system_logs")
+    assert script.index("$guard$") < script.index("CREATE TABLE IF NOT EXISTS system_logs")
     assert runner.current_revision(logs_target) is None
 
 

@@ -8,8 +8,7 @@ Both tables only grow: old rows leave only by retention, and a DELETE of a month
 much WAL as the rows themselves and returns no space. Partitioned by created_at, retention drops
 whole partitions (migrations.shared.partitions), in milliseconds and with no WAL to speak of.
 
-The interval per table (model.log_lifecycle.PARTITION_INTERVALS, which maintenance follows too)
-follows its volume and its retention:
+The interval per table follows its volume and its retention:
 - system_logs by DAY: the busiest table, kept for weeks (30 days by default); a day is a partition
   small enough to drop at once and to index quickly, and queries for "the last hour" read one;
 - llm_logs by MONTH: one row per model call, far fewer rows, kept for over a year (400 days) for
@@ -21,13 +20,18 @@ only). The primary key becomes (id, created_at), as PostgreSQL requires of a par
 other indexes are the same, under the same names, on the parent and on every partition.
 
 The downgrade is refused: it would rewrite every row into one table under a lock.
+
+The tables and their intervals are frozen here, as this revision first ran (model.log_lifecycle's
+PARTITION_INTERVALS on 2026-12-04): a revision already applied must do the same on every database
+it still meets, so a log table partitioned later (added to the model) gets a revision of its own
+rather than changing this one. The interval arithmetic is copied too, for the same reason.
 """
 
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from migrations.shared.partition_conversion import convert, refuse_downgrade
-from model.log_lifecycle import PARTITION_INTERVALS
 
 revision: str = "logs_0004"
 down_revision: str | None = "logs_0003"
@@ -37,6 +41,30 @@ depends_on: str | Sequence[str] | None = None
 # Made ahead here so that the tree alone leaves tables that take today's and the next weeks' rows;
 # the stack's maintenance (headhunter-db:logPremake) keeps the window after that.
 PREMAKE = timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class FrozenInterval:
+    """A day or a month of rows per partition, in UTC, named pg_partman-like (migrations.shared.partitions.Interval)."""
+
+    monthly: bool
+
+    def start_of(self, moment: datetime) -> datetime:
+        day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return day.replace(day=1) if self.monthly else day
+
+    def after(self, start: datetime) -> datetime:
+        if not self.monthly:
+            return start + timedelta(days=1)
+        return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+
+    def suffix(self, start: datetime) -> str:
+        return start.strftime("p%Y%m" if self.monthly else "p%Y%m%d")
+
+
+DAY = FrozenInterval(monthly=False)
+MONTH = FrozenInterval(monthly=True)
+PARTITION_INTERVALS = {"system_logs": DAY, "llm_logs": MONTH}
 
 
 def upgrade() -> None:
