@@ -56,7 +56,13 @@ MIGRATION_TESTS = (
     "tests/migrations/test_trees.py",
 )
 PARTITION_TESTS = ("tests/migrations/test_partitions.py", "tests/migrations/test_maintenance.py")
-TREES = (*MIGRATION_TESTS, *PARTITION_TESTS, "tests/migrations/test_pytest_alembic.py")
+TREES = (
+    *MIGRATION_TESTS,
+    *PARTITION_TESTS,
+    "tests/migrations/test_pytest_alembic.py",
+    "tests/migrations/test_offline_sql.py",
+    "tests/unit/test_revision_imports.py",
+)
 
 
 def focused(first: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -140,7 +146,7 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
     "migrations/shared/lock_retry.py": focused("tests/migrations/test_safe_runs.py"),
     "migrations/shared/concurrent_index.py": (
         ("tests/migrations/test_partitioned_index.py", "tests/migrations/test_safe_runs.py"),
-        MIGRATION_TESTS,
+        (*MIGRATION_TESTS, "tests/migrations/test_offline_sql.py"),
     ),
     # The revisions: the trees' own tests build every table and index, up and down.
     "migrations/main/versions/main_0001_create_user_invitations.py": (TREES,),
@@ -150,10 +156,22 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
     "migrations/logs/versions/logs_0004_partition_log_tables.py": (PARTITION_TESTS, TREES),
     "migrations/shared/connect.py": focused("tests/migrations/test_safe_runs.py"),
     "migrations/shared/environment.py": (MIGRATION_TESTS,),
-    "migrations/shared/offline.py": (("tests/migrations/test_trees.py", "tests/migrations/test_partitions.py"),),
+    "migrations/shared/offline.py": (
+        (
+            "tests/migrations/test_offline_sql.py",
+            "tests/migrations/test_trees.py",
+            "tests/migrations/test_partitions.py",
+        ),
+    ),
     "migrations/shared/heads.py": (("tests/unit/test_heads.py",), ("tests/integration/test_migration_step_engine.py",)),
-    "migrations/shared/partitions.py": (PARTITION_TESTS, ("tests/migrations/test_pytest_alembic.py",)),
-    "migrations/shared/partition_conversion.py": (("tests/migrations/test_partitions.py",), TREES),
+    "migrations/shared/partitions.py": (
+        PARTITION_TESTS,
+        ("tests/migrations/test_pytest_alembic.py", "tests/migrations/test_offline_sql.py"),
+    ),
+    "migrations/shared/partition_conversion.py": (
+        ("tests/migrations/test_partitions.py",),
+        (*TREES, "tests/migrations/test_offline_sql.py"),
+    ),
     "migrations/shared/placement_guard.py": focused("tests/migrations/test_placement_guard.py"),
     "migrations/shared/run_inputs.py": (MIGRATION_TESTS, ("tests/integration/test_migration_step_engine.py",)),
     "migrations/shared/run_lock.py": focused("tests/migrations/test_safe_runs.py"),
