@@ -510,7 +510,7 @@ def long_reader(provisioned: ProvisionedDatabases, key: DatabaseKey) -> Iterator
 class Writer:
     """Inserts one row after another, each allowed to wait for a lock a little over one of the migration's tries."""
 
-    LOCK_TIMEOUT = "1s"  # one try is lock_retry.TRY_LOCK_TIMEOUT (150 ms); the old single wait was 5 s
+    LOCK_TIMEOUT = "1s"  # one try is lock_retry.TRY_LOCK_TIMEOUT (50 ms); the old single wait was 5 s
 
     def __init__(self, provisioned: ProvisionedDatabases, key: DatabaseKey) -> None:
         _, self.role, self.insert = LOCKED_TABLES[key]
