@@ -74,11 +74,12 @@ class WriterLoad:
         seconds: float,
         rate_per_s: int | None = RATE_PER_S,
         table: str = "system_logs",
+        script: str | None = None,
     ) -> None:
         """rate_per_s=None runs writers flat out, enough of them to keep both cores busy (throughput);
-        a rate makes a steady stream from two writers."""
+        a rate makes a steady stream from two writers. `script` replaces the log insert (another table's)."""
         self.folder = Path(tempfile.mkdtemp(prefix="bench-pgbench-"))
-        (self.folder / "insert.sql").write_text(INSERT_SCRIPT.replace("{table}", table))
+        (self.folder / "insert.sql").write_text(script or INSERT_SCRIPT.replace("{table}", table))
         self._env = dict(os.environ, PGPASSWORD=password)
         clients = CLIENTS if rate_per_s else FLAT_OUT_CLIENTS
         load = ["-c", str(clients), "-j", "2", "-T", str(round(seconds)), "-f", str(self.folder / "insert.sql")]

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import adoption_move, deploy_cost, fixture, index_value, live_load, log_lifecycle, rotation
+from bench import adoption_move, deploy_cost, fixture, index_value, live_load, log_lifecycle, migration_locks, rotation
 from bench.pgbench import Latencies
 from bench.stats import Spread
 from fixtures.cluster import ProvisionedDatabases, Server, drop_provisioned
@@ -22,7 +22,7 @@ from ops import paths
 from ops.commands import cli
 from ops.commands.docs import between_markers
 
-BENCHMARKS = (deploy_cost, live_load, index_value, adoption_move, log_lifecycle, rotation)
+BENCHMARKS = (deploy_cost, live_load, index_value, adoption_move, log_lifecycle, rotation, migration_locks)
 """Every benchmark this command runs. Each also runs alone, `python -m bench.<module> [--quick]`, and its
 quick run is in the suite (tests/toolchain/test_benchmarks.py), so that none rots unnoticed."""
 
@@ -409,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         drop_provisioned(provisioned)
     print("bench: password rotation under clients", file=sys.stderr)
     rotations = rotation.measure(provisioned.server, 2 if args.quick else 10)
+    print("bench: writers while a migration needs user_invitations", file=sys.stderr)
+    locks = migration_locks.measure(migration_locks.QUICK if args.quick else migration_locks.FULL)
     results = {
         "date": time.strftime("%Y-%m-%d"),
         "quick": args.quick,
@@ -418,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         "adoption_move": move,
         "log_lifecycle": lifecycle,
         "rotation": [asdict(run) for run in rotations],
+        "migration_locks": locks,
         "elapsed_s": time.monotonic() - started,
     }
     reports = paths.REPO_ROOT / "reports"
@@ -426,12 +429,14 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(results, sizes)
     lifecycle_text = lifecycle_markdown(lifecycle, results["date"])
     rotation_text = rotation.markdown(rotations, results["date"])
-    (reports / "bench.md").write_text(f"{text}\n\n{lifecycle_text}\n\n{rotation_text}\n")
+    locks_text = migration_locks.markdown(locks, results["date"])
+    (reports / "bench.md").write_text(f"{text}\n\n{lifecycle_text}\n\n{rotation_text}\n\n{locks_text}\n")
     if not args.quick:
         update_readme(text)
         update_readme(lifecycle_text, LIFECYCLE_BEGIN, LIFECYCLE_END)
         update_readme(rotation_text, ROTATION_BEGIN, ROTATION_END)
-    print(f"{text}\n\n{lifecycle_text}\n\n{rotation_text}")
+        migration_locks.update_doc(locks_text)
+    print(f"{text}\n\n{lifecycle_text}\n\n{rotation_text}\n\n{locks_text}")
     print(f"bench: done in {results['elapsed_s']:.0f}s; reports/bench.md, reports/bench.json", file=sys.stderr)
     return 0
 
