@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from infra.step_errors import MarkedStepError
 from migrations.shared.phases import CONTRACT_TREES, UpgradePlan, revision_files, upgrade_plan
 from migrations.shared.tree import Tree
 
@@ -29,12 +30,16 @@ NOT_IN_TREE = "does not hold: the database was migrated from a newer checkout"
 REFUSED_BY_GATE = "the migration gate refused a pending revision, so nothing ran"
 
 
-class RevisionNotInTreeError(Exception):
+class RevisionNotInTreeError(MarkedStepError):
     """The database is at a revision this checkout's tree does not hold: the fix is another checkout."""
 
+    kind = "revision-not-in-tree"
 
-class MigrationRefusedError(Exception):
+
+class MigrationRefusedError(MarkedStepError):
     """A pending revision broke a rule of the gate: the message is the verdict's report."""
+
+    kind = "migration-refused"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from pulumi.runtime import rpc
 
 from infra.migration_preview import DatabaseRevision, StepPreview, preview_step
 from infra.server_login import ServerLogin, connect
+from infra.step_errors import MarkedStepError
 from migrations.shared.heads import declared_head, default_location
 from migrations.shared.tree import TREES, Tree
 
@@ -46,12 +47,16 @@ DATABASE_DOES_NOT_EXIST = re.compile(r'database "[^"]*" does not exist')
 REVISION_UNREADABLE = "migration step cannot read the revision of database"
 
 
-class MigrationFailedError(Exception):
-    pass
+class MigrationFailedError(MarkedStepError):
+    """A revision failed as it ran; the database stays at the revision before it."""
+
+    kind = "migration-failed"
 
 
-class RevisionUnreadableError(Exception):
+class RevisionUnreadableError(MarkedStepError):
     """The preview could not read the database's revision: what it used is named, never hidden."""
+
+    kind = "revision-unreadable"
 
 
 def migrator_target(props: dict[str, Any]) -> runner.Target:

@@ -19,6 +19,7 @@ class ExitCode(enum.IntEnum):
     MIGRATION_FAILED = 7  # an Alembic revision failed; the database stays at the previous one
     DEPLOY_FAILED = 8  # pulumi up/preview/destroy failed for another reason
     MIGRATION_REFUSED = 9  # the migration gate refused a pending revision; nothing ran
+    POLICY_VIOLATED = 10  # the program breaks a mandatory rule of the policy pack; nothing was deployed
 
 
 MEANINGS: dict[ExitCode, str] = {
@@ -32,9 +33,11 @@ MEANINGS: dict[ExitCode, str] = {
     "the login",
     ExitCode.STACK_LOCKED: "the stack is locked by another deploy",
     ExitCode.MIGRATION_FAILED: "a migration failed (the database stays at the previous revision)",
-    ExitCode.DEPLOY_FAILED: "the engine failed for another reason (a rule of the policy pack broken included)",
+    ExitCode.DEPLOY_FAILED: "the engine failed for another reason",
     ExitCode.MIGRATION_REFUSED: "the migration gate refused a pending revision (named with its statement, rule and "
     "safe rewrite; nothing changed)",
+    ExitCode.POLICY_VIOLATED: "the program breaks a rule of the policy pack (each named with its fix; nothing "
+    "deployed)",
 }
 HELP_SHOWN = 64
 """Only between a script and its argument check (ops/commands/check_arguments.sh): --help was

@@ -14,8 +14,9 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,6 @@ import psycopg
 import yaml
 from pulumi import automation as auto
 
-from infra.migration_preview import NOT_IN_TREE, REFUSED_BY_GATE
-from infra.migration_step import REVISION_UNREADABLE
 from infra.settings import (
     NAMESPACE,
     SECRET_IN_PLAIN_TEXT,
@@ -37,7 +36,16 @@ from infra.settings import (
 )
 from model.server_versions import is_supported, supported_text
 from ops import paths
-from ops.deploy import deploy_processes, foreign_roles, migration_gate, rotation_check, state_backend, tls_check
+from ops.deploy import (
+    deploy_processes,
+    engine_events,
+    foreign_roles,
+    migration_gate,
+    passphrase_check,
+    rotation_check,
+    state_backend,
+    tls_check,
+)
 from ops.deploy.state_backend import StateBackend
 from ops.errors import ExitCode, UserError
 from ops.toolchain import pinned
@@ -49,24 +57,6 @@ DEV_STACK = "dev"
 DEV_PASSPHRASE = "headhunter-dev-only"  # noqa: S105 (published on purpose, dev stack only)
 
 Program = Callable[[], None]
-# What the provider and the migration step report when the server stops or restarts under them.
-SERVER_WENT_AWAY = (
-    "the database system is shutting down",
-    "terminating connection due to administrator command",
-    "server closed the connection unexpectedly",
-    "connection refused",
-    "the database system is starting up",
-    "the database system is in recovery mode",
-    "connection reset by peer",
-    "driver: bad connection",
-    "broken pipe",
-    # lib/pq's io.EOF: the server closed the socket before it answered (seen when PostgreSQL 18 stops at once
-    # while the provider runs a statement). Matched with the provider's suffix: the file backend's
-    # "failed to load checkpoint: EOF" is another matter.
-    ": eof: provider=postgresql",
-)
-# How the engine reports a mandatory rule of a policy pack broken: "[mandatory]  <policy name>  v<version>".
-POLICY_VIOLATION = re.compile(r"\[mandatory\]\s+([a-z0-9-]+)")
 # How the engine names a lock's holder in its "currently locked" error.
 LOCK_HOLDER = re.compile(r"(?P<url>\S+): created by (?P<user>\S+)@(?P<host>\S+) \(pid (?P<pid>\d+)\)")
 
@@ -172,6 +162,12 @@ def _is_json(path: Path) -> bool:
 def open_stack(target: StackTarget) -> auto.Stack:
     check_stack_file(target)
     env = stack_env(target.name)
+    if passphrase_check.wrong_passphrase(target.work_dir / f"Pulumi.{target.name}.yaml", env):
+        raise UserError(
+            f"the secrets passphrase of stack {target.name!r} is wrong: set PULUMI_CONFIG_PASSPHRASE to the one "
+            "the stack was created with.",
+            ExitCode.BAD_INPUT,
+        )
     backend = StateBackend(env["PULUMI_BACKEND_URL"])
     if backend.is_file:
         backend_dir = Path(backend.url.removeprefix("file://"))
@@ -198,8 +194,13 @@ def open_stack(target: StackTarget) -> auto.Stack:
             ) from None
 
 
-def translate(error: auto.CommandError, stack_name: str) -> UserError:
-    """An engine failure as one line naming the problem and the fix, with the exit code a pipeline reads."""
+def translate(error: auto.CommandError, stack_name: str, events: Sequence[auto.EngineEvent] = ()) -> UserError:
+    """An engine failure as one line naming the problem and the fix, with the exit code a pipeline reads.
+
+    The code comes from the Automation API's error type (a lock held by another deploy) and from the
+    run's structured events (ops/deploy/engine_events.py), never from the error's text: a failure that
+    left no event telling its cause is the engine's own (exit 8). The text is what the line shows.
+    """
     text = state_backend.hide_passwords(str(error))  # the engine names a postgres:// backend password and all
     if isinstance(error, auto.ConcurrentUpdateError):
         holders = "; ".join(match.group(0) for match in LOCK_HOLDER.finditer(text)) or "unknown holder"
@@ -208,92 +209,70 @@ def translate(error: auto.CommandError, stack_name: str) -> UserError:
             f"killed, clear the lock with `scripts/pulumi cancel --stack {stack_name} --yes`.",
             ExitCode.STACK_LOCKED,
         )
-    if "incorrect passphrase" in text or "passphrase must be set" in text:
-        return UserError(
-            f"the secrets passphrase of stack {stack_name!r} is wrong: set PULUMI_CONFIG_PASSPHRASE to the one "
-            "the stack was created with.",
-            ExitCode.BAD_INPUT,
+    reported = engine_events.read(events)
+    code = engine_events.exit_code(reported, engine_events.server_answers)
+    return UserError(state_backend.hide_passwords(failure_message(code, stack_name, reported, text)), code)
+
+
+def failure_message(code: ExitCode, stack_name: str, reported: engine_events.Reported, text: str) -> str:
+    """What the driver says of a failed run whose exit code is `code`: the cause, the engine's own lines, the fix."""
+    said = "\n".join(dict.fromkeys(engine_events.without_marker(error.message) for error in reported.step_errors))
+    if code == ExitCode.POLICY_VIOLATED:
+        rules = ", ".join(sorted({violation.policy for violation in reported.violations}))
+        return (
+            f"the program of stack {stack_name!r} breaks {rules} of the policy pack (policy/), so the preview "
+            "stopped and nothing was deployed; each violation is printed above with its fix."
         )
-    if "validating stack config" in text or "missing configuration value" in text or "must be of type" in text:
-        return UserError(
-            f"stack {stack_name!r} has a configuration problem that the engine refused:\n"
-            f"{_engine_error_lines(text)}\nFix the key it names in Pulumi.{stack_name}.yaml; every key is described "
-            "in Pulumi.yaml.",
-            ExitCode.BAD_INPUT,
-        )
-    if any(sign in text.lower() for sign in SERVER_WENT_AWAY):
-        return UserError(
-            f"PostgreSQL went away during the deploy of stack {stack_name!r}:\n{_engine_error_lines(text)}\n"
-            "Start the server (or wait for the failover) and deploy again: the next deploy picks up where this "
-            "one stopped.",
-            ExitCode.SERVER_UNREACHABLE,
-        )
-    if POLICY_VIOLATION.search(text):
-        rules = sorted(set(POLICY_VIOLATION.findall(text)))
-        return UserError(
-            f"the program of stack {stack_name!r} breaks {', '.join(rules)} of the policy pack (policy/), so the "
-            "preview stopped and nothing was deployed; each violation is printed above with its fix.",
-            ExitCode.DEPLOY_FAILED,
-        )
-    if "policy pack not started" in text or "failed to load policy pack" in text:
-        return UserError(
-            f"the policy pack (policy/) did not start for stack {stack_name!r}:\n{_engine_error_lines(text)}\nFix "
-            "the error its traceback above names; run scripts/bootstrap if pulumi-policy is missing from .venv. "
-            "Nothing was deployed.",
-            ExitCode.TOOLCHAIN,
-        )
-    if REFUSED_BY_GATE in text:
-        return UserError(
+    if code == ExitCode.MIGRATION_REFUSED:
+        return (
             f"the migration gate refused a pending revision of stack {stack_name!r}, so the preview stopped and "
-            f"nothing was deployed:\n{refusal_report(text)}",
-            ExitCode.MIGRATION_REFUSED,
+            f"nothing was deployed:\n{said}"
         )
-    if NOT_IN_TREE in text:
-        return UserError(
+    if code == ExitCode.BAD_INPUT:
+        return (
             f"a database of stack {stack_name!r} is at a revision this checkout does not hold, so the preview "
-            f"stopped and nothing was deployed:\n{_engine_error_lines(text, NOT_IN_TREE)}",
-            ExitCode.BAD_INPUT,
+            f"stopped and nothing was deployed:\n{said}"
         )
-    if REVISION_UNREADABLE in text:
-        return UserError(
+    if code == ExitCode.SERVER_UNREACHABLE and reported.step_errors:
+        return (
             f"the preview of stack {stack_name!r} could not read a database's revision, so nothing was deployed:\n"
-            f"{_engine_error_lines(text, REVISION_UNREADABLE)}",
-            ExitCode.SERVER_UNREACHABLE,
+            f"{said}"
         )
-    if "MigrationFailedError" in text or "migration tree failed" in text or "tree failed on database" in text:
-        return UserError(
-            f"a migration failed, so the deploy stopped:\n{_engine_error_lines(text)}", ExitCode.MIGRATION_FAILED
+    if code == ExitCode.SERVER_UNREACHABLE:
+        servers = ", ".join(f"{address.host}:{address.port}" for address in reported.provider_servers)
+        return (
+            f"PostgreSQL went away during the deploy of stack {stack_name!r} (nothing answers at {servers} now):\n"
+            f"{engine_lines(reported, text)}\nStart the server (or wait for the failover) and deploy again: the next "
+            "deploy picks up where this one stopped."
         )
-    return UserError(
-        f"the Pulumi engine failed on stack {stack_name!r}:\n{_engine_error_lines(text)}", ExitCode.DEPLOY_FAILED
-    )
+    if code == ExitCode.MIGRATION_FAILED:
+        return f"a migration failed, so the deploy stopped:\n{said}"
+    return f"the Pulumi engine failed on stack {stack_name!r}:\n{engine_lines(reported, text)}"
 
 
-def refusal_report(text: str) -> str:
-    """The gate's report as the engine's error carries it: from the refusal's first line to the end of its
-    report (its lines are indented), once, however many times the engine repeats it."""
-    lines = text.splitlines()
-    start = next(index for index, line in enumerate(lines) if REFUSED_BY_GATE in line)
-    report = [lines[start][lines[start].index(REFUSED_BY_GATE) :]]
-    for line in lines[start + 1 :]:
-        if not (line.lstrip().startswith("migration gate, ") or line.startswith(("  ", "\t"))) or not line.strip():
-            break
-        report.append(line.strip() if line.lstrip().startswith("migration gate, ") else line)
-    return "\n".join(report)
+def engine_lines(reported: engine_events.Reported, text: str) -> str:
+    """The engine's error messages of the run, or the last lines of its output when it sent no event."""
+    if reported.errors:
+        return "\n".join(list(dict.fromkeys(reported.errors))[-12:])
+    return "\n".join(text.strip().splitlines()[-12:]) or "no message"
 
 
-def _engine_error_lines(text: str, marker: str = "error") -> str:
-    lines = [line for line in text.splitlines() if marker in line.lower() or "Error" in line]
-    return "\n".join(lines[-12:]) or text[-2000:]
+# The events of the engine run that the current `engine_errors` block started (engine_options()), read by
+# translate when that run fails: the commands run the engine inside that block, so they need not pass them.
+_RUN_EVENTS: ContextVar[list[engine_events.EngineEvents] | None] = ContextVar("engine_run_events", default=None)
 
 
 @contextmanager
 def engine_errors(stack_name: str) -> Iterator[None]:
     """Turn the Automation API's CommandError into the one-line UserError a pipeline can act on."""
+    runs: list[engine_events.EngineEvents] = []
+    token = _RUN_EVENTS.set(runs)
     try:
         yield
     except auto.CommandError as error:
-        raise translate(error, stack_name) from None
+        raise translate(error, stack_name, runs[-1].events() if runs else ()) from None
+    finally:
+        _RUN_EVENTS.reset(token)
 
 
 def flat_config(stack: auto.Stack) -> dict[str, str]:
@@ -436,8 +415,18 @@ def printer() -> Callable[[str], None]:
 
 
 def engine_options() -> dict[str, Any]:
-    """Options of every up, preview, refresh and destroy the scripts run."""
-    return {"color": "never", "on_output": printer(), "suppress_progress": os.environ.get("CI") == "true"}
+    """Options of every up, preview, refresh and destroy the scripts run; inside `engine_errors`, the run's
+    structured events are collected for it (they, not the messages, decide the exit code of a failure)."""
+    options: dict[str, Any] = {
+        "color": "never",
+        "on_output": printer(),
+        "suppress_progress": os.environ.get("CI") == "true",
+    }
+    runs = _RUN_EVENTS.get()
+    if runs is not None:
+        runs.append(engine_events.EngineEvents())
+        options["on_event"] = runs[-1]
+    return options
 
 
 def deploy_options() -> dict[str, Any]:
