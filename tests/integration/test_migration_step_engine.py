@@ -25,7 +25,7 @@ from migrations import runner
 from migrations.schema import head_schema
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey
-from ops.deploy import driver
+from ops.deploy import driver, engine_events
 from ops.errors import ExitCode
 from ops.paths import REPO_ROOT
 
@@ -85,9 +85,10 @@ def test_a_failing_revision_fails_the_up_and_leaves_the_previous_revision(
     (logs_tree / "versions" / "logs_9999_fails.py").write_text(FAILING_REVISION.format(down=head))
 
     failing = open_test_stack(engine_workspace, migration_steps_program(provisioned, logs_tree))
+    events = engine_events.EngineEvents()  # the exit code is read from the run's events, not its message
     with pytest.raises(pulumi.automation.CommandError) as failed:
-        failing.up(color="never")
-    error = driver.translate(failed.value, "test")
+        failing.up(color="never", on_event=events)
+    error = driver.translate(failed.value, "test", events.events())
 
     assert error.exit_code == ExitCode.MIGRATION_FAILED
     assert "division by zero" in str(error) and f"stays at revision {head}" in str(error)
