@@ -102,6 +102,7 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
         ("tests/unit/test_scram.py", "tests/unit/test_generated_password.py", UNIT_GRAPH),
         (DEV_STACK,),
     ),
+    "infra/step_errors.py": ((UNIT_ENGINE_ERRORS,), ("tests/integration/test_migration_step_engine.py",)),
     "infra/migration_preview.py": (
         (UNIT_IMPORTS,),
         ("tests/integration/test_converge.py", "tests/integration/test_migration_gate_deploy.py"),
@@ -212,6 +213,8 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
     "ops/commands/toolchain.py": ((SCRIPTS, TOOLCHAIN),),
     "ops/commands/state_backend.py": ((SCRIPTS,), ("tests/integration/test_shared_backend.py",)),
     "ops/deploy/deployed_stack.py": ((UNIT_DEPLOYED,), ("tests/integration/test_verify.py",)),
+    "ops/deploy/engine_events.py": ((UNIT_ENGINE_ERRORS,), ("tests/policy/test_policy_pack.py",)),
+    "ops/deploy/passphrase_check.py": ((UNIT_ENGINE_ERRORS,), ("tests/faults/test_bad_input.py",)),
     "ops/deploy/driver.py": ((UNIT_ENGINE_ERRORS,), (DEV_STACK, "tests/integration/test_deploy.py")),
     "ops/deploy/recovery.py": (("tests/faults/test_killed_provisioning.py", "tests/faults/test_damaged_state.py"),),
     "ops/deploy/deploy_processes.py": (("tests/faults/test_recovery_bystanders.py",),),
