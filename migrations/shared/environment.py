@@ -165,6 +165,7 @@ def _migrate(context: EnvironmentContext, tree: Tree, connection: Connection) ->
                 prepare=session.prepare,
                 failing_step=lambda: _step_name(running),
                 in_savepoint=embedded,
+                ours=LOCK_TIMEOUT,
             )
         except BaseException as error:
             _clean_up(session, tree, after_failure=True)

@@ -23,10 +23,12 @@ transaction without holding the deploy for long.
 
 Retrying the whole revision is safe because a revision is one transaction: its rollback undid
 everything the failed try did. Work a revision does in an autocommit block (a concurrent index
-build, partition_conversion's steps) is committed as it goes and must be idempotent: the project's
-helpers are (concurrent_index drops an INVALID leftover before building again, IF NOT EXISTS
-everywhere; partition_conversion picks up where a killed run stopped), and they set lock_timeout 0
-for the waits that block no writer (a concurrent build's wait for older transactions).
+build, a batched backfill, partition_conversion's steps) is committed as it goes and must be
+idempotent: the project's helpers are (concurrent_index drops an INVALID leftover before building
+again, IF NOT EXISTS everywhere; partition_conversion picks up where a killed run stopped). A helper
+that sets its own lock_timeout also owns its retries (0 for a concurrent build's wait for older
+transactions, which blocks no writer; 1 s tries in partitions.with_lock_retries and the conversion's
+swap): a lock timeout under a lock_timeout other than the run's is its decision, and is not retried.
 """
 
 from __future__ import annotations
@@ -124,12 +126,16 @@ def run_with_lock_retries(
     prepare: Callable[[], None],
     failing_step: Callable[[], str],
     in_savepoint: bool,
+    ours: str,
 ) -> None:
     """Run `attempt` (the pending revisions) until it does not fail on a lock, within RETRY_BUDGET_S.
 
     `prepare` sets the session up before each try (a failed try may have left a revision's SETs);
     `failing_step` names the revision that was running; `in_savepoint` wraps each try in a savepoint,
-    for an embedder's open transaction, which a failed try must not abort.
+    for an embedder's open transaction, which a failed try must not abort. Only a lock timeout under
+    `ours`, the run's lock_timeout, is retried: a helper that set its own (partitions.with_lock_retries,
+    partition_conversion's swap, each with its own tries and its own way of giving up) has decided
+    already, and a second layer of retries would only multiply its waits.
     """
     deadline = time.monotonic() + RETRY_BUDGET_S
     backoff = pauses()
@@ -144,7 +150,7 @@ def run_with_lock_retries(
                     attempt()
                 return
             except DBAPIError as error:
-                if not is_lock_not_available(error):
+                if not is_lock_not_available(error) or not _under(connection, ours):
                     raise
                 pause = next(backoff)
                 step = failing_step()
@@ -161,6 +167,12 @@ def run_with_lock_retries(
     finally:
         if watch is not None:
             watch.stop()
+
+
+def _under(connection: Connection, lock_timeout: str) -> bool:
+    """Whether the session's lock_timeout, after the failed try was rolled back, is still `lock_timeout`."""
+    same = text("SELECT current_setting('lock_timeout')::interval = CAST(:ours AS interval)")
+    return bool(connection.execute(same, {"ours": lock_timeout}).scalar_one())
 
 
 def _try_scope(connection: Connection, in_savepoint: bool) -> AbstractContextManager[object]:
