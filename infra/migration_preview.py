@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 NOT_IN_TREE = "does not hold: the database was migrated from a newer checkout"
 
 
+# Why a step being created has every revision pending when its migrator cannot log in yet (said at the preview).
+NO_LOGIN_YET = "the migrator's login is not there yet: this deploy makes it, so every revision is pending"
+
+
 # How a refusal of the gate reads, in the engine's error too (ops/deploy/driver.py).
 REFUSED_BY_GATE = "the migration gate refused a pending revision, so nothing ran"
 

@@ -24,7 +24,7 @@ import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ResourceProvider, UpdateResult
 from pulumi.runtime import rpc
 
-from infra.migration_preview import DatabaseRevision, StepPreview, preview_step
+from infra.migration_preview import NO_LOGIN_YET, DatabaseRevision, StepPreview, preview_step
 from infra.server_login import ServerLogin, connect
 from infra.step_errors import MarkedStepError
 from migrations.shared.heads import declared_head, default_location
@@ -41,6 +41,9 @@ CONNECTION_KEYS = ("host", "port", "database", "user", "password")
 # The server's answer when the step's database is not there yet (made by this deploy). libpq gives a
 # failed connection no SQLSTATE (3D000 is the server's), so the message is what tells it apart.
 DATABASE_DOES_NOT_EXIST = re.compile(r'database "[^"]*" does not exist')
+# The server's answer when the migrator's role is not there yet: with password authentication PostgreSQL
+# says the same for a missing role as for a wrong password; with trust or peer it names the role.
+LOGIN_REFUSED = re.compile(r'password authentication failed for user|role "[^"]*" does not exist')
 
 
 # How a preview that could not read the revision reads, in the engine's error too (ops/deploy/driver.py).
@@ -84,8 +87,13 @@ def script_location_of(props: dict[str, Any]) -> Path:
     return Path(props["script_location"]) if props.get("script_location") else default_location(props["tree"])
 
 
-def database_revision(props: dict[str, Any], state_revision: str | None) -> DatabaseRevision:
-    """The database's revision as its migrator reads it; the state's when the login is not known yet."""
+def database_revision(props: dict[str, Any], state_revision: str | None, creating: bool) -> DatabaseRevision:
+    """The database's revision as its migrator reads it; the state's when the login is not known yet.
+
+    `creating`: the step has no state yet, so this deploy makes its database and migrator's role (a new
+    stack); a login the server refuses then means nothing has run yet. A step that exists has a login that
+    worked, so there a refused login is an error that names it.
+    """
     unknown = [key for key in CONNECTION_KEYS if props.get(key) == rpc.UNKNOWN]
     if unknown:
         return DatabaseRevision(
@@ -106,23 +114,27 @@ def database_revision(props: dict[str, Any], state_revision: str | None) -> Data
     except psycopg.OperationalError as error:
         if DATABASE_DOES_NOT_EXIST.search(str(error)):
             return DatabaseRevision(None, "the database does not exist yet")
+        if creating and LOGIN_REFUSED.search(str(error)):
+            return DatabaseRevision(None, NO_LOGIN_YET)
         reason = (str(error).strip().splitlines() or ["no message"])[-1]
         raise RevisionUnreadableError(
             f"the {props['tree']} {REVISION_UNREADABLE} {props['database']!r} at "
-            f"{props['host']}:{props['port']} as {props['user']} (sslmode {props['sslmode']}): {reason}. The "
+            f"{props['host']}:{int(props['port'])} as {props['user']} (sslmode {props['sslmode']}): {reason}. The "
             "preview reads it to know what is pending: start the server, or check the migrator's login."
         ) from None
     return DatabaseRevision(row[0] if row else None, "read from the database")
 
 
-def step_preview(props: dict[str, Any], state_revision: str | None, say: bool = True) -> StepPreview:
+def step_preview(
+    props: dict[str, Any], state_revision: str | None, say: bool = True, creating: bool = False
+) -> StepPreview:
     """The run this step's inputs ask for, from the database's revision; said on stderr (the engine shows it)."""
     database = props["database"] if props["database"] != rpc.UNKNOWN else "(named by this deploy)"
     preview = preview_step(
         TREES[props["tree"]],
         script_location_of(props),
         database,
-        database_revision(props, state_revision),
+        database_revision(props, state_revision, creating),
         props.get("contract_through"),
     )
     for line in preview.lines() if say else []:
@@ -163,7 +175,7 @@ def revision_after_failure(target: runner.Target) -> str:
 class _MigrationProvider(ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         if not olds:  # a create: no diff follows, so what it will run is read here
-            step_preview(news, None)
+            step_preview(news, None, creating=True)
         return CheckResult(news, [])
 
     def create(self, props: dict[str, Any]) -> CreateResult:
