@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from infra.step_errors import MarkedStepError
-from migrations.shared.phases import CONTRACT_TREES, UpgradePlan, revision_files, upgrade_plan
+from migrations.shared.phases import CONTRACT_KEY, CONTRACT_TREES, UpgradePlan, revision_files, upgrade_plan
 from migrations.shared.tree import Tree
 
 if TYPE_CHECKING:
@@ -110,4 +110,29 @@ def not_in_tree_message(tree: Tree, script_location: Path, database: str, revisi
         f"the {tree.key} database {database!r} is at revision {revision}, which this checkout's {tree.key} tree "
         f"({script_location}, head {head}) {NOT_IN_TREE}. Deploy "
         f"from a checkout that has {revision} (that release or a later one); nothing was changed."
+    )
+
+
+def target_difference(
+    tree: Tree, script_location: Path, versions: list[str], contract_through: str | None
+) -> str | None:
+    """How a database's version rows differ from where a deploy with `contract_through` leaves the tree: the
+    plan's target, or a later revision of the tree (a contract revision that ran before the key was unset);
+    None when the next deploy would run nothing. The same plan the deploy makes (preview_step)."""
+    if len(versions) > 1:
+        return f"has several version rows ({', '.join(versions)}), where a tree of one line has one"
+    at = versions[0] if versions else None
+    revisions = [file.revision for file in revision_files(script_location)]
+    if at is not None and at not in revisions:
+        return (
+            f"is at revision {at}, which this checkout's {tree.key} tree (head {revisions[-1]}) {NOT_IN_TREE}: "
+            f"verify and deploy from a checkout that has {at}"
+        )
+    through = contract_through if tree.key in CONTRACT_TREES else None
+    plan = upgrade_plan(tree, script_location, at, through)
+    if not plan.pending:
+        return None
+    return (
+        f"is at {at or 'base'}, behind {plan.target}, where a deploy with {CONTRACT_KEY} "
+        f"{through or 'unset'} leaves it: {', '.join(plan.pending)} not applied; the next scripts/deploy applies them"
     )

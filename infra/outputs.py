@@ -24,6 +24,7 @@ class StackOutput(enum.StrEnum):
     STATEMENT_TIMEOUTS = "statement_timeouts_ms"
     OPEN_HANDOVERS = "open_login_handovers"
     MIGRATION_REVISIONS = "migration_revisions"
+    CONTRACT_THROUGH = "contract_through"
     CONNECTION_URLS = "connection_urls"
     STANDBY_CONNECTION_URLS = "standby_connection_urls"
     PASSWORD_ROTATIONS = "password_rotations"  # noqa: S105 (the rotation numbers, not a password)

@@ -269,6 +269,9 @@ def export_outputs(
         pulumi.Output.all(**handovers).apply(lambda open_: sorted(key for key, is_open in open_.items() if is_open)),
     )
     pulumi.export(StackOutput.MIGRATION_REVISIONS, {key.value: run.revision for key, run in migrations.items()})
+    # The headhunter-db:contractThrough this deploy ran the main tree with: verify expects its plan's target,
+    # the value the deploy used rather than one set since (none when unset).
+    pulumi.export(StackOutput.CONTRACT_THROUGH, settings.contract_through)
     urls: dict[str, pulumi.Output[str]] = {}
     for key, database in databases.items():
         urls[f"{key}_migrator"] = connection_url(

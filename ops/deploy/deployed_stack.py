@@ -45,6 +45,9 @@ class DeployedStack:
     """Per runtime or read-only role key: the URL of its login that is not handed out (model/rotation.py)."""
     legacy_roles: dict[str, str] = field(default_factory=dict)
     """Roles of an adopted deployment that the stack keeps (keep, nologin): not its own, but left as they are."""
+    contract_through: str | None = None
+    """headhunter-db:contractThrough as the last deploy ran the main tree (migrations.shared.phases); None:
+    unset, or a stack deployed before the output existed."""
 
     def lifecycle(self) -> LogLifecycle:
         if not self.log_lifecycle:
@@ -100,6 +103,7 @@ class DeployedStack:
             open_handovers=list(outputs.get(StackOutput.OPEN_HANDOVERS, [])),
             standby_connection_urls=dict(outputs.get(StackOutput.STANDBY_CONNECTION_URLS, {})),
             legacy_roles=dict(outputs.get(StackOutput.LEGACY_ROLES, {})),
+            contract_through=outputs.get(StackOutput.CONTRACT_THROUGH),
         )
 
 
