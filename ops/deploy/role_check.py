@@ -6,11 +6,12 @@ application does; writes happen in a transaction that is rolled back, so a check
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 
 Check = Callable[[psycopg.Connection], None]
 
@@ -39,12 +40,37 @@ def _read_logs(connection: psycopg.Connection) -> None:
     connection.execute("SELECT count(*) FROM llm_logs").fetchone()
 
 
+# The columns an INSERT must give a value: NOT NULL, with no default, neither identity nor generated.
+REQUIRED_COLUMNS = """
+SELECT attname FROM pg_attribute
+WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped
+  AND attnotnull AND NOT atthasdef AND attidentity = '' AND attgenerated = ''
+ORDER BY attnum
+"""
+
+
 def _write_invitation(connection: psycopg.Connection) -> None:
-    connection.execute(
-        "INSERT INTO user_invitations (email, token_hash, role, expires_at) "
-        "VALUES ('deploy-check@example.invalid', %s, 'viewer', now() + interval '1 hour')",
-        (hashlib.sha256(b"deploy-check").digest(),),
+    """An INSERT into user_invitations as the app, taken by PostgreSQL as far as the row's constraints.
+
+    Its columns are read from the catalog, not written here: an expand/contract revision renames,
+    drops and tightens the table's columns (docs/expand-contract.md), and the check must hold before
+    and after it. The row gives NULL to each column that needs a value, so PostgreSQL refuses it with
+    a constraint violation (class 23), which it reaches only once the login connected, the role had
+    INSERT on the table and those columns, and the row's defaults and BEFORE triggers ran: everything
+    the app needs to write. A missing privilege fails with its own error (42501), never class 23.
+    """
+    rows = connection.execute(REQUIRED_COLUMNS, ("user_invitations",)).fetchall()
+    columns = [sql.Identifier(row[0]) for row in rows]
+    statement = (
+        sql.SQL("INSERT INTO user_invitations ({}) VALUES ({})").format(
+            sql.SQL(", ").join(columns), sql.SQL(", ").join([sql.NULL] * len(columns))
+        )
+        if columns
+        else sql.SQL("INSERT INTO user_invitations DEFAULT VALUES")
     )
+    # The row reached its constraints: the write itself is allowed (run_checks rolls the transaction back).
+    with contextlib.suppress(psycopg.errors.IntegrityError):
+        connection.execute(statement)
 
 
 CHECKS = (
