@@ -199,23 +199,24 @@ def lock_wait(provisioned: ProvisionedDatabases, target: runner.Target, reader_s
     """The locking revision while a report holds ACCESS SHARE on the table for `reader_s` from its start."""
     window = LEAD_S + reader_s + lock_retry.MAX_PAUSE_S + 1.0 + TAIL_S
     main = provisioned.databases[DatabaseKey.MAIN]
+    enders: list[threading.Timer] = []
     with provisioned.server.connect(main, autocommit=False) as report:
 
         def migrate() -> str:
             report.execute("SET application_name = 'bench report'")
             report.execute("SELECT count(*) FROM user_invitations")
-            ender = threading.Timer(reader_s, report.rollback)
-            ender.start()
+            enders.append(threading.Timer(reader_s, report.rollback))
+            enders[0].start()
             try:
                 with as_before_this_change() if before else nullcontext():
                     runner.upgrade(target)
                 return "applied once the report ended"
             except lock_retry.LockRetriesExhaustedError:  # the old settings' outcome: one wait, then failure
                 return "gave up: lock timeout, not applied"
-            finally:
-                ender.join()
 
         event = during(provisioned, window, OLD_APP_INSERT, migrate)
+        for ender in enders:  # the event ends with the run, whether the report still reads or not
+            ender.join()
     with as_owner(provisioned) as owner:
         owner.execute("ALTER TABLE user_invitations DROP COLUMN IF EXISTS lock_bench_note")
         owner.execute("UPDATE alembic_version_main SET version_num = %s", (declared_head(default_location("main")),))
