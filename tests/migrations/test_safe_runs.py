@@ -26,7 +26,7 @@ from fixtures.cluster import ProvisionedDatabases, scalar
 from fixtures.fault_log import SeenFunction
 from fixtures.revisions import FAILING_REVISION, revision_file
 from migrations import runner
-from migrations.shared import lock_retry
+from migrations.shared import environment, lock_retry
 from migrations.shared.environment import LOCK_TIMEOUT
 from migrations.shared.run_lock import LockTimeoutError, tree_run_lock
 from migrations.shared.tree import LOGS, TREES
@@ -604,3 +604,42 @@ def test_a_revision_whose_reader_never_ends_fails_naming_the_holder_and_keeps_th
     with provisioned.server.connect(provisioned.databases[key]) as main:
         column = "SELECT count(*) FROM pg_attribute WHERE attrelid = 'user_invitations'::regclass AND attname = %s"
         assert scalar(main, column, ("waited_for_a_lock",)) == 0
+
+
+SLOW_STATEMENT = 'op.execute("SELECT pg_sleep(2)")'
+SLOW_REVISIONS = {
+    "in the revision's transaction": revision_file(
+        "logs_9997", "A slow statement under the revision's locks.", SLOW_STATEMENT
+    ),
+    "in an autocommit block": revision_file(
+        "logs_9997",
+        "A slow statement outside the revision's transaction, as a concurrent build runs.",
+        f"with op.get_context().autocommit_block():\n    {SLOW_STATEMENT}",
+    ),
+}
+
+
+@pytest.mark.parametrize("where", list(SLOW_REVISIONS))
+def test_a_statement_inside_a_revisions_transaction_gets_the_short_budget_and_one_outside_the_sessions(
+    provisioned: ProvisionedDatabases,
+    logs_target: runner.Target,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    """Inside the revision's transaction every lock is held to COMMIT: its statements are stopped at
+    REVISION_STATEMENT_TIMEOUT (10 s; 500 ms here, against a 2 s statement). Outside it (an autocommit
+    block: concurrent builds, VALIDATE, batched backfills) the session's 30 min apply."""
+    monkeypatch.setattr(environment, "REVISION_STATEMENT_TIMEOUT", "500ms")
+    runner.upgrade(logs_target)
+    head = runner.head_revision(logs_target.tree)
+    tree_copy = tmp_path / "logs"
+    shutil.copytree(REPO_ROOT / "migrations" / "logs", tree_copy)
+    (tree_copy / "versions" / "logs_9997_slow.py").write_text(SLOW_REVISIONS[where].replace("{down}", head))
+    slow = runner.Target(logs_target.tree, logs_target.url, logs_target.expected_database, tree_copy)
+    if where == "in an autocommit block":
+        assert runner.upgrade(slow).applied == ("logs_9997",)
+        return
+    with pytest.raises(Exception, match="canceling statement due to statement timeout"):
+        runner.upgrade(slow)
+    assert runner.current_revision(logs_target) == head
