@@ -104,11 +104,15 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
     ),
     "infra/step_errors.py": ((UNIT_ENGINE_ERRORS,), ("tests/integration/test_migration_step_engine.py",)),
     "infra/migration_preview.py": (
-        (UNIT_IMPORTS,),
+        (UNIT_IMPORTS, "tests/unit/test_target_difference.py"),
         ("tests/integration/test_converge.py", "tests/integration/test_migration_gate_deploy.py"),
     ),
     "infra/migration_step.py": (
-        (UNIT_IMPORTS, "tests/integration/test_migration_step_engine.py"),
+        (
+            UNIT_IMPORTS,
+            "tests/migrations/test_step_revision_read.py",
+            "tests/integration/test_migration_step_engine.py",
+        ),
         ("tests/integration/test_tls.py",),
     ),
     "infra/log_maintenance.py": ((UNIT_GRAPH,), ("tests/integration/test_migration_step_engine.py", DEV_STACK)),
@@ -218,7 +222,10 @@ STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
     "ops/deploy/driver.py": ((UNIT_ENGINE_ERRORS,), (DEV_STACK, "tests/integration/test_deploy.py")),
     "ops/deploy/recovery.py": (("tests/faults/test_killed_provisioning.py", "tests/faults/test_damaged_state.py"),),
     "ops/deploy/deploy_processes.py": (("tests/faults/test_recovery_bystanders.py",),),
-    "ops/deploy/role_check.py": (("tests/unit/test_hand_written_expectations.py",), (DEV_STACK,)),
+    "ops/deploy/role_check.py": (
+        ("tests/unit/test_hand_written_expectations.py", "tests/migrations/test_role_check.py"),
+        (DEV_STACK,),
+    ),
     "ops/deploy/state_backend.py": (
         ("tests/unit/test_state_backend.py",),
         ("tests/integration/test_shared_backend.py",),
