@@ -28,6 +28,7 @@ NOT_IN_TREE = "does not hold: the database was migrated from a newer checkout"
 
 # Why a step being created has every revision pending when its migrator cannot log in yet (said at the preview).
 NO_LOGIN_YET = "the migrator's login is not there yet: this deploy makes it, so every revision is pending"
+NOT_ANSWERING_YET = "the server does not answer yet: this deploy makes the database, so every revision is pending"
 
 
 # How a refusal of the gate reads, in the engine's error too (ops/deploy/driver.py).

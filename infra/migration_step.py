@@ -24,7 +24,7 @@ import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ResourceProvider, UpdateResult
 from pulumi.runtime import rpc
 
-from infra.migration_preview import NO_LOGIN_YET, DatabaseRevision, StepPreview, preview_step
+from infra.migration_preview import NO_LOGIN_YET, NOT_ANSWERING_YET, DatabaseRevision, StepPreview, preview_step
 from infra.server_login import ServerLogin, connect
 from infra.step_errors import MarkedStepError
 from migrations.shared.heads import declared_head, default_location
@@ -117,6 +117,10 @@ def database_revision(props: dict[str, Any], state_revision: str | None, creatin
         if creating and LOGIN_REFUSED.search(str(error)):
             return DatabaseRevision(None, NO_LOGIN_YET)
         reason = (str(error).strip().splitlines() or ["no message"])[-1]
+        if creating:
+            # A new stack's preview needs no server (the provider's creates do not connect either): the up
+            # makes the database, or fails on the server with its own message; the whole tree is judged.
+            return DatabaseRevision(None, f"{NOT_ANSWERING_YET} ({str(error).strip().splitlines()[0]})")
         raise RevisionUnreadableError(
             f"the {props['tree']} {REVISION_UNREADABLE} {props['database']!r} at "
             f"{props['host']}:{int(props['port'])} as {props['user']} (sslmode {props['sslmode']}): {reason}. The "

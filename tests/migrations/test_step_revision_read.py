@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fixtures.cluster import ProvisionedDatabases
-from infra.migration_preview import NO_LOGIN_YET
+from infra.migration_preview import NO_LOGIN_YET, NOT_ANSWERING_YET
 from infra.migration_step import RevisionUnreadableError, database_revision, step_preview
 from migrations.shared.heads import declared_head, default_location
 from migrations.shared.phases import revision_files
@@ -43,6 +43,19 @@ def test_a_step_being_created_before_its_migrator_exists_has_every_revision_pend
     every = tuple(file.revision for file in revision_files(default_location("main")))
     assert preview.plan.pending == every
     assert f"at base ({NO_LOGIN_YET}); to run: {', '.join(every)}" in preview.lines()[0]
+
+
+def test_a_step_being_created_on_a_server_that_does_not_answer_has_every_revision_pending(
+    provisioned: ProvisionedDatabases,
+) -> None:
+    """A new stack's plain `pulumi preview` needs no server (tests/integration/test_stack_files.py previews
+    the shipped prod and staging stacks, whose hosts are not there)."""
+    props = {**step_props(provisioned, NOT_YET_A_ROLE, "made-by-this-deploy"), "port": 1.0}  # nothing listens
+    read = database_revision(props, None, creating=True)
+    assert read.revision is None
+    assert read.read_from.startswith(f"{NOT_ANSWERING_YET} (") and "port 1 failed" in read.read_from
+    with pytest.raises(RevisionUnreadableError):
+        database_revision(props, "main_0001", creating=False)
 
 
 def test_an_existing_step_whose_login_is_refused_names_host_port_database_and_user(
