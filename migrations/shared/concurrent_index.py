@@ -72,8 +72,9 @@ def create_concurrently(indexes: tuple[ConcurrentIndex, ...]) -> None:
             for statement in _offline_statements(indexes, session_lock_timeout()):
                 op.execute(statement)
         return
-    restored = session_lock_timeout()
     with op.get_context().autocommit_block():
+        # Read inside the block: a query before it would open a transaction the block then has to end.
+        restored = session_lock_timeout()
         # One build process, no parallel workers: slower to finish, but it leaves the other cores
         # to the live writers, whose latency is what a log pipeline notices (see scripts/bench).
         op.execute("SET max_parallel_maintenance_workers = 0")
