@@ -40,10 +40,16 @@ class TreeSchema:
     """Every index, the version table's primary key included."""
 
 
-@cache
 def head_schema(tree: Tree, script_location: Path | None = None) -> TreeSchema:
+    return schema_at(tree, script_location, "head")
+
+
+@cache
+def schema_at(tree: Tree, script_location: Path | None, revision: str) -> TreeSchema:
+    """What the upgrade from base to `revision` leaves: a database whose contract revision waits for the
+    stack key is verified at the revision it is at, not at the head."""
     offline = runner.Target(tree, URL.create("postgresql+psycopg"), script_location=script_location)
-    return read_schema(runner.upgrade_sql(offline), tree.version_table)
+    return read_schema(runner.upgrade_sql(offline, revision), tree.version_table)
 
 
 def read_schema(script: str, version_table: str) -> TreeSchema:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import psycopg
-from psycopg import sql
 
-from fixtures.catalog import INDEXES, TABLES, misplaced_tables  # a partition is its table's
+from fixtures.catalog import INDEXES, TABLES, misplaced_tables, schema_of_its_revision, version_rows
 from infra.migration_preview import target_difference
-from migrations.schema import head_schema
 from migrations.shared.heads import copy_location, default_location
 from migrations.shared.tree import TREES
 from model.names import DatabaseKey
@@ -20,9 +18,7 @@ def names(connection: psycopg.Connection, query: str) -> set[str]:
 
 def test_tables(catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, database: DatabaseKey) -> None:
     actual = names(catalogs[database], TABLES)
-    expected = head_schema(TREES[database.value], copy_location(database.value)).tables | {
-        TREES[database.value].version_table
-    }
+    expected = schema_of_its_revision(catalogs[database], database).tables | {TREES[database.value].version_table}
     misplaced, missing = sorted(misplaced_tables(catalogs[database], database.value)), sorted(expected - actual)
     assert not misplaced, (
         f"tables that do not belong in {stack.database(database)}: {misplaced}; move their data to the right "
@@ -33,7 +29,7 @@ def test_tables(catalogs: dict[DatabaseKey, psycopg.Connection], stack: Deployed
 
 def test_indexes(catalogs: dict[DatabaseKey, psycopg.Connection], stack: DeployedStack, database: DatabaseKey) -> None:
     actual = names(catalogs[database], INDEXES)
-    expected = head_schema(TREES[database.value], copy_location(database.value)).indexes
+    expected = schema_of_its_revision(catalogs[database], database).indexes
     assert actual <= expected, f"indexes not in the model in {stack.database(database)}: {sorted(actual - expected)}"
     assert actual >= expected, (
         f"{stack.database(database)} lacks the indexes {sorted(expected - actual)}, which a deploy does not "
@@ -59,8 +55,7 @@ def test_the_tree_is_at_head(
     """At the head the stack lets it reach: its deploy's expand/contract target (a contract revision may wait
     for headhunter-db:contractThrough), never behind it, never at a revision the tree lacks."""
     tree = TREES[database.value]
-    query = sql.SQL("SELECT version_num FROM {}").format(sql.Identifier(tree.version_table))
-    versions = sorted(row[0] for row in catalogs[database].execute(query).fetchall())
+    versions = version_rows(catalogs[database], database)
     location = copy_location(tree.key) or default_location(tree.key)
     difference = target_difference(tree, location, versions, stack.contract_through)
     assert difference is None, f"{stack.database(database)} {difference} (stack {stack.stack})"
