@@ -22,7 +22,7 @@ from migrations.shared.tree import Tree
 if TYPE_CHECKING:
     from migrations.gate import Verdict
 
-# How the refusal of a revision the tree lacks reads, in the engine's error too (ops/deploy/driver.py).
+# How the refusal of a revision the tree lacks reads (its exit code comes from the marker, infra/step_errors.py).
 NOT_IN_TREE = "does not hold: the database was migrated from a newer checkout"
 
 
@@ -31,7 +31,7 @@ NO_LOGIN_YET = "the migrator's login is not there yet: this deploy makes it, so 
 NOT_ANSWERING_YET = "the server does not answer yet: this deploy makes the database, so every revision is pending"
 
 
-# How a refusal of the gate reads, in the engine's error too (ops/deploy/driver.py).
+# How a refusal of the gate reads (the exit code comes from its error's marker, infra/step_errors.py).
 REFUSED_BY_GATE = "the migration gate refused a pending revision, so nothing ran"
 
 

@@ -46,7 +46,7 @@ DATABASE_DOES_NOT_EXIST = re.compile(r'database "[^"]*" does not exist')
 LOGIN_REFUSED = re.compile(r'password authentication failed for user|role "[^"]*" does not exist')
 
 
-# How a preview that could not read the revision reads, in the engine's error too (ops/deploy/driver.py).
+# How a preview that could not read the revision reads (the exit code comes from its marker, infra/step_errors.py).
 REVISION_UNREADABLE = "migration step cannot read the revision of database"
 
 
