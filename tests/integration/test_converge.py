@@ -10,10 +10,8 @@ does not hold is refused by name, and nothing changes.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from psycopg import sql
 
 from fixtures import catalog
 from fixtures.cluster import ProvisionedDatabases
+from fixtures.contract_stack import contract_project
 from migrations import runner
 from migrations.shared.tree import LOGS, MAIN
 from model.names import DatabaseKey
@@ -33,15 +32,8 @@ DEPLOY_TIMEOUT_S = 300
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Iterator[dict[str, str]]:
-    (tmp_path / "Pulumi.yaml").write_text("name: contract-stack\nruntime: python\n")
-    (tmp_path / "state").mkdir()
-    yield dict(
-        os.environ,
-        HEADHUNTER_PROJECT_DIR=str(tmp_path),
-        PULUMI_BACKEND_URL=f"file://{tmp_path / 'state'}",
-        PULUMI_CONFIG_PASSPHRASE="test-only",
-    )
+def project(tmp_path: Path) -> dict[str, str]:
+    return contract_project(tmp_path)
 
 
 def deploy(provisioned: ProvisionedDatabases, env: dict[str, str]) -> tuple[int, str]:

@@ -21,6 +21,7 @@ import psycopg
 import pytest
 
 from fixtures.cluster import ProvisionedDatabases, scalar
+from fixtures.contract_stack import contract_project
 from fixtures.fault_log import SeenFunction
 from migrations import runner
 from migrations.shared.tree import LOGS, TREES
@@ -33,15 +34,8 @@ pytestmark = pytest.mark.engine
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Iterator[dict[str, str]]:
-    (tmp_path / "Pulumi.yaml").write_text("name: contract-stack\nruntime: python\n")
-    (tmp_path / "state").mkdir()
-    yield dict(
-        os.environ,
-        HEADHUNTER_PROJECT_DIR=str(tmp_path),
-        PULUMI_BACKEND_URL=f"file://{tmp_path / 'state'}",
-        PULUMI_CONFIG_PASSPHRASE="test-only",
-    )
+def project(tmp_path: Path) -> dict[str, str]:
+    return contract_project(tmp_path)
 
 
 def start_deploy(provisioned: ProvisionedDatabases, env: dict[str, str]) -> subprocess.Popen[str]:
